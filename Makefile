@@ -1,0 +1,42 @@
+# The two README commands: `make demo` and `make test`.
+# Both bootstrap .venv on a machine that has only Python 3.11+ and make.
+PYTHON ?= python3
+VENV ?= .venv
+# The CPU build of torch is installed first so that the package's open torch
+# range does not pull a multi-GB CUDA build. Override: make test TORCH_SPEC=torch
+TORCH_SPEC ?= torch==2.13.0
+EXTRAS ?= test
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(EXTRAS)
+export OMP_NUM_THREADS ?= 1
+
+.PHONY: install test demo lint format bench clean
+
+$(STAMP): pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	OMP_NUM_THREADS=2 $(BIN)/rfcnn demo $(DEMO_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP)
+	for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache rfcnn-demo-report

@@ -1,0 +1,108 @@
+"""Test support: tiny estimator configurations, expected check failures, audio.
+
+One table, as scikit-learn's ``instance_generator.py``: every public estimator
+gets a tiny CPU configuration for ``tests/test_common.py`` and, where a common
+check cannot hold, an entry in :data:`EXPECTED_FAILED_CHECKS` with its reason.
+"""
+
+import numpy as np
+import soundfile as sf
+
+__all__ = [
+    "EXPECTED_FAILED_CHECKS",
+    "TINY_PARAMS",
+    "make_tone",
+    "write_tones",
+]
+
+#: Constructor keyword arguments that keep each estimator tiny and fast on CPU.
+TINY_PARAMS = {
+    "AudioLoader": {},
+    "MelSpectrogram": {"n_fft": 64, "hop_length": 16, "n_mels": 8, "sr": 8000},
+    "BandStandardizer": {},
+    "RFCNNClassifier": {
+        "width": 4,
+        "rho": 2,
+        "max_epochs": 3,
+        "batch_size": 16,
+        "lr": 1e-2,
+        "verbose": 0,
+        "device": "cpu",
+        "random_state": 0,
+    },
+    "RFCNNEmbedder": {
+        "width": 4,
+        "rho": 2,
+        "max_epochs": 3,
+        "batch_size": 16,
+        "lr": 1e-2,
+        "verbose": 0,
+        "device": "cpu",
+        "random_state": 0,
+    },
+    "RFOptunaSearchCV": {},
+}
+
+#: ``{estimator name: {check name: reason}}``; every entry must say why.
+EXPECTED_FAILED_CHECKS = {}
+
+
+def make_tone(freq, duration=0.5, sr=8000, amplitude=0.5, phase=0.0):
+    """A float32 sine tone.
+
+    Parameters
+    ----------
+    freq : float > 0
+        Frequency in Hz.
+    duration : float > 0, default=0.5
+        Length in seconds.
+    sr : int > 0, default=8000
+        Sampling rate.
+    amplitude : float, default=0.5
+        Peak amplitude.
+    phase : float, default=0.0
+        Initial phase in radians.
+
+    Returns
+    -------
+    y : np.ndarray [shape=(round(duration * sr),)], dtype float32
+
+    Examples
+    --------
+    >>> make_tone(440.0, duration=0.01, sr=8000).shape
+    (80,)
+    """
+    t = np.arange(round(duration * sr)) / sr
+    return (amplitude * np.sin(2 * np.pi * freq * t + phase)).astype(np.float32)
+
+
+def write_tones(directory, freqs, duration=0.5, sr=8000, fmt="wav", channels=1):
+    """Write one tone per frequency to ``directory`` and return the paths.
+
+    Parameters
+    ----------
+    directory : path-like
+        Existing folder to write into.
+    freqs : sequence of float
+        One file per frequency.
+    duration, sr : see :func:`make_tone`.
+    fmt : {"wav", "flac", "ogg", "mp3"}, default="wav"
+        File format (through soundfile).
+    channels : int, default=1
+        Written channels; extra channels carry the same tone at half amplitude.
+
+    Returns
+    -------
+    paths : list of str
+    """
+    import os
+
+    paths = []
+    for i, f in enumerate(freqs):
+        y = make_tone(f, duration=duration, sr=sr)
+        if channels > 1:
+            y = np.stack([y] + [0.5 * y] * (channels - 1), axis=1)
+        path = os.path.join(os.fspath(directory), f"tone_{i:03d}_{int(f)}.{fmt}")
+        sf.write(path, y, sr)
+        paths.append(path)
+    return paths
