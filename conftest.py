@@ -4,7 +4,10 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import pytest  # noqa: E402
+import pytest
+
+# Modules that must not be imported by --doctest-modules (they run on import).
+collect_ignore = ["sklearn_rfcnn/__main__.py", "setup.py", "docs", "benchmarks"]
 
 
 def _torch_one_thread():

@@ -40,7 +40,7 @@ def build_parser():
         "--version", action="version", version=f"sklearn-rfcnn {__version__}"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module_name in SUBCOMMANDS:
+    for _name, module_name in SUBCOMMANDS:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
