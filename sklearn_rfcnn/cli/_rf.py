@@ -1,0 +1,99 @@
+"""``rfcnn rf``: print the receptive field of a configuration in px, s and Hz.
+
+For ``--arch cp_resnet`` (the default) the RF comes from the pure arithmetic
+in :mod:`sklearn_rfcnn.receptive_field`, so no network is built and torch is
+not imported; other architectures are built (tiny width) and asked for their
+``rf_layers()``.
+"""
+
+from sklearn_rfcnn.receptive_field import (
+    cp_resnet_layers,
+    describe_receptive_field,
+    receptive_field,
+)
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers):
+    """Register the ``rf`` subcommand on an argparse ``subparsers`` object."""
+    p = subparsers.add_parser(
+        "rf",
+        help="print the receptive field of a configuration in pixels, seconds, Hz",
+        description="Print the exact maximum receptive field of a network "
+        "configuration in spectrogram pixels, frames/seconds and mel bins/Hz.",
+    )
+    p.add_argument(
+        "--arch",
+        default="cp_resnet",
+        help="registered model name (default: cp_resnet; see sklearn_rfcnn.models)",
+    )
+    p.add_argument("--rho", type=int, default=None, help="CP-ResNet rho (default: 5)")
+    p.add_argument("--rho-f", type=int, default=None, help="rho along frequency")
+    p.add_argument("--rho-t", type=int, default=None, help="rho along time")
+    p.add_argument(
+        "--depth", type=int, default=26, help="CP-ResNet depth, 6n+2 (default: 26)"
+    )
+    p.add_argument("--sr", type=float, default=22050, help="sampling rate in Hz")
+    p.add_argument("--hop-length", type=int, default=512, help="STFT hop in samples")
+    p.add_argument("--n-mels", type=int, default=256, help="number of mel bands")
+    p.add_argument("--fmin", type=float, default=0.0, help="lowest mel edge, Hz")
+    p.add_argument(
+        "--fmax", type=float, default=None, help="highest mel edge, Hz (default sr/2)"
+    )
+    p.set_defaults(run=run)
+    return p
+
+
+def _rf_of(args):
+    if args.arch == "cp_resnet":
+        rho = 5 if args.rho is None else args.rho
+        return receptive_field(
+            cp_resnet_layers(rho, args.rho_f, args.rho_t, args.depth)
+        )
+    from sklearn_rfcnn.exceptions import ParameterError
+    from sklearn_rfcnn.models import create_model
+
+    cp_only = [
+        f"--{name.replace('_', '-')}"
+        for name, default in (
+            ("rho", None),
+            ("rho_f", None),
+            ("rho_t", None),
+            ("depth", 26),
+        )
+        if getattr(args, name) != default
+    ]
+    if cp_only:
+        raise ParameterError(
+            f"{', '.join(cp_only)} {'applies' if len(cp_only) == 1 else 'apply'} "
+            f"only to --arch cp_resnet, not "
+            f"--arch {args.arch}; drop them."
+        )
+    return receptive_field(create_model(args.arch, width=1))
+
+
+def run(args):
+    """Print the description; library errors propagate to the CLI's one-line handler."""
+    rf = _rf_of(args)
+    sr = int(args.sr) if float(args.sr).is_integer() else args.sr
+    desc = describe_receptive_field(
+        rf,
+        sr=sr,
+        hop_length=args.hop_length,
+        n_mels=args.n_mels,
+        fmin=args.fmin,
+        fmax=args.fmax,
+    )
+    if args.arch == "cp_resnet":
+        base = 5 if args.rho is None else args.rho
+        if args.rho_f is None and args.rho_t is None:
+            rho = f"rho={base}"
+        else:
+            rf_, rt = (base if v is None else v for v in (args.rho_f, args.rho_t))
+            rho = f"rho_f={rf_}, rho_t={rt}"
+        print(f"cp_resnet ({rho}, depth={args.depth})")
+    else:
+        print(args.arch)
+    print(desc)
+    return 0

@@ -1,0 +1,306 @@
+"""Building blocks shared by the networks.
+
+Pooling that tolerates tiny inputs, the frequency coordinate channel, the
+Shake-Shake autograd function, a probe switch for RF measurements, and the
+conversion of torch layers to :class:`~sklearn_rfcnn.receptive_field.LayerSpec`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sklearn_rfcnn.exceptions import ParameterError
+from sklearn_rfcnn.receptive_field import LayerSpec
+
+__all__ = [
+    "BatchNorm2d",
+    "ShakeShake",
+    "TinySafeMaxPool2d",
+    "check_model_int",
+    "conv_spec",
+    "frequency_coordinates",
+    "pad_to_min_size",
+    "pool_spec",
+    "probe_pooling",
+    "same_padding",
+    "shake_shake",
+]
+
+
+def check_model_int(name: str, value, minimum: int = 1) -> int:
+    """Validate an integer constructor argument (``name=value must be ...``).
+
+    Examples
+    --------
+    >>> check_model_int("width", 8)
+    8
+    >>> check_model_int("width", 0)
+    Traceback (most recent call last):
+    ...
+    sklearn_rfcnn.exceptions.ParameterError: width=0 must be an integer >= 1.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        try:
+            import numpy as np
+
+            ok = isinstance(value, np.integer)
+        except ImportError:  # pragma: no cover
+            ok = False
+        if not ok:
+            raise ParameterError(
+                f"{name}={value!r} must be an integer >= {minimum}, "
+                f"got {type(value).__name__}."
+            )
+    if value < minimum:
+        raise ParameterError(f"{name}={value!r} must be an integer >= {minimum}.")
+    return int(value)
+
+
+def same_padding(kernel_size: tuple[int, int]) -> tuple[int, int]:
+    """CP-ResNet padding rule, ``k // 3`` per axis (3 -> 1, 1 -> 0).
+
+    Examples
+    --------
+    >>> same_padding((3, 1))
+    (1, 0)
+    """
+    return tuple(k // 3 for k in kernel_size)
+
+
+def pad_to_min_size(x: torch.Tensor, min_size: tuple[int, int]) -> torch.Tensor:
+    """Edge-replicate the last two axes of ``x`` up to ``min_size`` if smaller.
+
+    Tensors that are already large enough are returned unchanged (same
+    object), so normal-sized inputs take exactly the reference path.
+
+    Parameters
+    ----------
+    x : torch.Tensor [shape=(B, C, F, T)]
+    min_size : (int, int)
+        Minimum ``(F, T)``.
+
+    Returns
+    -------
+    x : torch.Tensor [shape=(B, C, max(F, min_f), max(T, min_t))]
+
+    Examples
+    --------
+    >>> pad_to_min_size(torch.arange(2.0).view(1, 1, 1, 2), (2, 3)).tolist()
+    [[[[0.0, 1.0, 1.0], [0.0, 1.0, 1.0]]]]
+    """
+    pf = max(0, min_size[0] - x.shape[-2])
+    pt = max(0, min_size[1] - x.shape[-1])
+    if not (pf or pt):
+        return x
+    # replicate padding needs every padded axis to be at least 1 (always true
+    # here) and pads (left, right, top, bottom): put the extra at the end.
+    return F.pad(x, (0, pt, 0, pf), mode="replicate")
+
+
+class BatchNorm2d(nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` that tolerates one value per channel in training.
+
+    A training batch with a single value per channel (batch size 1 on a 1x1
+    map, e.g. the last mini-batch of a tiny input) has no variance, and
+    ``nn.BatchNorm2d`` raises.  Here such a batch is normalised with the
+    running statistics instead (as in eval mode) and leaves them unchanged;
+    every other batch behaves exactly like ``nn.BatchNorm2d``.
+
+    Examples
+    --------
+    >>> bn = BatchNorm2d(3).train()
+    >>> bn(torch.ones(1, 3, 1, 1)).shape
+    torch.Size([1, 3, 1, 1])
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.numel() <= x.shape[1]:
+            return F.batch_norm(
+                x,
+                self.running_mean,
+                self.running_var,
+                self.weight,
+                self.bias,
+                False,
+                0.0,
+                self.eps,
+            )
+        return super().forward(x)
+
+
+class TinySafeMaxPool2d(nn.Module):
+    """Max-pool that never fails on an axis shorter than its window.
+
+    An axis for which ``size + 2 * padding`` is smaller than the window is
+    edge-replicated up to the window first (for a 2x2 pool this equals
+    ``ceil_mode`` pooling there); larger inputs are pooled exactly like
+    ``nn.MaxPool2d(kernel_size, stride, padding)``.  Inside
+    :func:`probe_pooling` it average-pools instead, so that every position of
+    each window receives gradient.
+
+    Parameters
+    ----------
+    kernel_size : int >= 1, default=2
+    stride : int >= 1 or None, default=None
+        None means ``kernel_size``.
+    padding : int >= 0, default=0
+
+    Examples
+    --------
+    >>> TinySafeMaxPool2d()(torch.ones(1, 1, 1, 5)).shape
+    torch.Size([1, 1, 1, 2])
+    """
+
+    def __init__(
+        self, kernel_size: int = 2, stride: int | None = None, padding: int = 0
+    ) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = stride or kernel_size
+        self.padding = padding
+        self.probe = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        need = self.kernel_size - 2 * self.padding
+        x = pad_to_min_size(x, (need, need))
+        if self.probe:
+            return F.avg_pool2d(
+                x, self.kernel_size, self.stride, self.padding, count_include_pad=False
+            )
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+    def extra_repr(self) -> str:
+        return (
+            f"kernel_size={self.kernel_size}, stride={self.stride}, "
+            f"padding={self.padding}"
+        )
+
+
+@contextlib.contextmanager
+def probe_pooling(model: nn.Module):
+    """Temporarily turn every tiny-safe max-pool of ``model`` into an average pool.
+
+    Used to measure the receptive field empirically: with max-pooling only
+    one position per window receives gradient, with average pooling all do,
+    so the non-zero input-gradient footprint of one output unit equals the
+    analytic RF.
+
+    Examples
+    --------
+    >>> pool = TinySafeMaxPool2d()
+    >>> with probe_pooling(pool):
+    ...     pool(torch.tensor([[[[0.0, 2.0]]]])).item()
+    1.0
+    """
+    pools = [m for m in model.modules() if isinstance(m, TinySafeMaxPool2d)]
+    old = [p.probe for p in pools]
+    try:
+        for p in pools:
+            p.probe = True
+        yield model
+    finally:
+        for p, o in zip(pools, old):
+            p.probe = o
+
+
+def frequency_coordinates(x: torch.Tensor) -> torch.Tensor:
+    """The frequency-aware coordinate channel for a feature map ``x``.
+
+    Holds ``2 i / F - 1`` for row ``i`` of the ``F`` rows, constant along
+    time; same dtype, device and memory format as ``x``.
+
+    Parameters
+    ----------
+    x : torch.Tensor [shape=(B, C, F, T)]
+
+    Returns
+    -------
+    coords : torch.Tensor [shape=(B, 1, F, T)]
+
+    Examples
+    --------
+    >>> frequency_coordinates(torch.zeros(1, 3, 4, 2))[0, 0, :, 0].tolist()
+    [-1.0, -0.5, 0.0, 0.5]
+    """
+    b, _, f, t = x.shape
+    col = torch.arange(f, device=x.device, dtype=torch.float32).mul_(2.0 / f).sub_(1.0)
+    coords = col.to(x.dtype).view(1, 1, f, 1).expand(b, 1, f, t)
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        return coords.contiguous(memory_format=torch.channels_last)
+    return coords
+
+
+class ShakeShake(torch.autograd.Function):
+    """Shake-Shake mixing: forward weight ``alpha``, backward weight ``beta``.
+
+    ``forward(b1, b2, alpha, beta) = alpha * b1 + (1 - alpha) * b2``; the
+    backward pass sends ``beta * grad`` to ``b1`` and ``(1 - beta) * grad``
+    to ``b2`` (Gastaldi 2017, "Shake-Shake" forward/backward).
+
+    Examples
+    --------
+    >>> b1 = torch.ones(2, 1, requires_grad=True)
+    >>> b2 = torch.zeros(2, 1, requires_grad=True)
+    >>> a, b = torch.tensor([[0.2], [0.9]]), torch.tensor([[0.7], [0.1]])
+    >>> ShakeShake.apply(b1, b2, a, b).sum().backward()
+    >>> b1.grad.flatten().tolist()
+    [0.699999988079071, 0.10000000149011612]
+    """
+
+    @staticmethod
+    def forward(ctx, b1, b2, alpha, beta):
+        ctx.save_for_backward(beta)
+        return alpha * b1 + (1.0 - alpha) * b2
+
+    @staticmethod
+    def backward(ctx, grad):
+        (beta,) = ctx.saved_tensors
+        return beta * grad, (1.0 - beta) * grad, None, None
+
+
+def shake_shake(b1: torch.Tensor, b2: torch.Tensor, training: bool) -> torch.Tensor:
+    """Mix two residual branches: random per sample when training, halves in eval.
+
+    ``alpha`` and ``beta`` are drawn per sample from U(0, 1) with torch's
+    global RNG (seed it with ``torch.random.fork_rng`` + ``manual_seed``),
+    broadcast over channels, frequency and time.
+
+    Examples
+    --------
+    >>> shake_shake(torch.ones(1, 2), torch.zeros(1, 2), training=False).tolist()
+    [[0.5, 0.5]]
+    """
+    if not training:
+        return 0.5 * (b1 + b2)
+    shape = (b1.shape[0],) + (1,) * (b1.dim() - 1)
+    alpha = torch.rand(shape, device=b1.device, dtype=torch.float32).to(b1.dtype)
+    beta = torch.rand(shape, device=b1.device, dtype=torch.float32).to(b1.dtype)
+    return ShakeShake.apply(b1, b2, alpha, beta)
+
+
+def conv_spec(conv: nn.Conv2d, name: str = "") -> LayerSpec:
+    """A :class:`LayerSpec` from a ``Conv2d`` (kernel, stride, dilation).
+
+    Examples
+    --------
+    >>> conv_spec(nn.Conv2d(1, 1, (3, 1), stride=2)).kernel_size
+    (3, 1)
+    """
+    return LayerSpec(conv.kernel_size, conv.stride, conv.dilation, "conv", name)
+
+
+def pool_spec(pool: nn.Module, name: str = "") -> LayerSpec:
+    """A :class:`LayerSpec` from a pooling layer.
+
+    Examples
+    --------
+    >>> pool_spec(TinySafeMaxPool2d(2)).stride
+    (2, 2)
+    """
+    k = pool.kernel_size
+    s = getattr(pool, "stride", None) or k
+    return LayerSpec(k, s, 1, "pool", name)

@@ -1,0 +1,841 @@
+"""Receptive-field arithmetic: the rho kernel rule, the exact RF recursion, units.
+
+Pure Python (numpy is imported lazily for the mel scale); this module never
+imports torch or scikit-learn, so the RF of a configuration can be computed,
+searched over and printed without building a network.
+
+The receptive field (RF) of a convolutional network along one axis follows the
+standard exact recursion over its longest path of layers
+(Koutini et al., EUSIPCO 2019): with jump :math:`j_0 = 1` and :math:`r_0 = 1`,
+
+.. math::
+
+    r_n = r_{n-1} + (d_n (k_n - 1)) \\, j_{n-1}, \\qquad j_n = j_{n-1} s_n
+
+where :math:`k_n`, :math:`s_n`, :math:`d_n` are kernel size, stride and
+dilation of layer *n*; pooling layers count as layers (a 2x2 max-pool is
+``k = 2, s = 2``) and padding does not change the RF.
+
+Examples
+--------
+>>> from sklearn_rfcnn.receptive_field import receptive_field, cp_resnet_layers
+>>> receptive_field(cp_resnet_layers(rho=5))
+RF(freq=87, time=87)
+>>> receptive_field(cp_resnet_layers(rho_f=2, rho_t=7))
+RF(freq=39, time=135)
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from sklearn_rfcnn.exceptions import ParameterError
+
+__all__ = [
+    "RF",
+    "LayerSpec",
+    "RFDescription",
+    "block_kernels",
+    "cp_resnet_layers",
+    "describe_pipeline",
+    "describe_receptive_field",
+    "hz_to_mel",
+    "kernel_schedule",
+    "max_rho",
+    "mel_frequencies",
+    "mel_to_hz",
+    "pool_positions",
+    "receptive_field",
+    "receptive_field_trace",
+]
+
+
+# --------------------------------------------------------------------------- #
+# Validation helpers
+# --------------------------------------------------------------------------- #
+def _check_int(name, value, *, minimum=None, maximum=None, hint=""):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ParameterError(
+            f"{name}={value!r} must be an integer, got {type(value).__name__}.{hint}"
+        )
+    value = int(value)
+    if (minimum is not None and value < minimum) or (
+        maximum is not None and value > maximum
+    ):
+        lo = "-inf" if minimum is None else minimum
+        hi = "inf" if maximum is None else maximum
+        raise ParameterError(
+            f"{name}={value} is out of range: it must lie in [{lo}, {hi}].{hint}"
+        )
+    return value
+
+
+def _check_depth(depth):
+    depth = _check_int(
+        "depth",
+        depth,
+        minimum=8,
+        hint=" CP-ResNet depth has the form 6*n + 2 (8, 14, 20, 26, ...), "
+        "n blocks per stage; the paper uses depth=26.",
+    )
+    if (depth - 2) % 6:
+        raise ParameterError(
+            f"depth={depth} must have the form 6*n + 2 (n BasicBlocks per stage), "
+            f"e.g. {6 * max(1, (depth - 2) // 6) + 2} or "
+            f"{6 * ((depth - 2) // 6 + 1) + 2}; the paper uses depth=26."
+        )
+    return depth
+
+
+def max_rho(depth: int = 26) -> int:
+    """Largest meaningful rho for a CP-ResNet of the given depth.
+
+    Parameters
+    ----------
+    depth : int >= 8, of the form 6*n + 2
+        Network depth; ``(depth - 2) / 6`` BasicBlocks per stage.
+
+    Returns
+    -------
+    rho_max : int
+        ``2 * n_blocks - 2`` where ``n_blocks = 3 * (depth - 2) / 6``: at this
+        value every block convolution except the second one is 3x3.
+
+    Examples
+    --------
+    >>> max_rho(26), max_rho(8), max_rho(14)
+    (22, 4, 10)
+    """
+    depth = _check_depth(depth)
+    return 2 * (3 * (depth - 2) // 6) - 2
+
+
+def _check_rho(name, rho, depth):
+    hi = max_rho(depth)
+    return _check_int(
+        name,
+        rho,
+        minimum=0,
+        maximum=hi,
+        hint=f" For depth={depth}, rho ranges over 0..{hi} (the paper uses 5-7).",
+    )
+
+
+# --------------------------------------------------------------------------- #
+# The rho rule
+# --------------------------------------------------------------------------- #
+def _conv_kernel(n: int, rho: int) -> int:
+    # Block convolutions numbered 1..2*n_blocks in forward order.
+    if n == 1:
+        return 3
+    if n == 2:
+        return 1
+    return 3 if (n - 2) <= rho else 1
+
+
+def kernel_schedule(rho: int, depth: int = 26) -> list[tuple[int, int]]:
+    """Kernel sizes of every BasicBlock of a CP-ResNet for a given rho.
+
+    Number the ``2 * n_blocks`` block convolutions in forward order from 1.
+    Conv 1 is 3x3, conv 2 is 1x1, and conv *n* (n >= 3) is 3x3 when
+    ``n - 2 <= rho`` and 1x1 otherwise: the first rho convolutions after the
+    first block are 3x3, every later one is 1x1 (Koutini et al. 2020, §1.2 of
+    the method notes).
+
+    Parameters
+    ----------
+    rho : int, 0 <= rho <= max_rho(depth)
+        The receptive-field knob (22 for ``depth=26``).
+    depth : int >= 8, of the form 6*n + 2
+        ``(depth - 2) / 6`` BasicBlocks per stage, three stages.
+
+    Returns
+    -------
+    schedule : list of (int, int) [shape=(3 * (depth - 2) / 6,)]
+        ``(k1, k2)``: kernel sizes of conv1 and conv2 of each block, in order
+        (stage 1 block 1 first).
+
+    Raises
+    ------
+    ParameterError
+        If ``depth`` is not of the form 6*n + 2 or ``rho`` is out of range.
+
+    See Also
+    --------
+    block_kernels : per-axis kernels for separate ``rho_f`` / ``rho_t``.
+
+    Examples
+    --------
+    >>> kernel_schedule(5)[:4]
+    [(3, 1), (3, 3), (3, 3), (3, 1)]
+    >>> kernel_schedule(7)[4:6]
+    [(3, 1), (1, 1)]
+    >>> kernel_schedule(0, depth=8)
+    [(3, 1), (1, 1), (1, 1)]
+    """
+    depth = _check_depth(depth)
+    rho = _check_rho("rho", rho, depth)
+    n_blocks = 3 * (depth - 2) // 6
+    return [
+        (_conv_kernel(2 * b + 1, rho), _conv_kernel(2 * b + 2, rho))
+        for b in range(n_blocks)
+    ]
+
+
+def block_kernels(
+    rho: int = 5,
+    rho_f: int | None = None,
+    rho_t: int | None = None,
+    depth: int = 26,
+) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """Per-axis kernel sizes of every block, for separate frequency/time rho.
+
+    The rho rule is applied to each axis on its own: conv *n* gets kernel
+    ``(kf, kt)`` with ``kf`` from :func:`kernel_schedule` at ``rho_f`` and
+    ``kt`` at ``rho_t`` (method notes §1.5).
+
+    Parameters
+    ----------
+    rho : int, 0 <= rho <= max_rho(depth)
+        Shared rho, used for an axis whose own value is None.
+    rho_f, rho_t : int or None
+        rho along frequency (rows) and time (columns); None means ``rho``.
+    depth : int >= 8, of the form 6*n + 2
+
+    Returns
+    -------
+    kernels : list of ((int, int), (int, int)) [shape=(n_blocks,)]
+        ``((kf1, kt1), (kf2, kt2))``: conv1 and conv2 kernel of each block.
+
+    Examples
+    --------
+    >>> block_kernels(rho_f=0, rho_t=2)[:2]
+    [((3, 3), (1, 1)), ((1, 3), (1, 3))]
+    """
+    depth = _check_depth(depth)
+    rho = _check_rho("rho", rho, depth)
+    rf_f = kernel_schedule(
+        rho if rho_f is None else _check_rho("rho_f", rho_f, depth), depth
+    )
+    rf_t = kernel_schedule(
+        rho if rho_t is None else _check_rho("rho_t", rho_t, depth), depth
+    )
+    return [((f1, t1), (f2, t2)) for (f1, f2), (t1, t2) in zip(rf_f, rf_t)]
+
+
+def pool_positions(depth: int = 26) -> tuple[int, ...]:
+    """Blocks of stage 1 (1-based) that are followed by a 2x2 max-pool.
+
+    The reference network (depth 26, four blocks per stage) pools after
+    blocks 1, 2 and 4 of stage 1.  For other depths the three pools keep
+    their positions where those blocks exist and otherwise move to the last
+    block of stage 1, so the total downsampling is always 16.
+
+    Parameters
+    ----------
+    depth : int >= 8, of the form 6*n + 2
+
+    Returns
+    -------
+    positions : tuple of int [shape=(3,)]
+        Block index after which each pool sits (a position may repeat).
+
+    Examples
+    --------
+    >>> pool_positions(26), pool_positions(44), pool_positions(14), pool_positions(8)
+    ((1, 2, 4), (1, 2, 4), (1, 2, 2), (1, 1, 1))
+    """
+    depth = _check_depth(depth)
+    n = (depth - 2) // 6
+    return tuple(min(p, n) for p in (1, 2, 4))
+
+
+# --------------------------------------------------------------------------- #
+# Layer specs and the RF recursion
+# --------------------------------------------------------------------------- #
+def _pair(name, value):
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = (int(value), int(value))
+    try:
+        a, b = value
+        a, b = int(a), int(b)
+    except (TypeError, ValueError):
+        raise ParameterError(
+            f"{name}={value!r} must be a positive int or a pair (freq, time) of them."
+        ) from None
+    if a < 1 or b < 1:
+        raise ParameterError(f"{name}={value!r} must be >= 1 on both axes.")
+    return (a, b)
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One layer of a network's longest path, as the RF recursion sees it.
+
+    Parameters
+    ----------
+    kernel_size : int >= 1 or (int, int)
+        Kernel (window) size; a single int is used on both axes, a pair is
+        ``(freq, time)``.
+    stride : int >= 1 or (int, int), default=1
+    dilation : int >= 1 or (int, int), default=1
+    kind : str, default="conv"
+        ``"conv"`` or ``"pool"``; informational, the arithmetic is the same.
+    name : str, default=""
+        Where the layer sits (e.g. ``"stage1.block2.conv1"``).
+
+    Examples
+    --------
+    >>> LayerSpec(3)
+    LayerSpec(kernel_size=(3, 3), stride=(1, 1), dilation=(1, 1), kind='conv', name='')
+    >>> LayerSpec((3, 1), stride=2, kind="pool").effective_kernel
+    (3, 1)
+    >>> LayerSpec(3, dilation=2).effective_kernel
+    (5, 5)
+    """
+
+    kernel_size: tuple[int, int]
+    stride: tuple[int, int] = (1, 1)
+    dilation: tuple[int, int] = (1, 1)
+    kind: str = "conv"
+    name: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "kernel_size", _pair("kernel_size", self.kernel_size))
+        object.__setattr__(self, "stride", _pair("stride", self.stride))
+        object.__setattr__(self, "dilation", _pair("dilation", self.dilation))
+
+    @property
+    def effective_kernel(self) -> tuple[int, int]:
+        """Kernel size after dilation, ``d * (k - 1) + 1`` per axis."""
+        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel_size, self.dilation))
+
+
+class RF(NamedTuple):
+    """A receptive field in input pixels: ``freq`` rows by ``time`` columns.
+
+    Examples
+    --------
+    >>> rf = RF(87, 135)
+    >>> rf.freq, rf.time
+    (87, 135)
+    """
+
+    freq: int
+    time: int
+
+
+def _as_layers(model_or_layers):
+    obj = model_or_layers
+    for attr in ("rf_layers", "receptive_field_layers"):
+        method = getattr(obj, attr, None)
+        if callable(method):
+            obj = method()
+            break
+    try:
+        layers = list(obj)
+    except TypeError:
+        raise ParameterError(
+            f"model_or_layers={type(model_or_layers).__name__} is neither a sequence "
+            "of LayerSpec nor an object with an rf_layers() method; pass e.g. "
+            "cp_resnet_layers(rho=5) or a network from sklearn_rfcnn.models."
+        ) from None
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, LayerSpec):
+            raise ParameterError(
+                f"layer {i} is a {type(layer).__name__}, expected a LayerSpec; build "
+                "layers as LayerSpec(kernel_size, stride, dilation)."
+            )
+    return layers
+
+
+def receptive_field_trace(model_or_layers) -> list[tuple[LayerSpec, RF, RF]]:
+    """The RF recursion layer by layer: ``(layer, rf_after, jump_after)``.
+
+    Parameters
+    ----------
+    model_or_layers : sequence of LayerSpec, or object with ``rf_layers()``
+
+    Returns
+    -------
+    trace : list of (LayerSpec, RF, RF)
+        The receptive field and the jump (cumulative stride) after each layer.
+
+    Examples
+    --------
+    >>> layers = [LayerSpec(5, stride=2), LayerSpec(3), LayerSpec(2, 2, kind="pool")]
+    >>> [(rf.time, jump.time) for _, rf, jump in receptive_field_trace(layers)]
+    [(5, 2), (9, 2), (11, 4)]
+    """
+    rf, jump = [1, 1], [1, 1]
+    out = []
+    for layer in _as_layers(model_or_layers):
+        for a in range(2):
+            rf[a] += (layer.effective_kernel[a] - 1) * jump[a]
+            jump[a] *= layer.stride[a]
+        out.append((layer, RF(*rf), RF(*jump)))
+    return out
+
+
+def receptive_field(model_or_layers) -> RF:
+    """Exact maximum receptive field, per axis, in input pixels.
+
+    Applies the recursion ``r_n = r_{n-1} + (d_n (k_n - 1)) j_{n-1}``,
+    ``j_n = j_{n-1} s_n`` (``r_0 = j_0 = 1``) to the longest path of the
+    network, where the maximum RF is reached.
+
+    Parameters
+    ----------
+    model_or_layers : sequence of LayerSpec, or object with ``rf_layers()``
+        A list of layer specs, or any object (e.g. a network from
+        :mod:`sklearn_rfcnn.models`) whose ``rf_layers()`` method returns
+        its longest-path layer specs.  No torch import is needed here.
+
+    Returns
+    -------
+    rf : RF
+        ``RF(freq, time)`` in spectrogram pixels (mel bins, frames).
+
+    Raises
+    ------
+    ParameterError
+        If the argument is not a layer sequence or lacks ``rf_layers()``.
+
+    Examples
+    --------
+    >>> [receptive_field(cp_resnet_layers(rho=r)).time for r in (0, 2, 5, 7, 10, 22)]
+    [23, 39, 87, 135, 231, 615]
+    >>> receptive_field([])
+    RF(freq=1, time=1)
+    """
+    trace = receptive_field_trace(model_or_layers)
+    return trace[-1][1] if trace else RF(1, 1)
+
+
+def cp_resnet_layers(
+    rho: int = 5,
+    rho_f: int | None = None,
+    rho_t: int | None = None,
+    depth: int = 26,
+) -> list[LayerSpec]:
+    """Longest-path layer specs of a CP-ResNet, without building it.
+
+    Stem (5x5, stride 2), then the two convolutions of every block (kernels
+    from :func:`block_kernels`), the three 2x2 max-pools of stage 1
+    (:func:`pool_positions`), and the 1x1 classifier.
+
+    Parameters
+    ----------
+    rho : int, 0 <= rho <= max_rho(depth)
+    rho_f, rho_t : int or None
+        Per-axis rho; None means ``rho``.
+    depth : int >= 8, of the form 6*n + 2
+
+    Returns
+    -------
+    layers : list of LayerSpec [shape=(2 * n_blocks + 5,)]
+
+    Examples
+    --------
+    >>> layers = cp_resnet_layers(rho=5)
+    >>> len(layers), layers[0].kernel_size, layers[0].stride
+    (29, (5, 5), (2, 2))
+    """
+    depth = _check_depth(depth)
+    kernels = block_kernels(rho, rho_f, rho_t, depth)
+    n = (depth - 2) // 6
+    pools = pool_positions(depth)
+    layers = [LayerSpec(5, stride=2, name="stem.conv")]
+    for b, (k1, k2) in enumerate(kernels):
+        stage, idx = b // n + 1, b % n + 1
+        prefix = f"stage{stage}.block{idx}"
+        layers.append(LayerSpec(k1, name=f"{prefix}.conv1"))
+        layers.append(LayerSpec(k2, name=f"{prefix}.conv2"))
+        if stage == 1:
+            for _ in range(pools.count(idx)):
+                layers.append(
+                    LayerSpec(2, stride=2, kind="pool", name=f"{prefix}.pool")
+                )
+    layers.append(LayerSpec(1, name="head.conv"))
+    return layers
+
+
+# --------------------------------------------------------------------------- #
+# Units: pixels -> frames, seconds, mel bins, Hz
+# --------------------------------------------------------------------------- #
+_F_SP = 200.0 / 3.0
+_MIN_LOG_HZ = 1000.0
+_MIN_LOG_MEL = _MIN_LOG_HZ / _F_SP
+_LOGSTEP = math.log(6.4) / 27.0
+
+
+def hz_to_mel(frequencies):
+    """Hz to mels on the Slaney scale (librosa's default, ``htk=False``).
+
+    Parameters
+    ----------
+    frequencies : float or np.ndarray [shape=(n,)], >= 0
+        Frequencies in Hz.
+
+    Returns
+    -------
+    mels : float or np.ndarray [shape=(n,)]
+
+    Examples
+    --------
+    >>> round(float(hz_to_mel(1000.0)), 6)
+    15.0
+    >>> round(float(hz_to_mel(8000.0)), 4)
+    45.2456
+    """
+    import numpy as np
+
+    f = np.asanyarray(frequencies, dtype=float)
+    lin = f / _F_SP
+    log = _MIN_LOG_MEL + np.log(np.maximum(f, _MIN_LOG_HZ) / _MIN_LOG_HZ) / _LOGSTEP
+    return np.where(f >= _MIN_LOG_HZ, log, lin)
+
+
+def mel_to_hz(mels):
+    """Mels (Slaney scale) back to Hz; the inverse of :func:`hz_to_mel`.
+
+    Parameters
+    ----------
+    mels : float or np.ndarray [shape=(n,)]
+
+    Returns
+    -------
+    frequencies : float or np.ndarray [shape=(n,)]
+
+    Examples
+    --------
+    >>> round(float(mel_to_hz(15.0)), 6)
+    1000.0
+    """
+    import numpy as np
+
+    m = np.asanyarray(mels, dtype=float)
+    lin = _F_SP * m
+    log = _MIN_LOG_HZ * np.exp(_LOGSTEP * (m - _MIN_LOG_MEL))
+    return np.where(m >= _MIN_LOG_MEL, log, lin)
+
+
+def mel_frequencies(n_mels: int = 128, fmin: float = 0.0, fmax: float = 11025.0):
+    """``n_mels`` frequencies equally spaced on the Slaney mel scale.
+
+    Matches ``librosa.mel_frequencies(n_mels, fmin=fmin, fmax=fmax)``.  A mel
+    filterbank of ``n`` bands uses ``mel_frequencies(n + 2, fmin, fmax)``:
+    band *i* rises from point *i*, peaks at *i + 1* and falls to *i + 2*.
+
+    Parameters
+    ----------
+    n_mels : int > 0
+    fmin : float >= 0
+    fmax : float > fmin
+
+    Returns
+    -------
+    freqs : np.ndarray [shape=(n_mels,)]
+
+    Examples
+    --------
+    >>> mel_frequencies(3, 0.0, 2000.0).round(1).tolist()
+    [0.0, 836.1, 2000.0]
+    """
+    import numpy as np
+
+    lo, hi = hz_to_mel(fmin), hz_to_mel(fmax)
+    return mel_to_hz(np.linspace(lo, hi, n_mels))
+
+
+def _as_rf(rf):
+    if isinstance(rf, RF):
+        return rf
+    if isinstance(rf, numbers.Integral) and not isinstance(rf, bool):
+        rf = (int(rf), int(rf))
+    try:
+        f, t = rf
+        return RF(
+            _check_int("rf.freq", f, minimum=1), _check_int("rf.time", t, minimum=1)
+        )
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, ParameterError):
+            raise
+        raise ParameterError(
+            f"rf={rf!r} must be an RF(freq, time), a (freq, time) pair or an int "
+            "number of pixels, e.g. receptive_field(model)."
+        ) from None
+
+
+@dataclass(frozen=True)
+class RFDescription:
+    """A receptive field in spectrogram pixels, seconds and Hz.
+
+    Attributes
+    ----------
+    rf : RF
+        The RF in pixels (mel bins, frames).
+    sr, hop_length, n_mels : int
+    fmin, fmax : float
+        The spectrogram configuration the units refer to.
+    time_frames : int
+        RF along time, in STFT frames.
+    time_seconds : float
+        ``time_frames * hop_length / sr``.
+    freq_bins : int
+        RF along frequency, in mel bins (may exceed ``n_mels``).
+    freq_fraction : float
+        Fraction of the mel axis one unit sees, ``min(freq_bins, n_mels) / n_mels``.
+    hz_spans : dict of str to (float, float)
+        For ``"low"``, ``"mid"`` and ``"high"``: the lowest and highest
+        frequency (Hz, filter edges) covered by ``freq_bins`` mel bands
+        centred on the lowest, middle and highest band, clipped to the axis.
+    """
+
+    rf: RF
+    sr: int
+    hop_length: int
+    n_mels: int
+    fmin: float
+    fmax: float
+    time_frames: int
+    time_seconds: float
+    freq_bins: int
+    freq_fraction: float
+    hz_spans: dict
+
+    def __str__(self):
+        lines = [
+            f"receptive field: {self.rf.freq} x {self.rf.time} px (mel bins x frames)",
+            f"  time: {self.time_frames} frames = {self.time_seconds:.2f} s "
+            f"(sr={self.sr}, hop_length={self.hop_length})",
+            f"  freq: {self.freq_bins} of {self.n_mels} mel bins "
+            f"({100 * self.freq_fraction:.0f}% of the axis, "
+            f"fmin={self.fmin:g} Hz, fmax={self.fmax:g} Hz)",
+        ]
+        for key, label in (("low", "lowest"), ("mid", "middle"), ("high", "highest")):
+            lo, hi = self.hz_spans[key]
+            lines.append(
+                f"    centred on the {label} band: {lo:.0f}-{hi:.0f} Hz "
+                f"({hi - lo:.0f} Hz wide)"
+            )
+        return "\n".join(lines)
+
+
+def describe_receptive_field(
+    rf,
+    sr: float = 22050,
+    hop_length: int = 512,
+    n_mels: int = 256,
+    fmin: float = 0.0,
+    fmax: float | None = None,
+) -> RFDescription:
+    """Express a receptive field in frames, seconds, mel bins and Hz.
+
+    Along time one pixel is one STFT hop, so the RF lasts
+    ``rf.time * hop_length / sr`` seconds.  Along frequency the RF covers
+    ``rf.freq`` mel bands; because mel bands widen with frequency, the Hz
+    span of that many bands depends on where they sit, so it is reported
+    centred on the lowest, the middle and the highest band (clipped to the
+    axis, as zero padding does in the network).  The span runs from the lower
+    edge of the first covered band to the upper edge of the last one, with
+    Slaney mel bands (librosa's default, ``htk=False``).
+
+    Parameters
+    ----------
+    rf : RF, (int, int) or int >= 1
+        The RF in pixels, e.g. ``receptive_field(model)`` or an estimator's
+        ``receptive_field_``.
+    sr : number > 0, default=22050
+        Sampling rate in Hz.
+    hop_length : int > 0, default=512
+        STFT hop in samples.
+    n_mels : int > 0, default=256
+        Number of mel bands.
+    fmin : float >= 0, default=0.0
+        Lowest mel filter edge, Hz.
+    fmax : float, fmin < fmax <= sr / 2, or None, default=None
+        Highest mel filter edge, Hz; None means ``sr / 2``.
+
+    Returns
+    -------
+    description : RFDescription
+        With a readable ``str()``.
+
+    Raises
+    ------
+    ParameterError
+        On a non-positive or inconsistent spectrogram parameter.
+
+    Examples
+    --------
+    >>> d = describe_receptive_field(87, sr=22050, hop_length=512, n_mels=256)
+    >>> d.time_frames, round(d.time_seconds, 2), d.freq_bins
+    (87, 2.02, 87)
+    >>> [round(v) for v in d.hz_spans["low"]]
+    [0, 583]
+    >>> print(d)  # doctest: +ELLIPSIS
+    receptive field: 87 x 87 px (mel bins x frames)
+      time: 87 frames = 2.02 s (sr=22050, hop_length=512)
+      freq: 87 of 256 mel bins (34% of the axis, fmin=0 Hz, fmax=11025 Hz)
+        centred on the lowest band: 0-583 Hz (583 Hz wide)
+        centred on the middle band: ...
+    """
+    rf = _as_rf(rf)
+    if isinstance(sr, bool) or not isinstance(sr, numbers.Real) or sr <= 0:
+        raise ParameterError(f"sr={sr!r} must be a positive sampling rate in Hz.")
+    hop_length = _check_int("hop_length", hop_length, minimum=1)
+    n_mels = _check_int("n_mels", n_mels, minimum=1)
+    fmax = sr / 2.0 if fmax is None else fmax
+    if not (isinstance(fmin, numbers.Real) and fmin >= 0):
+        raise ParameterError(f"fmin={fmin!r} must be a frequency >= 0 Hz.")
+    if not (isinstance(fmax, numbers.Real) and fmin < fmax <= sr / 2.0):
+        raise ParameterError(
+            f"fmax={fmax!r} must lie in (fmin, sr / 2] = ({fmin!r}, {sr / 2.0:g}]; "
+            "use None for sr / 2."
+        )
+    edges = mel_frequencies(n_mels + 2, float(fmin), float(fmax))
+    half = (rf.freq - 1) // 2
+    spans = {}
+    for key, centre in (("low", 0), ("mid", n_mels // 2), ("high", n_mels - 1)):
+        first = max(0, centre - half)
+        last = min(n_mels - 1, centre + (rf.freq - 1 - half))
+        spans[key] = (float(edges[first]), float(edges[last + 2]))
+    return RFDescription(
+        rf=rf,
+        sr=sr,
+        hop_length=hop_length,
+        n_mels=n_mels,
+        fmin=float(fmin),
+        fmax=float(fmax),
+        time_frames=rf.time,
+        time_seconds=rf.time * hop_length / sr,
+        freq_bins=rf.freq,
+        freq_fraction=min(rf.freq, n_mels) / n_mels,
+        hz_spans=spans,
+    )
+
+
+def _step_params(step):
+    get = getattr(step, "get_params", None)
+    params = dict(get(deep=False)) if callable(get) else {}
+    for name in ("sr", "hop_length", "n_mels", "fmin", "fmax"):
+        if name not in params and hasattr(step, name):
+            params[name] = getattr(step, name)
+    return params
+
+
+def _is_mel_step(step):
+    if type(step).__name__ == "MelSpectrogram":
+        return True
+    params = _step_params(step)
+    return all(k in params for k in ("sr", "hop_length", "n_mels"))
+
+
+def _looks_like_cnn(step):
+    name = type(step).__name__
+    if name.startswith("RFCNN"):
+        return True
+    get = getattr(step, "get_params", None)
+    return callable(get) and "rho" in get(deep=False)
+
+
+def _not_fitted(message):
+    # scikit-learn is already loaded whenever a Pipeline exists; reuse its
+    # NotFittedError without importing it here.
+    import sys
+
+    exc_mod = sys.modules.get("sklearn.exceptions")
+    cls = getattr(exc_mod, "NotFittedError", None) if exc_mod else None
+    return (cls or ParameterError)(message)
+
+
+def describe_pipeline(pipe) -> RFDescription:
+    """Describe the RF of a fitted audio Pipeline in seconds and Hz.
+
+    Reads ``sr``, ``hop_length``, ``n_mels``, ``fmin`` and ``fmax`` from the
+    pipeline's ``MelSpectrogram`` step (found by class name, or by having
+    those parameters) and the RF in pixels from the fitted CNN step's
+    ``receptive_field_``, then calls :func:`describe_receptive_field`.
+
+    Parameters
+    ----------
+    pipe : sklearn.pipeline.Pipeline or object with ``steps``
+        ``[(name, step), ...]`` holding a mel-spectrogram step followed by a
+        fitted RF-CNN estimator (classifier or embedder).
+
+    Returns
+    -------
+    description : RFDescription
+
+    Raises
+    ------
+    ParameterError
+        If there is no mel-spectrogram step, no CNN step, or the CNN comes
+        before the spectrogram.
+    sklearn.exceptions.NotFittedError
+        If the CNN step has no ``receptive_field_`` yet (fit the pipeline).
+
+    Examples
+    --------
+    >>> class MelSpectrogram:  # any step with these parameters works
+    ...     sr, hop_length, n_mels, fmin, fmax = 22050, 512, 256, 0.0, None
+    >>> class Fitted:
+    ...     receptive_field_ = RF(135, 135)
+    >>> class Pipe:
+    ...     steps = [("mel", MelSpectrogram()), ("clf", Fitted())]
+    >>> round(describe_pipeline(Pipe()).time_seconds, 2)
+    3.13
+    """
+    steps = getattr(pipe, "steps", None)
+    if steps is None:
+        raise ParameterError(
+            f"pipe={type(pipe).__name__} has no 'steps'; pass a fitted "
+            "sklearn.pipeline.Pipeline (MelSpectrogram -> ... -> RFCNN estimator)."
+        )
+    mel_idx = mel = None
+    cnn_idx = cnn = None
+    unfitted = None
+    for i, (name, step) in enumerate(steps):
+        if step is None or isinstance(step, str):
+            continue
+        if mel is None and _is_mel_step(step):
+            mel_idx, mel = i, step
+        elif getattr(step, "receptive_field_", None) is not None:
+            cnn_idx, cnn = i, step
+        elif unfitted is None and _looks_like_cnn(step):
+            unfitted = name
+    if mel is None:
+        raise ParameterError(
+            "describe_pipeline found no MelSpectrogram step (a step with sr, "
+            "hop_length and n_mels) in the pipeline; without it the RF is known only "
+            "in pixels: use describe_receptive_field(rf, sr=..., hop_length=..., "
+            "n_mels=...)."
+        )
+    if cnn is None:
+        if unfitted is not None:
+            raise _not_fitted(
+                f"the CNN step {unfitted!r} is not fitted, so its receptive_field_ "
+                "is unknown; call pipe.fit(X, y) first."
+            )
+        raise ParameterError(
+            "describe_pipeline found no CNN step with a receptive_field_ attribute "
+            "(an RFCNNClassifier or RFCNNEmbedder) in the pipeline."
+        )
+    if cnn_idx < mel_idx:
+        raise ParameterError(
+            "the CNN step comes before the MelSpectrogram step; the pipeline must "
+            "compute the spectrogram first."
+        )
+    p = _step_params(mel)
+    return describe_receptive_field(
+        cnn.receptive_field_,
+        sr=p["sr"],
+        hop_length=p["hop_length"],
+        n_mels=p["n_mels"],
+        fmin=p.get("fmin", 0.0) if p.get("fmin") is not None else 0.0,
+        fmax=p.get("fmax"),
+    )
