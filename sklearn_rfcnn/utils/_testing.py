@@ -20,12 +20,19 @@ TINY_PARAMS = {
     "AudioLoader": {},
     "MelSpectrogram": {"n_fft": 64, "hop_length": 16, "n_mels": 8, "sr": 8000},
     "BandStandardizer": {},
+    # The common checks feed 2-D tabular data (a one-band input); the
+    # classifier must still beat 0.83 accuracy on blobs in check_classifiers_train,
+    # so augmentation, the hold-out and the LR decay are off and lr is high.
     "RFCNNClassifier": {
         "width": 4,
         "rho": 2,
-        "max_epochs": 3,
+        "max_epochs": 10,
         "batch_size": 16,
         "lr": 1e-2,
+        "mixup_alpha": 0.0,
+        "roll": 0,
+        "lr_schedule": "constant",
+        "validation_fraction": None,
         "verbose": 0,
         "device": "cpu",
         "random_state": 0,
@@ -33,9 +40,13 @@ TINY_PARAMS = {
     "RFCNNEmbedder": {
         "width": 4,
         "rho": 2,
-        "max_epochs": 3,
+        "max_epochs": 2,
         "batch_size": 16,
         "lr": 1e-2,
+        "mixup_alpha": 0.0,
+        "roll": 0,
+        "lr_schedule": "constant",
+        "validation_fraction": None,
         "verbose": 0,
         "device": "cpu",
         "random_state": 0,
@@ -44,7 +55,22 @@ TINY_PARAMS = {
 }
 
 #: ``{estimator name: {check name: reason}}``; every entry must say why.
-EXPECTED_FAILED_CHECKS = {}
+EXPECTED_FAILED_CHECKS = {
+    "RFCNNClassifier": {
+        "check_sample_weight_equivalence_on_dense_data": (
+            "mini-batch training: removing a zero-weight row or repeating a row "
+            "changes the batches (their composition and count), so the weights "
+            "reached differ although the weighted loss is the same"
+        ),
+    },
+    "RFCNNEmbedder": {
+        "check_sample_weight_equivalence_on_dense_data": (
+            "mini-batch training: removing a zero-weight row or repeating a row "
+            "changes the batches (their composition and count), so the weights "
+            "reached differ although the weighted loss is the same"
+        ),
+    },
+}
 
 
 def make_tone(freq, duration=0.5, sr=8000, amplitude=0.5, phase=0.0):

@@ -1,0 +1,151 @@
+"""Benchmark RFCNNClassifier: fit time per epoch and prediction throughput.
+
+Two configurations -- the paper's network (width 128, depth 26, rho 7) on
+256-band spectrograms, and a small one -- each with float32 and with bf16
+autocast (``precision="32"`` / ``"bf16"``).  Times are measured end to end
+through the estimator (validation, datasets, skorch loop), on random data.
+
+Usage::
+
+    python benchmarks/bench_estimators.py            # full sizes
+    python benchmarks/bench_estimators.py --quick    # a minute on a laptop CPU
+
+Prints a table and writes ``benchmarks/results/bench_estimators.json``.
+"""
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sklearn_rfcnn import RFCNNClassifier
+from sklearn_rfcnn.utils._torch import resolve_device
+
+CONFIGS = {
+    # name: (model params, n_bands, n_frames, n_clips, batch_size)
+    "paper": (dict(width=128, depth=26, rho=7), 256, 431, 32, 8),
+    "small": (dict(width=16, depth=26, rho=4), 64, 128, 64, 16),
+}
+QUICK = {
+    "paper": (dict(width=128, depth=26, rho=7), 256, 128, 8, 4),
+    "small": (dict(width=16, depth=26, rho=4), 64, 64, 32, 16),
+}
+
+
+def bench(params, n_bands, n_frames, n_clips, batch_size, precision, epochs, device):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n_clips, n_bands, n_frames)).astype(np.float32)
+    y = np.arange(n_clips) % 4
+    clf = RFCNNClassifier(
+        **params,
+        max_epochs=epochs,
+        batch_size=batch_size,
+        precision=precision,
+        device=device,
+        validation_fraction=None,
+        verbose=0,
+        random_state=0,
+    )
+    clf.fit(X, y)
+    # the first epoch includes allocator / kernel warm-up: report the median
+    epoch_s = float(np.median(clf.history_[:, "dur"]))
+    clf.predict_proba(X[:batch_size])  # warm-up
+    start = time.perf_counter()
+    clf.predict_proba(X)
+    predict_s = time.perf_counter() - start
+    return {
+        "fit_s_per_epoch": epoch_s,
+        "fit_clips_per_s": n_clips / epoch_s,
+        "predict_clips_per_s": n_clips / predict_s,
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, 2 epochs")
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--output",
+        default=str(Path(__file__).parent / "results" / "bench_estimators.json"),
+    )
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    configs = QUICK if args.quick else CONFIGS
+    epochs = args.epochs or (2 if args.quick else 3)
+
+    rows = []
+    for name, (params, n_bands, n_frames, n_clips, batch_size) in configs.items():
+        result = {}
+        for precision in ("32", "bf16"):
+            result[precision] = bench(
+                params,
+                n_bands,
+                n_frames,
+                n_clips,
+                batch_size,
+                precision,
+                epochs,
+                args.device,
+            )
+        rows.append(
+            {
+                "config": name,
+                **params,
+                "input": f"{n_bands}x{n_frames}",
+                "n_clips": n_clips,
+                "batch_size": batch_size,
+                "float32": result["32"],
+                "bf16": result["bf16"],
+                "bf16_fit_speedup": result["32"]["fit_s_per_epoch"]
+                / result["bf16"]["fit_s_per_epoch"],
+                "bf16_predict_speedup": result["bf16"]["predict_clips_per_s"]
+                / result["32"]["predict_clips_per_s"],
+            }
+        )
+
+    header = (
+        f"{'config':<7} {'input':>8} {'prec':>5} {'s/epoch':>9} "
+        f"{'fit clip/s':>11} {'pred clip/s':>12}"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        for prec in ("float32", "bf16"):
+            r = row[prec]
+            print(
+                f"{row['config']:<7} {row['input']:>8} {prec[:5]:>5} "
+                f"{r['fit_s_per_epoch']:>9.3f} {r['fit_clips_per_s']:>11.2f} "
+                f"{r['predict_clips_per_s']:>12.2f}"
+            )
+        print(
+            f"{row['config']:<7} bf16/float32 speed-up: fit "
+            f"{row['bf16_fit_speedup']:.2f}x, "
+            f"predict {row['bf16_predict_speedup']:.2f}x"
+        )
+
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "quick": args.quick,
+        "epochs": epochs,
+        "device": resolve_device(args.device),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "machine": platform.platform(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+    }
+    out.write_text(json.dumps({"meta": meta, "results": rows}, indent=1))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,664 @@
+"""Shared machinery of the estimators that own a skorch net.
+
+:class:`_BaseRFCNN` holds the common hyper-parameters and their constraints,
+validates clips and targets, seeds every random draw from ``random_state``,
+resolves the device and precision, builds the network and the private skorch
+net (:class:`~sklearn_rfcnn.estimators._net._RFCNNNet`), trains it and runs
+batched inference.  :class:`~sklearn_rfcnn.RFCNNClassifier` and
+:class:`~sklearn_rfcnn.RFCNNEmbedder` add only their public faces (``predict*``
+and ``transform``).
+
+Input layouts accepted everywhere (``X``):
+
+* 4-D ``(n, C, F, T)``: clips with ``C`` channels, ``F`` mel bands, ``T`` frames;
+* 3-D ``(n, F, T)``: single-channel clips;
+* 2-D ``(n, n_features)``: a one-band input ``(n, 1, 1, n_features)`` (so that
+  ordinary tabular data and scikit-learn's common checks work); the time roll
+  is not applied to it;
+* a list of ``(F, T_i)`` or ``(C, F, T_i)`` arrays of different lengths
+  (``MelSpectrogram`` on clips of different durations).
+
+Variable-length policy (training, internal validation and inference alike):
+clips are grouped by number of frames and every batch holds clips of a single
+length, so the fully convolutional network always sees each clip whole, with
+no padding and no cropping.  Clips of a length that occurs once form a batch of
+their own.
+"""
+
+import copy
+import inspect
+import math
+import numbers
+import os
+import warnings
+
+import numpy as np
+import torch
+from scipy.special import expit, softmax
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import DataConversionWarning
+from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_array,
+    check_consistent_length,
+    column_or_1d,
+)
+from skorch.callbacks import EarlyStopping
+from skorch.helper import predefined_split
+
+from sklearn_rfcnn.estimators._net import _bucket_loader, _ClipDataset, _RFCNNNet
+from sklearn_rfcnn.estimators.callbacks import (
+    PAPER_DECAY_END,
+    LRSchedule,
+    StochasticWeightAveraging,
+    _ceil_fraction,
+)
+from sklearn_rfcnn.exceptions import (
+    DataError,
+    InputTypeError,
+    ParameterError,
+    RFCNNWarning,
+)
+from sklearn_rfcnn.models import create_model, get_model_entrypoint, list_models
+from sklearn_rfcnn.receptive_field import receptive_field
+from sklearn_rfcnn.utils._sklearn_compat import (
+    Interval,
+    InvalidParameterError,
+    StrOptions,
+    validate_data,
+)
+from sklearn_rfcnn.utils._torch import resolve_device, seeded_torch
+
+__all__ = []
+
+#: Smallest probability returned for multi-label output (strictly inside (0, 1)).
+_PROBA_EPS = np.finfo(np.float64).eps
+
+#: Patience of the internal early stopping (epochs without a better
+#: validation loss); change it with
+#: ``net_params={"callbacks__early_stopping__patience": k}``.
+_EARLY_STOPPING_PATIENCE = 5
+
+#: Keyword arguments a registered network may take from the estimator.
+_MODEL_PARAMS = (
+    "rho",
+    "rho_f",
+    "rho_t",
+    "width",
+    "depth",
+    "frequency_aware",
+    "shake_shake",
+)
+
+
+class _InvalidParameterError(ParameterError, InvalidParameterError):
+    """A constraint violation: both our ParameterError and scikit-learn's."""
+
+
+def _is_stringlike(obj):
+    return isinstance(obj, (str, bytes, os.PathLike))
+
+
+def _reject_strings(X, name):
+    """Raise InputTypeError when X holds strings (e.g. file paths)."""
+    first = None
+    if _is_stringlike(X):
+        first = X
+    elif isinstance(X, np.ndarray) and X.dtype.kind in "USa":
+        first = X.ravel()[0] if X.size else ""
+    elif isinstance(X, (list, tuple)) and len(X) and _is_stringlike(X[0]):
+        first = X[0]
+    elif (
+        isinstance(X, np.ndarray) and X.dtype == object and X.size
+    ) and _is_stringlike(X.ravel()[0]):
+        first = X.ravel()[0]
+    if first is not None:
+        raise InputTypeError(
+            f"{name} expects spectrogram arrays, but X holds strings (e.g. "
+            f"{os.fspath(first) if not isinstance(first, bytes) else first!r}). "
+            "To classify audio files, put AudioLoader and MelSpectrogram in front "
+            "of it in a Pipeline."
+        )
+
+
+def _is_ragged(X):
+    """True for a sequence of arrays whose shapes are not all equal."""
+    if isinstance(X, np.ndarray) and X.dtype != object:
+        return False
+    if not isinstance(X, (list, tuple, np.ndarray)) or len(X) == 0:
+        return False
+    if not all(hasattr(x, "shape") for x in X):
+        return False
+    return len({tuple(x.shape) for x in X}) > 1
+
+
+class _BaseRFCNN(BaseEstimator):
+    """Common parameters and training of the RF-CNN estimators (private).
+
+    See :class:`~sklearn_rfcnn.RFCNNClassifier` for the parameters.
+    """
+
+    _parameter_constraints = {
+        "arch": [str],
+        "rho": [Interval(numbers.Integral, 0, None, closed="left")],
+        "rho_f": [Interval(numbers.Integral, 0, None, closed="left"), None],
+        "rho_t": [Interval(numbers.Integral, 0, None, closed="left"), None],
+        "width": [Interval(numbers.Integral, 1, None, closed="left")],
+        "depth": [Interval(numbers.Integral, 1, None, closed="left")],
+        "frequency_aware": ["boolean"],
+        "shake_shake": ["boolean"],
+        "mixup_alpha": [Interval(numbers.Real, 0, None, closed="left")],
+        "roll": [Interval(numbers.Integral, 0, None, closed="left")],
+        "lr": [Interval(numbers.Real, 0, None, closed="left")],
+        "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
+        "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "lr_schedule": [StrOptions({"linear", "constant"})],
+        "swa": ["boolean"],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="left"), None],
+        "early_stopping": ["boolean"],
+        "threshold": [Interval(numbers.Real, 0, 1, closed="both"), "array-like"],
+        "device": [str, torch.device],
+        "precision": [StrOptions({"auto", "32", "bf16", "16"})],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "callbacks": [list, None],
+        "net_params": [dict, None],
+    }
+
+    def __init__(
+        self,
+        *,
+        arch="cp_resnet",
+        rho=7,
+        rho_f=None,
+        rho_t=None,
+        width=128,
+        depth=26,
+        frequency_aware=False,
+        shake_shake=False,
+        mixup_alpha=0.3,
+        roll=50,
+        lr=1e-3,
+        weight_decay=0.0,
+        max_epochs=100,
+        batch_size=32,
+        lr_schedule="linear",
+        swa=False,
+        validation_fraction=0.1,
+        early_stopping=False,
+        threshold=0.5,
+        device="auto",
+        precision="auto",
+        random_state=None,
+        verbose=1,
+        callbacks=None,
+        net_params=None,
+    ):
+        self.arch = arch
+        self.rho = rho
+        self.rho_f = rho_f
+        self.rho_t = rho_t
+        self.width = width
+        self.depth = depth
+        self.frequency_aware = frequency_aware
+        self.shake_shake = shake_shake
+        self.mixup_alpha = mixup_alpha
+        self.roll = roll
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr_schedule = lr_schedule
+        self.swa = swa
+        self.validation_fraction = validation_fraction
+        self.early_stopping = early_stopping
+        self.threshold = threshold
+        self.device = device
+        self.precision = precision
+        self.random_state = random_state
+        self.verbose = verbose
+        self.callbacks = callbacks
+        self.net_params = net_params
+
+    # ------------------------------------------------------------------
+    # parameter validation
+    # ------------------------------------------------------------------
+    def _validate_params(self):
+        try:
+            super()._validate_params()
+        except InvalidParameterError as exc:
+            raise _InvalidParameterError(str(exc)) from None
+
+    # ------------------------------------------------------------------
+    # data validation
+    # ------------------------------------------------------------------
+    def _check_clips(self, X, *, reset, y="no_validation"):
+        """Validate X (and y in fit) and return ``(clips, y, two_d)``.
+
+        ``clips`` is a float32 ndarray ``(n, C, F, T)`` or, for variable-length
+        input, a list of float32 ``(C, F, T_i)`` arrays.
+        """
+        name = type(self).__name__
+        _reject_strings(X, name)
+        if (
+            isinstance(X, np.ndarray)
+            and X.dtype == object
+            and X.ndim == 1
+            and len(X)
+            and all(hasattr(x, "shape") for x in X)
+        ):
+            X = list(X)  # an object array of clips, as a list of clips
+        if _is_ragged(X):
+            clips = self._check_ragged(X, reset=reset)
+            two_d = False
+            if y is None:
+                raise ValueError(
+                    f"{name} requires y to be passed, but the target y is None."
+                )
+            if not isinstance(y, str):
+                y = check_array(y, ensure_2d=False, dtype=None, input_name="y")
+                check_consistent_length(clips, y)
+        else:
+            kwargs = dict(dtype=np.float32, allow_nd=True, reset=reset)
+            if isinstance(y, str):
+                X = validate_data(self, X, **kwargs)
+            else:
+                X, y = validate_data(self, X, y, multi_output=True, **kwargs)
+            if X.ndim > 4:
+                raise DataError(
+                    f"X has {X.ndim} dimensions; {name} takes (n, n_features), "
+                    "(n, n_bands, n_frames) or (n, n_channels, n_bands, n_frames)."
+                )
+            two_d = X.ndim == 2
+            if two_d:
+                clips = X[:, None, None, :]
+            elif X.ndim == 3:
+                clips = X[:, None]
+            else:
+                clips = X
+            clips = np.ascontiguousarray(clips, dtype=np.float32)
+        shape = (clips[0].shape[0], clips[0].shape[1]) if len(clips) else None
+        if reset:
+            self._clip_shape = shape
+            self._two_d = two_d
+        elif shape != self._clip_shape:
+            raise DataError(
+                f"X has clips of {shape[0]} channel(s) x {shape[1]} band(s), but "
+                f"{name} was fitted on {self._clip_shape[0]} channel(s) x "
+                f"{self._clip_shape[1]} band(s); use the same MelSpectrogram "
+                "settings (n_mels) at fit and predict time."
+            )
+        return clips, y, two_d
+
+    def _check_ragged(self, X, *, reset):
+        """Validate a list of clips of different lengths."""
+        clips = []
+        for i, x in enumerate(X):
+            x = check_array(
+                x,
+                dtype=np.float32,
+                allow_nd=True,
+                ensure_min_samples=1,
+                ensure_min_features=1,
+                input_name=f"X[{i}]",
+            )
+            if x.ndim not in (2, 3):
+                raise DataError(
+                    f"X[{i}] has shape {x.shape}; clips in a list must be "
+                    "(n_bands, n_frames) or (n_channels, n_bands, n_frames)."
+                )
+            clips.append(np.ascontiguousarray(x if x.ndim == 3 else x[None]))
+        if len({c.shape[:2] for c in clips}) > 1:
+            shapes = sorted({c.shape[:2] for c in clips})
+            raise DataError(
+                f"the clips in X differ in channels x bands ({shapes}); only the "
+                "number of frames may vary between clips."
+            )
+        n_features = X[0].shape[0]
+        if reset:
+            # validate_data cannot take a ragged list: record what it would.
+            self.n_features_in_ = n_features
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        elif n_features != self.n_features_in_:
+            raise DataError(
+                f"X has {n_features} features, but {type(self).__name__} is "
+                f"expecting {self.n_features_in_} features as input."
+            )
+        return clips
+
+    def _encode_targets(self, y, *, reset, classes=None):
+        """Return encoded targets: int64 indices or a float32 indicator matrix."""
+        if reset:
+            if y.ndim == 2 and y.shape[1] == 1:
+                warnings.warn(
+                    "A column-vector y was passed when a 1d array was expected. "
+                    "Please change the shape of y to (n_samples,), for example "
+                    "using ravel().",
+                    DataConversionWarning,
+                    stacklevel=3,
+                )
+                y = column_or_1d(y)
+            check_classification_targets(y)
+            self._multilabel = type_of_target(y) == "multilabel-indicator"
+            if self._multilabel:
+                y = np.asarray(y)
+                self._indicator_dtype = y.dtype
+                self.classes_ = np.arange(y.shape[1])
+                empty = np.flatnonzero(y.sum(axis=0) == 0)
+                if empty.size:
+                    warnings.warn(
+                        f"the tag column(s) {empty.tolist()} of y have no positive "
+                        "example; the network will learn to predict them absent.",
+                        RFCNNWarning,
+                        stacklevel=3,
+                    )
+            else:
+                y = column_or_1d(y)
+                labels = np.unique(y) if classes is None else np.unique(classes)
+                if labels.size < 2:
+                    raise DataError(
+                        f"y contains only one class ({labels.tolist()}); "
+                        f"{type(self).__name__} needs samples of at least 2 "
+                        "classes (or an indicator matrix for tagging)."
+                    )
+                self.classes_ = labels
+            self.n_outputs_ = len(self.classes_)
+        if self._multilabel:
+            y = np.asarray(y)
+            if y.ndim != 2 or y.shape[1] != self.n_outputs_:
+                raise DataError(
+                    f"y has shape {y.shape}; {type(self).__name__} was fitted on "
+                    f"an indicator matrix of {self.n_outputs_} tags."
+                )
+            return y.astype(np.float32)
+        y = column_or_1d(y, warn=True)
+        unseen = np.setdiff1d(np.unique(y), self.classes_)
+        if unseen.size:
+            raise DataError(
+                f"y contains labels {unseen.tolist()} not among the classes "
+                f"{self.classes_.tolist()}; pass classes= on the first partial_fit."
+            )
+        return np.searchsorted(self.classes_, y).astype(np.int64)
+
+    def _check_mask(self, mask, n_samples):
+        if mask is None:
+            return None
+        if not self._multilabel:
+            raise DataError(
+                "mask is only for multi-label (indicator matrix) targets; for "
+                "class labels use sample_weight."
+            )
+        mask = check_array(mask, dtype=np.float32, input_name="mask")
+        if mask.shape != (n_samples, self.n_outputs_):
+            raise DataError(
+                f"mask has shape {mask.shape}; it must match y, "
+                f"({n_samples}, {self.n_outputs_}), with 1 for known entries."
+            )
+        return (mask != 0).astype(np.float32)
+
+    # ------------------------------------------------------------------
+    # network and net
+    # ------------------------------------------------------------------
+    def _create_module(self, in_channels, n_outputs):
+        if self.arch not in list_models():
+            raise ParameterError(
+                f"arch={self.arch!r} is not a registered model; available: "
+                f"{', '.join(list_models())}."
+            )
+        accepted = inspect.signature(get_model_entrypoint(self.arch)).parameters
+        kwargs = {k: getattr(self, k) for k in _MODEL_PARAMS if k in accepted}
+        return create_model(
+            self.arch, in_channels=in_channels, n_classes=n_outputs, **kwargs
+        )
+
+    def _amp_dtype(self, device):
+        precision = self.precision
+        if precision == "auto":
+            cuda = device.startswith("cuda")
+            precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "32"
+        return {"32": None, "bf16": torch.bfloat16, "16": torch.float16}[precision]
+
+    def _build_net(self, module, device, rng):
+        cuda = device.startswith("cuda")
+        callbacks = [
+            ("lr_schedule", LRSchedule(self.max_epochs, kind=self.lr_schedule))
+        ]
+        if self.early_stopping:
+            callbacks.append(
+                (
+                    "early_stopping",
+                    EarlyStopping(
+                        monitor="valid_loss",
+                        patience=_EARLY_STOPPING_PATIENCE,
+                        load_best=True,
+                    ),
+                )
+            )
+        if self.swa:
+            start = _ceil_fraction(PAPER_DECAY_END, self.max_epochs)
+            callbacks.append(
+                ("swa", StochasticWeightAveraging(start, batch_size=self.batch_size))
+            )
+        callbacks.extend(copy.deepcopy(self.callbacks or []))
+        criterion = (
+            torch.nn.BCEWithLogitsLoss
+            if self._multilabel
+            else torch.nn.CrossEntropyLoss
+        )
+        kwargs = dict(
+            criterion=criterion,
+            optimizer=torch.optim.Adam,
+            optimizer__weight_decay=self.weight_decay,
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            iterator_train=_bucket_loader,
+            iterator_valid=_bucket_loader,
+            iterator_train__shuffle=True,
+            iterator_train__pin_memory=cuda,
+            iterator_valid__pin_memory=cuda,
+            train_split=None,
+            callbacks=callbacks,
+            verbose=self.verbose,
+            device=device,
+            multilabel=self._multilabel,
+            mixup_alpha=self.mixup_alpha,
+            roll=0 if self._two_d else self.roll,
+            rng=rng,
+            amp_dtype=self._amp_dtype(device),
+        )
+        kwargs.update(self.net_params or {})
+        return _RFCNNNet(module, **kwargs)
+
+    def _split(self, dataset, y_enc, seed):
+        """Internal hold-out: (train, valid) datasets; valid is None when off."""
+        fraction = self.validation_fraction
+        n = len(dataset)
+        n_valid = math.ceil(fraction * n) if fraction else 0
+        if n_valid == 0 or n - n_valid < 2:
+            if fraction:
+                warnings.warn(
+                    f"validation_fraction={fraction} leaves no usable hold-out with "
+                    f"{n} samples; training without internal validation.",
+                    RFCNNWarning,
+                    stacklevel=4,
+                )
+            return dataset, None
+        splitter = ShuffleSplit(n_splits=1, test_size=n_valid, random_state=seed)
+        if not self._multilabel:
+            counts = np.bincount(y_enc, minlength=self.n_outputs_)
+            if counts.min() >= 2 and min(n_valid, n - n_valid) >= self.n_outputs_:
+                splitter = StratifiedShuffleSplit(
+                    n_splits=1, test_size=n_valid, random_state=seed
+                )
+        train, valid = next(splitter.split(np.zeros(n), y_enc))
+        return dataset.subset(train), dataset.subset(valid)
+
+    def _fit(self, X, y, *, sample_weight, mask, classes=None, incremental=False):
+        """Fit from scratch, or train one more epoch when ``incremental``."""
+        first = not (incremental and hasattr(self, "net_"))
+        clips, y, _ = self._check_clips(X, reset=first, y=y)
+        y_enc = self._encode_targets(y, reset=first, classes=classes)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(
+                sample_weight, clips, dtype=np.float32, ensure_non_negative=True
+            )
+        mask = self._check_mask(mask, len(clips))
+        if self._multilabel:
+            self._threshold_array()
+        dataset = _ClipDataset(clips, y_enc, sample_weight, mask)
+        if self.early_stopping and not self.validation_fraction:
+            raise ParameterError(
+                "early_stopping=True needs an internal hold-out; set "
+                "validation_fraction > 0 (e.g. 0.1)."
+            )
+
+        if first:
+            device = resolve_device(self.device)
+            random_state = check_random_state(self.random_state)
+            torch_seed, np_seed = random_state.randint(np.iinfo(np.int32).max, size=2)
+            rng = np.random.default_rng(int(np_seed))
+            in_channels = self._clip_shape[0]
+            with seeded_torch(int(torch_seed), device):
+                module = self._create_module(in_channels, self.n_outputs_)
+                net = self._build_net(module, device, rng)
+                net.initialize()
+            self.receptive_field_ = receptive_field(module)
+        else:
+            net = self.net_
+        epochs = 1 if incremental else self.max_epochs
+        torch_seed = int(net.rng.integers(np.iinfo(np.int32).max))
+        split_seed = int(net.rng.integers(np.iinfo(np.int32).max))
+        train, valid = self._split(dataset, y_enc, split_seed)
+        net.train_split = None if valid is None else predefined_split(valid)
+        net.max_epochs = epochs
+        try:
+            with seeded_torch(torch_seed, net.device):
+                net.partial_fit(train)
+        finally:
+            # the hold-out is not kept inside the fitted estimator
+            net.train_split = None
+        self.net_ = net
+        self.history_ = net.history
+        return self
+
+    # ------------------------------------------------------------------
+    # inference
+    # ------------------------------------------------------------------
+    def _forward(self, X, *, features=False):
+        """Logits (or pooled embeddings) for X as a float32 ndarray."""
+        clips, _, _ = self._check_clips(X, reset=False)
+        return self.net_.forward_clips(
+            _ClipDataset(clips), self.batch_size, features=features
+        )
+
+    def _proba_from_logits(self, logits):
+        logits = logits.astype(np.float64)
+        if self._multilabel:
+            return np.clip(expit(logits), _PROBA_EPS, 1.0 - _PROBA_EPS)
+        return softmax(logits, axis=1)
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "net_")
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        tags.input_tags.two_d_array = True
+        tags.target_tags.required = True
+        device = str(self.device)
+        tags.non_deterministic = device.startswith("cuda") or (
+            device == "auto" and torch.cuda.is_available()
+        )
+        return tags
+
+    def _threshold_array(self):
+        threshold = np.asarray(self.threshold, dtype=np.float64)
+        if threshold.ndim == 0:
+            return threshold
+        if threshold.shape != (self.n_outputs_,):
+            raise ParameterError(
+                f"threshold has shape {threshold.shape}; give a scalar or one "
+                f"value per tag, shape ({self.n_outputs_},)."
+            )
+        return threshold
+
+
+#: The shared ``Parameters`` section of the public estimators' docstrings.
+_PARAMETERS_DOC = """arch : str, default="cp_resnet"
+        Registered network (:func:`sklearn_rfcnn.models.list_models`):
+        ``"cp_resnet"``, or the baselines ``"vgg_cnn"``, ``"resnet18"``,
+        ``"resnet34"``.  Each network takes only the model parameters below
+        that its constructor accepts (baselines ignore ``rho`` etc.).
+    rho : int >= 0, default=7
+        Receptive-field regulariser of CP-ResNet: the number of 3x3
+        convolutions after the first block (0..``depth - 4``); the fitted
+        receptive field in pixels is ``receptive_field_``.
+    rho_f, rho_t : int >= 0 or None, default=None
+        Separate rho along frequency / time (None: ``rho``).
+    width : int >= 1, default=128
+        Base channel count; the pooled embedding has ``4 * width`` features.
+    depth : int, default=26
+        Network depth, of the form ``6 n + 2``.
+    frequency_aware : bool, default=False
+        Add the frequency-coordinate channel in every block (CP-FAResNet).
+    shake_shake : bool, default=False
+        Two residual branches mixed with Shake-Shake regularisation.
+    mixup_alpha : float >= 0, default=0.3
+        Mixup: each training example gets ``lam ~ Beta(alpha, alpha)``,
+        ``lam = max(lam, 1 - lam)``, and is mixed with a random partner of its
+        batch; inputs and *losses* are mixed.  0 switches mixup off.
+    roll : int >= 0, default=50
+        Random circular shift of each training clip along time by up to
+        ``roll`` frames.  0 switches it off; never applied to 2-D ``X``.
+    lr : float >= 0, default=1e-3
+        Base learning rate of Adam.
+    weight_decay : float >= 0, default=0.0
+        Adam's weight decay.
+    max_epochs : int >= 1, default=100
+        Epochs of ``fit``.
+    batch_size : int >= 1, default=32
+        Mini-batch size for training and inference.
+    lr_schedule : {"linear", "constant"}, default="linear"
+        ``"linear"``: the paper's schedule scaled to ``max_epochs`` -- flat for
+        the first 1/7 of the epochs, then a linear decay that reaches the
+        floor ``lr / 100`` at 5/7, then the floor (the reference trains 350
+        epochs with corners at 50 and 250).  The rate of every epoch is in
+        ``history_[:, "lr"]``.
+    swa : bool, default=False
+        Stochastic weight averaging over the epochs from 5/7 of training on
+        (the reference starts at epoch 250 of 350); the averaged weights
+        replace the final ones and batch-norm statistics are recomputed on
+        the training data.
+    validation_fraction : float in [0, 1) or None, default=0.1
+        Internal hold-out (stratified for class labels when possible) whose
+        loss is reported as ``valid_loss``.  0 or None trains on everything.
+    early_stopping : bool, default=False
+        Stop when the validation loss has not improved for 5 epochs and
+        restore the best weights (needs ``validation_fraction``).
+    threshold : float in [0, 1] or array-like of shape (n_tags,), default=0.5
+        Multi-label decision threshold(s) of ``predict``.
+    device : str or torch.device, default="auto"
+        ``"auto"`` uses CUDA when present, else the CPU.
+    precision : {"auto", "32", "bf16", "16"}, default="auto"
+        Autocast precision of forward passes: ``"auto"`` is bf16 on a CUDA
+        device that supports it and float32 otherwise (on CPU autocast rarely
+        pays off); ``"16"`` uses float16 with gradient scaling on CUDA.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, shuffling, mixup, roll and the hold-out
+        through a forked torch RNG and a numpy Generator; the global RNGs are
+        never touched.  On CPU the same integer gives identical predictions.
+    verbose : int, default=1
+        Print skorch's per-epoch table when > 0.
+    callbacks : list of skorch callbacks or None, default=None
+        Extra callbacks (``(name, callback)`` tuples or instances), deep-copied
+        into the net at each fit.
+    net_params : dict or None, default=None
+        Advanced: keyword arguments for the skorch net, e.g.
+        ``{"callbacks__early_stopping__patience": 10}`` or
+        ``{"iterator_train__num_workers": 2}``."""

@@ -1,0 +1,350 @@
+"""The private skorch net the estimators own, and its data plumbing.
+
+Nothing here is public: :class:`~sklearn_rfcnn.RFCNNClassifier` and
+:class:`~sklearn_rfcnn.RFCNNEmbedder` build a :class:`_RFCNNNet` in ``fit`` and
+keep it as ``net_``.  The net differs from skorch's ``NeuralNet`` in four ways:
+
+* the training step applies the paper's augmentations on the batch: a random
+  circular roll along time (per example) and mixup with a per-sample
+  ``lam = max(lam, 1 - lam)``, ``lam ~ Beta(alpha, alpha)``, that mixes the
+  inputs and the *losses* (not the labels);
+* the loss is a weighted mean over known entries: per-sample weights
+  (``sample_weight``) and, for multi-label targets, a mask of known
+  (clip, tag) pairs, so partially labelled tag matrices train correctly;
+* all randomness of the augmentations comes from a numpy ``Generator`` owned
+  by the net (seeded from the estimator's ``random_state``);
+* forward passes run under :func:`torch.autocast` when mixed precision is on.
+
+Variable-length input (a list of ``(C, F, T_i)`` clips) is handled by
+:class:`_ClipDataset` and :func:`_bucket_loader`: every batch holds clips of
+one length, so no padding or cropping ever changes what the network sees.
+"""
+
+import contextlib
+
+import numpy as np
+import torch
+from skorch import NeuralNet
+from skorch.utils import TeeGenerator
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+__all__ = []
+
+
+# --------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------
+class _ClipDataset(Dataset):
+    """Clips plus targets, sample weights and a mask of known target entries.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, C, F, T) or list of ndarray of shape (C, F, T_i)
+        float32 clips.
+    y : ndarray of shape (n,) or (n, n_outputs), or None
+        Encoded targets (int64 class indices, or float32 multi-hot rows).
+    sample_weight : ndarray of shape (n,), or None
+    mask : ndarray of shape (n, n_outputs), or None
+        1 where a target entry is known (multi-label only).
+    """
+
+    def __init__(self, X, y=None, sample_weight=None, mask=None):
+        self.X = X
+        self.y = y
+        self.sample_weight = sample_weight
+        self.mask = mask
+        if isinstance(X, np.ndarray):
+            self.lengths = np.full(X.shape[0], X.shape[-1], dtype=np.int64)
+        else:
+            self.lengths = np.array([x.shape[-1] for x in X], dtype=np.int64)
+
+    def __len__(self):
+        return len(self.lengths)
+
+    def __getitem__(self, i):
+        x = torch.from_numpy(np.ascontiguousarray(self.X[i]))
+        if self.y is None:
+            return x, torch.zeros((), dtype=torch.float32)
+        target = {"y": torch.as_tensor(self.y[i])}
+        target["w"] = torch.as_tensor(
+            1.0 if self.sample_weight is None else self.sample_weight[i],
+            dtype=torch.float32,
+        )
+        if self.mask is not None:
+            target["m"] = torch.as_tensor(self.mask[i], dtype=torch.float32)
+        return x, target
+
+    def subset(self, indices):
+        """A dataset of the selected rows (shares no state with ``self``)."""
+        indices = np.asarray(indices)
+        if isinstance(self.X, np.ndarray):
+            X = self.X[indices]
+        else:
+            X = [self.X[i] for i in indices]
+        pick = lambda a: None if a is None else a[indices]  # noqa: E731
+        return _ClipDataset(X, pick(self.y), pick(self.sample_weight), pick(self.mask))
+
+
+class _BucketBatchSampler(Sampler):
+    """Batches of clips that all have the same number of frames.
+
+    Clips are grouped by length; each group is cut into batches of at most
+    ``batch_size`` clips.  With ``shuffle`` the order inside each group and the
+    order of the batches are drawn from torch's (forked, seeded) default RNG.
+    When training (``merge_singletons``), a trailing batch of one clip is merged
+    into the previous batch of its group, because batch normalisation cannot
+    train on a single example with a 1x1 feature map.
+    """
+
+    def __init__(self, lengths, batch_size, shuffle=False, merge_singletons=False):
+        self.lengths = np.asarray(lengths)
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.merge_singletons = merge_singletons
+
+    def _batches(self):
+        batches = []
+        for length in np.unique(self.lengths):
+            idx = np.flatnonzero(self.lengths == length)
+            if self.shuffle:
+                idx = idx[torch.randperm(len(idx)).numpy()]
+            group = [
+                idx[i : i + self.batch_size].tolist()
+                for i in range(0, len(idx), self.batch_size)
+            ]
+            if self.merge_singletons and len(group) > 1 and len(group[-1]) == 1:
+                group[-2].extend(group.pop())
+            batches.extend(group)
+        if self.shuffle and len(batches) > 1:
+            batches = [batches[i] for i in torch.randperm(len(batches)).tolist()]
+        elif not self.shuffle:
+            # keep the input order as far as possible (stable over buckets)
+            batches.sort(key=lambda b: b[0])
+        return batches
+
+    def __iter__(self):
+        yield from self._batches()
+
+    def __len__(self):
+        return len(self._batches())
+
+
+def _bucket_loader(dataset, batch_size, shuffle=False, pin_memory=False, **kwargs):
+    """A DataLoader over equal-length batches (skorch's ``iterator_*`` hook)."""
+    sampler = _BucketBatchSampler(
+        dataset.lengths, batch_size, shuffle=shuffle, merge_singletons=shuffle
+    )
+    return DataLoader(dataset, batch_sampler=sampler, pin_memory=pin_memory, **kwargs)
+
+
+# --------------------------------------------------------------------------
+# augmentation
+# --------------------------------------------------------------------------
+def _roll_time(X, shifts):
+    """Circularly shift each example of ``X`` (B, C, F, T) by ``shifts[b]`` frames."""
+    T = X.shape[-1]
+    shifts = torch.as_tensor(shifts, device=X.device, dtype=torch.long)
+    index = (torch.arange(T, device=X.device)[None, :] - shifts[:, None]) % T
+    index = index[:, None, None, :].expand_as(X)
+    return torch.gather(X, -1, index)
+
+
+def _mixup_coefficients(rng, batch_size, alpha):
+    """Per-sample mixing weights ``lam = max(lam, 1 - lam)`` and a partner order."""
+    lam = rng.beta(alpha, alpha, size=batch_size)
+    lam = np.maximum(lam, 1.0 - lam).astype(np.float32)
+    perm = rng.permutation(batch_size)
+    return lam, perm
+
+
+def _mix_inputs(X, lam, perm):
+    """``lam * X + (1 - lam) * X[perm]`` with one ``lam`` per example."""
+    lam = torch.as_tensor(lam, device=X.device, dtype=X.dtype).view(-1, 1, 1, 1)
+    return lam * X + (1.0 - lam) * X[torch.as_tensor(perm, device=X.device)]
+
+
+# --------------------------------------------------------------------------
+# the net
+# --------------------------------------------------------------------------
+class _RFCNNNet(NeuralNet):
+    """skorch net with the RF-CNN training step (see the module docstring).
+
+    Extra parameters (stored as plain attributes, all optional):
+
+    multilabel : bool
+        Sigmoid + BCE over an indicator matrix instead of softmax CE.
+    mixup_alpha : float
+        Beta parameter; 0 switches mixup off.
+    roll : int
+        Largest circular time shift in frames; 0 switches it off.
+    rng : numpy.random.Generator
+        Source of every augmentation draw.
+    amp_dtype : torch.dtype or None
+        Autocast dtype (``torch.bfloat16``/``torch.float16``) or None.
+    """
+
+    def __init__(
+        self,
+        module,
+        *args,
+        multilabel=False,
+        mixup_alpha=0.0,
+        roll=0,
+        rng=None,
+        amp_dtype=None,
+        **kwargs,
+    ):
+        super().__init__(module, *args, **kwargs)
+        self.multilabel = multilabel
+        self.mixup_alpha = mixup_alpha
+        self.roll = roll
+        self.rng = rng
+        self.amp_dtype = amp_dtype
+
+    # -- helpers ---------------------------------------------------------
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        device_type = torch.device(self.device).type
+        return torch.autocast(device_type=device_type, dtype=self.amp_dtype)
+
+    def _to_device(self, batch):
+        non_blocking = str(self.device).startswith("cuda")
+        Xi, yi = batch
+        Xi = Xi.to(self.device, non_blocking=non_blocking)
+        yi = {k: v.to(self.device, non_blocking=non_blocking) for k, v in yi.items()}
+        return Xi, yi
+
+    def _entry_losses(self, logits, target):
+        """Unreduced loss per sample (multi-class) or per (sample, tag)."""
+        logits = logits.float()
+        if self.multilabel:
+            return torch.nn.functional.binary_cross_entropy_with_logits(
+                logits, target.float(), reduction="none"
+            )
+        return torch.nn.functional.cross_entropy(logits, target, reduction="none")
+
+    def _entry_weights(self, yi, shape):
+        w = yi["w"]
+        if self.multilabel:
+            w = w[:, None].expand(shape)
+            if "m" in yi:
+                w = w * yi["m"]
+        return w
+
+    def mixed_loss(self, logits, yi, lam=None, perm=None):
+        """Weighted, masked loss, optionally mixed between partners.
+
+        With per-sample ``lam`` and partner order ``perm`` the loss is
+        ``sum(lam w L(y) + (1 - lam) w' L(y')) / sum(lam w + (1 - lam) w')``
+        over every known entry, where primes denote the partner's target,
+        weight and mask; without them it is ``sum(w L(y)) / sum(w)``.
+        """
+        loss = self._entry_losses(logits, yi["y"])
+        weight = self._entry_weights(yi, loss.shape)
+        if lam is None:
+            num = (weight * loss).sum()
+            den = weight.sum()
+        else:
+            perm = torch.as_tensor(perm, device=logits.device)
+            partner = {k: v[perm] for k, v in yi.items()}
+            loss_p = self._entry_losses(logits, partner["y"])
+            weight_p = self._entry_weights(partner, loss_p.shape)
+            lam = torch.as_tensor(lam, device=logits.device, dtype=loss.dtype)
+            if loss.ndim == 2:
+                lam = lam[:, None]
+            num = (lam * weight * loss + (1 - lam) * weight_p * loss_p).sum()
+            den = (lam * weight + (1 - lam) * weight_p).sum()
+        return num / den.clamp_min(1e-12)
+
+    def augment(self, Xi):
+        """Apply the training-time roll and draw mixup coefficients."""
+        lam = perm = None
+        if self.roll and Xi.shape[-1] > 1:
+            shifts = self.rng.integers(-self.roll, self.roll + 1, size=Xi.shape[0])
+            Xi = _roll_time(Xi, shifts)
+        if self.mixup_alpha and Xi.shape[0] > 1:
+            lam, perm = _mixup_coefficients(self.rng, Xi.shape[0], self.mixup_alpha)
+            Xi = _mix_inputs(Xi, lam, perm)
+        return Xi, lam, perm
+
+    # -- skorch template methods ----------------------------------------
+    def train_step_single(self, batch, **fit_params):
+        self._set_training(True)
+        Xi, yi = self._to_device(batch)
+        Xi, lam, perm = self.augment(Xi)
+        with self._autocast():
+            y_pred = self.module_(Xi)
+        loss = self.mixed_loss(y_pred, yi, lam, perm)
+        scaler = getattr(self, "grad_scaler_", None)
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+        return {"loss": loss, "y_pred": y_pred}
+
+    def train_step(self, batch, **fit_params):
+        self._zero_grad_optimizer()
+        step = self.train_step_single(batch, **fit_params)
+        self.notify(
+            "on_grad_computed",
+            named_parameters=TeeGenerator(self.get_all_learnable_params()),
+            batch=batch,
+            training=True,
+        )
+        scaler = getattr(self, "grad_scaler_", None)
+        if scaler is None:
+            self._step_optimizer(None)
+        else:
+            scaler.step(self.optimizer_)
+            scaler.update()
+        return step
+
+    def validation_step(self, batch, **fit_params):
+        self._set_training(False)
+        Xi, yi = self._to_device(batch)
+        with torch.no_grad(), self._autocast():
+            y_pred = self.module_(Xi)
+        loss = self.mixed_loss(y_pred, yi)
+        return {"loss": loss, "y_pred": y_pred}
+
+    def initialize_optimizer(self, *args, **kwargs):
+        super().initialize_optimizer(*args, **kwargs)
+        use_scaler = self.amp_dtype == torch.float16 and str(self.device).startswith(
+            "cuda"
+        )
+        self.grad_scaler_ = torch.amp.GradScaler("cuda") if use_scaler else None
+        return self
+
+    @torch.inference_mode()
+    def forward_clips(self, dataset, batch_size, features=False):
+        """Logits (or pooled features) for every clip, in input order, float32.
+
+        Clips are batched by length (see :func:`_bucket_loader`); the module
+        runs in eval mode without gradients.
+        """
+        self._set_training(False)
+        module = self.module_
+        pin = str(self.device).startswith("cuda")
+        sampler = _BucketBatchSampler(dataset.lengths, batch_size, shuffle=False)
+        lengths, counts = np.unique(dataset.lengths, return_counts=True)
+        bucket_size = dict(zip(lengths.tolist(), counts.tolist()))
+        order, chunks = [], []
+        for indices in sampler:
+            n = len(indices)
+            padded = list(indices)
+            if n < batch_size and bucket_size[int(dataset.lengths[indices[0]])] > n:
+                # The trailing batch of a bucket is padded to the full batch size
+                # so that every clip is computed in a batch of the same shape:
+                # CPU kernels round differently for different batch sizes, and
+                # results must not depend on the order of the clips.
+                padded += [indices[-1]] * (batch_size - n)
+            Xi = torch.stack([dataset[i][0] for i in padded])
+            if pin:
+                Xi = Xi.pin_memory()
+            Xi = Xi.to(self.device, non_blocking=pin)
+            with self._autocast():
+                out = module.forward_features(Xi) if features else module(Xi)
+            chunks.append(out[:n].float().cpu().numpy())
+            order.extend(indices)
+        out = np.concatenate(chunks, axis=0)
+        result = np.empty_like(out)
+        result[np.asarray(order)] = out
+        return result

@@ -1,0 +1,201 @@
+"""Saving and loading fitted estimators without pickle.
+
+``est.save(path)`` writes a folder with two files:
+
+* ``config.json`` -- the estimator class, its parameters, the classes (their
+  type preserved: strings stay strings, integers integers) and the fitted
+  metadata (shapes, receptive field, training history, RNG state);
+* ``weights.pt`` -- the network's ``state_dict`` as CPU tensors, written with
+  :func:`torch.save` and read back with ``torch.load(weights_only=True)``, so
+  loading runs no pickled code.
+
+``Estimator.load(path)`` rebuilds the network from the parameters, loads the
+weights with ``map_location="cpu"`` (a model trained on a GPU loads on a
+CPU-only machine) and moves it to the device the parameters resolve to here.
+Pickling (``joblib.dump``) works as well; ``save``/``load`` is the format to
+share models across machines and library versions.
+"""
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.utils.validation import check_is_fitted
+from skorch.history import History
+
+from sklearn_rfcnn.exceptions import DataError, ParameterError, RFCNNWarning
+from sklearn_rfcnn.receptive_field import RF
+from sklearn_rfcnn.utils._torch import resolve_device
+
+__all__ = []
+
+FORMAT_NAME = "sklearn-rfcnn"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.pt"
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, torch.device):
+        return str(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def _encode_array(values):
+    values = np.asarray(values)
+    return {"values": values.tolist(), "dtype": values.dtype.str}
+
+
+def _decode_array(obj):
+    return np.array(obj["values"], dtype=np.dtype(obj["dtype"]))
+
+
+def _params_to_json(estimator):
+    params = estimator.get_params(deep=False)
+    if params["callbacks"]:
+        raise ParameterError(
+            "callbacks=[...] cannot be stored as JSON; save() keeps plain "
+            "parameters only. Set callbacks=None before saving, or use "
+            "joblib.dump for the whole estimator."
+        )
+    if not (params["random_state"] is None or isinstance(params["random_state"], int)):
+        params["random_state"] = None  # a RandomState instance: its role is over
+    params["device"] = str(params["device"])
+    params["threshold"] = np.asarray(params["threshold"]).tolist()
+    try:
+        json.dumps(params, default=_json_default)
+    except TypeError as exc:
+        raise ParameterError(
+            f"a parameter cannot be stored as JSON ({exc}); net_params must hold "
+            "plain values (numbers, strings, lists). Use joblib.dump instead."
+        ) from None
+    return params
+
+
+class _PersistenceMixin:
+    """``save(path)`` / ``load(path)`` for estimators built on ``_BaseRFCNN``."""
+
+    def save(self, path):
+        """Write the fitted estimator to the folder ``path`` (no pickle).
+
+        Parameters
+        ----------
+        path : str or path-like
+            Folder to create (or reuse); it receives ``config.json`` and
+            ``weights.pt``.
+
+        Returns
+        -------
+        path : pathlib.Path
+            The folder written.
+        """
+        check_is_fitted(self)
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        net = self.net_
+        fitted = {
+            "classes": _encode_array(self.classes_),
+            "n_outputs": int(self.n_outputs_),
+            "n_features_in": int(self.n_features_in_),
+            "multilabel": bool(self._multilabel),
+            "indicator_dtype": (
+                np.dtype(self._indicator_dtype).str if self._multilabel else None
+            ),
+            "clip_shape": list(self._clip_shape),
+            "two_d": bool(self._two_d),
+            "receptive_field": list(self.receptive_field_),
+            "history": net.history.to_list(),
+            "rng_state": net.rng.bit_generator.state,
+        }
+        if hasattr(self, "feature_names_in_"):
+            fitted["feature_names_in"] = _encode_array(self.feature_names_in_)
+        config = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "estimator": type(self).__name__,
+            "params": _params_to_json(self),
+            "fitted": fitted,
+        }
+        state = {k: v.detach().cpu() for k, v in net.module_.state_dict().items()}
+        torch.save(state, path / WEIGHTS_FILE)
+        with open(path / CONFIG_FILE, "w", encoding="utf-8") as f:
+            json.dump(config, f, indent=1, default=_json_default)
+        return path
+
+    @classmethod
+    def load(cls, path):
+        """Rebuild an estimator written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Folder written by ``save``.
+
+        Returns
+        -------
+        estimator : instance of this class
+            Fitted and ready to predict; on a machine without the saved
+            device (e.g. CUDA) it runs on the CPU, with a warning.
+        """
+        path = Path(path)
+        config_file = path / CONFIG_FILE
+        if not config_file.is_file():
+            raise DataError(
+                f"{os.fspath(path)!r} holds no {CONFIG_FILE}; pass the folder "
+                "written by save()."
+            )
+        with open(config_file, encoding="utf-8") as f:
+            config = json.load(f)
+        if config.get("format") != FORMAT_NAME:
+            raise DataError(
+                f"{os.fspath(config_file)!r} is not an sklearn-rfcnn model."
+            )
+        if config.get("format_version", 0) > FORMAT_VERSION:
+            raise DataError(
+                f"{os.fspath(config_file)!r} has format version "
+                f"{config['format_version']}; upgrade sklearn-rfcnn to load it."
+            )
+        estimator = cls(**config["params"])
+        fitted = config["fitted"]
+        estimator.classes_ = _decode_array(fitted["classes"])
+        estimator.n_outputs_ = fitted["n_outputs"]
+        estimator.n_features_in_ = fitted["n_features_in"]
+        if "feature_names_in" in fitted:
+            estimator.feature_names_in_ = _decode_array(fitted["feature_names_in"])
+        estimator._multilabel = fitted["multilabel"]
+        if fitted["indicator_dtype"] is not None:
+            estimator._indicator_dtype = np.dtype(fitted["indicator_dtype"])
+        estimator._clip_shape = tuple(fitted["clip_shape"])
+        estimator._two_d = fitted["two_d"]
+        estimator.receptive_field_ = RF(*fitted["receptive_field"])
+
+        try:
+            device = resolve_device(estimator.device)
+        except ParameterError:
+            warnings.warn(
+                f"the model was saved with device={estimator.device!r}, which is "
+                "not available here; loading it on the CPU.",
+                RFCNNWarning,
+                stacklevel=2,
+            )
+            device = "cpu"
+        module = estimator._create_module(
+            estimator._clip_shape[0], estimator.n_outputs_
+        )
+        state = torch.load(path / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+        module.load_state_dict(state)
+        rng = np.random.default_rng()
+        rng.bit_generator.state = fitted["rng_state"]
+        net = estimator._build_net(module, device, rng)
+        net.initialize()
+        net.history = History(fitted["history"])
+        estimator.net_ = net
+        estimator.history_ = net.history
+        return estimator

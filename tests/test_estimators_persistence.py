@@ -1,0 +1,139 @@
+"""Pickle, clone and the pickle-free save/load format of the estimators."""
+
+import json
+import pickle
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+
+from sklearn_rfcnn import RFCNNClassifier, RFCNNEmbedder
+from sklearn_rfcnn.exceptions import DataError, ParameterError, RFCNNWarning
+
+FAST = dict(
+    width=4,
+    rho=2,
+    max_epochs=2,
+    batch_size=8,
+    lr=1e-2,
+    verbose=0,
+    device="cpu",
+    random_state=0,
+    validation_fraction=None,
+)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(24, 8, 10)).astype(np.float32)
+    y = np.array(["bass", "drums", "voice"] * 8)
+    Y = (rng.random((24, 3)) < 0.5).astype(int)
+    return X, y, Y
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    X, y, _ = data
+    return RFCNNClassifier(**FAST, swa=True).fit(X, y)
+
+
+def test_pickle_and_joblib_round_trip(fitted, data, tmp_path):
+    X = data[0]
+    expected = fitted.predict_proba(X)
+    again = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(again.predict_proba(X), expected)
+    joblib.dump(fitted, tmp_path / "clf.joblib")
+    loaded = joblib.load(tmp_path / "clf.joblib")
+    np.testing.assert_array_equal(loaded.predict_proba(X), expected)
+    np.testing.assert_array_equal(loaded.predict(X), fitted.predict(X))
+
+
+def test_clone_is_unfitted_with_same_params(fitted):
+    fresh = clone(fitted)
+    assert fresh.get_params() == fitted.get_params()
+    assert not hasattr(fresh, "net_")
+
+
+@pytest.mark.parametrize("labels", ["strings", "ints", "multilabel"])
+def test_save_load_round_trip(data, tmp_path, labels):
+    X, y, Y = data
+    target = {
+        "strings": y,
+        "ints": np.searchsorted(np.unique(y), y) * 10,
+        "multilabel": Y,
+    }[labels]
+    clf = RFCNNClassifier(**FAST).fit(X, target)
+    path = clf.save(tmp_path / "model")
+    assert sorted(p.name for p in path.iterdir()) == ["config.json", "weights.pt"]
+    loaded = RFCNNClassifier.load(path)
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    pred, ref = loaded.predict(X), clf.predict(X)
+    np.testing.assert_array_equal(pred, ref)
+    assert pred.dtype == ref.dtype
+    assert loaded.classes_.dtype == clf.classes_.dtype
+    assert loaded.get_params() == clf.get_params()
+    assert loaded.receptive_field_ == clf.receptive_field_
+    assert len(loaded.history_) == len(clf.history_)
+    # loaded models keep training
+    loaded.partial_fit(X, target)
+    assert len(loaded.history_) == len(clf.history_) + 1
+
+
+def test_saved_files_are_json_and_plain_tensors(fitted, tmp_path):
+    path = fitted.save(tmp_path / "m")
+    config = json.loads((path / "config.json").read_text())
+    assert config["estimator"] == "RFCNNClassifier"
+    assert config["params"]["rho"] == 2
+    assert config["fitted"]["classes"]["values"] == ["bass", "drums", "voice"]
+    state = torch.load(path / "weights.pt", map_location="cpu", weights_only=True)
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
+
+
+def test_load_uses_weights_only(fitted, tmp_path, monkeypatch):
+    path = fitted.save(tmp_path / "m")
+    calls = []
+    real_load = torch.load
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", spy)
+    RFCNNClassifier.load(path)
+    assert calls and all(
+        c.get("weights_only") is True and c.get("map_location") == "cpu" for c in calls
+    )
+
+
+def test_model_saved_for_cuda_loads_on_cpu(fitted, data, tmp_path, monkeypatch):
+    X = data[0]
+    path = fitted.save(tmp_path / "m")
+    config = json.loads((path / "config.json").read_text())
+    config["params"]["device"] = "cuda"
+    (path / "config.json").write_text(json.dumps(config))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.warns(RFCNNWarning, match="CPU"):
+        loaded = RFCNNClassifier.load(path)
+    assert str(loaded.net_.device) == "cpu"
+    np.testing.assert_array_equal(loaded.predict_proba(X), fitted.predict_proba(X))
+
+
+def test_embedder_save_load(data, tmp_path):
+    X, y, _ = data
+    emb = RFCNNEmbedder(**FAST).fit(X, y)
+    loaded = RFCNNEmbedder.load(emb.save(tmp_path / "e"))
+    np.testing.assert_array_equal(loaded.transform(X), emb.transform(X))
+
+
+def test_save_rejects_unserialisable_params_and_load_checks_folder(data, tmp_path):
+    from skorch.callbacks import EpochScoring
+
+    X, y, _ = data
+    clf = RFCNNClassifier(**FAST, callbacks=[EpochScoring("accuracy")]).fit(X, y)
+    with pytest.raises(ParameterError, match="callbacks"):
+        clf.save(tmp_path / "m")
+    with pytest.raises(DataError, match=r"config\.json"):
+        RFCNNClassifier.load(tmp_path / "nowhere")
