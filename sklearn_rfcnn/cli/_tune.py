@@ -1,0 +1,271 @@
+"""``rfcnn tune``: one worker of a shared Optuna study, or its report.
+
+Worker mode joins (or creates) the study ``--study`` in ``--storage`` and
+runs cross-validated trials of a ``BandStandardizer -> RFCNNClassifier``
+pipeline over the receptive-field search space until the study holds
+``--n-trials`` finished trials, counting every worker's; it never refits.
+Start it on as many processes or machines as you like with the same
+arguments. Data come from ``--data FILE.npz`` (arrays ``X``: spectrograms
+``(n, F, T)`` / ``(n, C, F, T)`` or features ``(n, d)``, and ``y``: labels or
+a 0/1 tag matrix) or ``--demo-data`` (the embedded instrument mixtures,
+rendered once and turned into mel spectrograms).
+
+Report mode (``--report``) prints the best trials with their receptive field
+in frames and seconds and writes ``optimization_history.png``,
+``param_importances.png``, ``score_vs_receptive_field.png`` and
+``summary.json`` into ``--output``.
+"""
+
+import json
+import sys
+
+__all__ = ["add_parser", "run"]
+
+
+def _key_value(text):
+    if "=" not in text:
+        raise ValueError(f"--set {text!r} must read KEY=VALUE")
+    key, value = text.split("=", 1)
+    try:
+        value = json.loads(value)
+    except json.JSONDecodeError:
+        pass
+    return key.strip(), value
+
+
+def add_parser(subparsers):
+    """Register the ``tune`` subcommand on an argparse ``subparsers`` object."""
+    p = subparsers.add_parser(
+        "tune",
+        help="run one worker of a shared Optuna study (or report on it)",
+        description="Join a shared Optuna study and run cross-validated trials "
+        "of an RF-CNN over the receptive-field search space (no refit), or "
+        "with --report print the best trials and write plots.",
+    )
+    p.add_argument("--study", required=True, help="study name shared by workers")
+    p.add_argument(
+        "--storage",
+        default=None,
+        help="RDB URL (postgresql://..., mysql://..., sqlite:///...) or a "
+        "journal file path; default: DATA_HOME/optuna/STUDY.journal",
+    )
+    p.add_argument("--data-home", default=None, help="default: $RFCNN_DATA_HOME")
+    p.add_argument(
+        "--report", action="store_true", help="report on the study instead of tuning"
+    )
+    p.add_argument(
+        "--output", default="rfcnn-tune-report", help="report folder for --report"
+    )
+    p.add_argument("--top", type=int, default=5, help="best trials listed")
+    src = p.add_argument_group("data (worker mode)")
+    src.add_argument("--data", default=None, help=".npz file with arrays X and y")
+    src.add_argument(
+        "--demo-data",
+        action="store_true",
+        help="use the embedded instrument mixtures (rendered once, cached)",
+    )
+    src.add_argument("--n-clips", type=int, default=200, help="demo clips")
+    src.add_argument("--duration", type=float, default=3.0, help="demo clip length")
+    src.add_argument("--sr", type=float, default=22050, help="sampling rate, Hz")
+    src.add_argument("--hop-length", type=int, default=512, help="STFT hop")
+    src.add_argument("--n-mels", type=int, default=128, help="demo mel bands")
+    s = p.add_argument_group("search (worker mode)")
+    s.add_argument("--n-trials", type=int, default=20, help="total over workers")
+    s.add_argument("--cv", type=int, default=3, help="cross-validation folds")
+    s.add_argument(
+        "--scoring",
+        default=None,
+        help="scorer name (default: pr_auc_macro for tags, accuracy for labels)",
+    )
+    s.add_argument("--rho", type=int, nargs=2, default=(3, 10), metavar=("LO", "HI"))
+    s.add_argument("--separate-axes", action="store_true", help="tune rho_f, rho_t")
+    s.add_argument("--width", type=int, nargs="+", default=[32, 64, 128])
+    s.add_argument("--include", nargs="+", default=None, help="space names kept")
+    s.add_argument("--exclude", nargs="+", default=None, help="space names dropped")
+    s.add_argument(
+        "--set",
+        dest="fixed",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="fixed RFCNNClassifier parameter (JSON value), repeatable",
+    )
+    s.add_argument("--max-epochs", type=int, default=10, help="epochs per fold")
+    s.add_argument("--no-pruning", action="store_true", help="never prune")
+    s.add_argument("--heartbeat-interval", type=int, default=60)
+    s.add_argument("--grace-period", type=int, default=None)
+    s.add_argument("--timeout", type=float, default=None, help="seconds")
+    s.add_argument("--n-jobs", type=int, default=1, help="worker processes here")
+    s.add_argument("--seed", type=int, default=None, help="sampler seed")
+    s.add_argument("-v", "--verbose", action="count", default=0)
+    p.set_defaults(run=run)
+    return p
+
+
+def _load_data(args):
+    import numpy as np
+
+    from sklearn_rfcnn.cli import CLIError
+
+    if bool(args.data) == bool(args.demo_data):
+        raise CLIError(
+            "worker mode needs exactly one of --data FILE.npz or --demo-data"
+        )
+    if args.data:
+        with np.load(args.data, allow_pickle=False) as f:
+            keys = set(f.files)
+            ykey = "y" if "y" in keys else "Y" if "Y" in keys else None
+            if "X" not in keys or ykey is None:
+                raise CLIError(
+                    f"--data {args.data}: needs arrays named 'X' and 'y' "
+                    f"(found {sorted(keys)}); save with np.savez(path, X=X, y=y)"
+                )
+            return np.asarray(f["X"], dtype=np.float32), np.asarray(f[ykey])
+    from sklearn_rfcnn.datasets import make_instrument_mixtures
+    from sklearn_rfcnn.transformers import MelSpectrogram
+
+    bunch = make_instrument_mixtures(
+        n_clips=args.n_clips,
+        duration=args.duration,
+        sr=int(args.sr),
+        random_state=0,
+        data_home=args.data_home,
+    )
+    mel = MelSpectrogram(
+        sr=int(args.sr), hop_length=args.hop_length, n_mels=args.n_mels
+    )
+    return mel.fit_transform(bunch.waveforms), np.asarray(bunch.target)
+
+
+def _report(args):
+    import optuna
+
+    from sklearn_rfcnn.search import make_storage, report_study
+
+    storage = make_storage(
+        args.storage, study_name=args.study, data_home=args.data_home
+    )
+    try:
+        study = optuna.load_study(study_name=args.study, storage=storage)
+    except KeyError:
+        from sklearn_rfcnn.cli import CLIError
+
+        raise CLIError(f"no study named {args.study!r} in that storage") from None
+    summary = report_study(
+        study, args.output, sr=args.sr, hop_length=args.hop_length, top=args.top
+    )
+    states = ", ".join(
+        f"{k.lower()}: {v}" for k, v in sorted(summary["states"].items())
+    )
+    print(f"study {summary['study_name']}  ({states})")
+    for rank, row in enumerate(summary["top"], 1):
+        rf = (
+            f"RF {row['rf_frames']} frames = {row['rf_seconds']} s"
+            if row["rf_frames"] is not None
+            else "RF n/a"
+        )
+        print(f"#{rank} trial {row['number']}: score {row['score']:.4f}  {rf}")
+        print(f"    {json.dumps(row['params'], default=str)}")
+    if summary["best"] is None:
+        print("no complete trial yet")
+    for path in summary["plots"]:
+        print(f"wrote {path}")
+    return 0
+
+
+def _worker(args):
+    import numpy as np
+    from sklearn.pipeline import Pipeline
+
+    from sklearn_rfcnn.cli import CLIError
+    from sklearn_rfcnn.estimators import RFCNNClassifier
+    from sklearn_rfcnn.search import (
+        RFOptunaSearchCV,
+        create_or_load_study,
+        make_storage,
+        rf_search_space,
+        run_worker,
+    )
+    from sklearn_rfcnn.transformers import BandStandardizer
+
+    X, y = _load_data(args)
+    try:
+        fixed = dict(_key_value(t) for t in args.fixed)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    params = {"max_epochs": args.max_epochs, "verbose": 0, "random_state": 0}
+    params.update(fixed)
+    try:
+        clf = RFCNNClassifier(**params)
+    except TypeError as exc:
+        raise CLIError(f"--set: {exc}") from None
+    pipe = Pipeline([("norm", BandStandardizer()), ("clf", clf)])
+    space = rf_search_space(
+        "clf__",
+        rho=tuple(args.rho),
+        separate_axes=args.separate_axes,
+        width=tuple(args.width),
+        include=args.include,
+        exclude=args.exclude,
+    )
+    for key in fixed:  # a fixed parameter is not searched
+        space.pop("clf__" + key, None)
+    scoring = args.scoring
+    if scoring is None:
+        scoring = "pr_auc_macro" if np.ndim(y) == 2 else "accuracy"
+    search = RFOptunaSearchCV(
+        pipe,
+        space,
+        n_trials=args.n_trials,
+        cv=args.cv,
+        scoring=scoring,
+        storage=args.storage,
+        study_name=args.study,
+        pruning=not args.no_pruning,
+        n_jobs=args.n_jobs,
+        timeout=args.timeout,
+        random_state=args.seed,
+        data_home=args.data_home,
+        heartbeat_interval=args.heartbeat_interval,
+        grace_period=args.grace_period,
+        verbose=args.verbose,
+    )
+    # Record what the report needs to turn pixels into seconds.
+    storage = make_storage(
+        args.storage,
+        study_name=args.study,
+        data_home=args.data_home,
+        heartbeat_interval=args.heartbeat_interval,
+        grace_period=args.grace_period,
+    )
+    study = create_or_load_study(storage, args.study)
+    study.set_user_attr("rfcnn:sr", args.sr)
+    study.set_user_attr("rfcnn:hop_length", args.hop_length)
+    study.set_user_attr("rfcnn:depth", clf.depth)
+    study = run_worker(search, X, y)
+    states = {}
+    for t in study.get_trials(deepcopy=False):
+        states[t.state.name] = states.get(t.state.name, 0) + 1
+    done = states.get("COMPLETE", 0) + states.get("PRUNED", 0)
+    print(
+        f"study {args.study}: {done}/{args.n_trials} trials finished "
+        f"({', '.join(f'{k.lower()}: {v}' for k, v in sorted(states.items()))})"
+    )
+    if done and states.get("COMPLETE"):
+        best = study.best_trial
+        print(f"best so far: trial {best.number}, score {best.value:.4f}")
+        print(f"    {json.dumps(best.params, default=str)}")
+    return 0
+
+
+def run(args):
+    """Run ``rfcnn tune``; returns the exit status."""
+    if args.report:
+        return _report(args)
+    return _worker(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from sklearn_rfcnn.cli import main
+
+    sys.exit(main(["tune", *sys.argv[1:]]))

@@ -1,0 +1,1157 @@
+"""RFOptunaSearchCV: a receptive-field-centred Optuna search, scikit-learn style.
+
+Design notes (what differs from ``optuna_integration.OptunaSearchCV`` and why):
+
+* A fresh study per ``fit`` unless ``study_name`` names one to join, so a
+  second fit never mixes in the first fit's trials.
+* The cross-validation splits are drawn once per fit and reused by every
+  trial and every epoch: with a shuffling splitter, re-splitting per epoch
+  would let a fold model train on samples it is later scored on.  When
+  pruning per epoch, each fold model is trained with ``partial_fit`` on its
+  own training part only (the Pipeline's transformers are fitted on that part
+  once per trial) and scored on its validation part; the mean over folds is
+  reported at step ``epoch``.  Estimators without ``partial_fit`` are pruned
+  per fold instead (running mean after each fold).
+* ``n_trials`` is the number of finished trials (complete, pruned, or failed
+  fits) the study must hold.  Workers in several processes or machines count
+  together: a trial only runs if fewer than ``n_trials`` live or finished
+  trials precede it in the study's numbering (which the storage assigns
+  atomically), so two workers asked for a total of ``n_trials`` finish exactly
+  that many, even under races; a trial created past the total is closed as a
+  failed *surplus* trial without fitting anything.  A worker whose trial died
+  (killed process) leaves a running trial without heartbeat; another worker
+  fails it after the grace period and re-runs its parameters.
+* No shared mutable callback state: the objective is a plain object that
+  only reads its inputs, so thread workers do not interfere.
+"""
+
+import logging
+import math
+import numbers
+import os
+import re
+import socket
+import time
+import traceback
+import uuid
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from inspect import signature
+
+import numpy as np
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
+from sklearn.exceptions import FitFailedWarning, NotFittedError
+from sklearn.metrics import check_scoring
+from sklearn.model_selection import check_cv
+from sklearn.pipeline import Pipeline
+from sklearn.utils import check_random_state
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted, indexable
+
+from sklearn_rfcnn.exceptions import ParameterError
+from sklearn_rfcnn.search._spaces import (
+    _import_optuna,
+    rf_search_space,
+    to_distribution,
+)
+from sklearn_rfcnn.search._storage import (
+    create_or_load_study,
+    make_storage,
+    storage_kind,
+)
+from sklearn_rfcnn.utils._sklearn_compat import (
+    HasMethods,
+    Interval,
+    StrOptions,
+    _fit_context,
+)
+
+__all__ = ["RFOptunaSearchCV", "find_rf_prefix", "run_worker"]
+
+#: User attributes the objective writes on each trial.
+ATTR_SURPLUS = "rfcnn:surplus"
+ATTR_FIT_FAILED = "rfcnn:fit_failed"
+ATTR_TEST = "rfcnn:split_test_scores"
+ATTR_TRAIN = "rfcnn:split_train_scores"
+ATTR_FIT_TIME = "rfcnn:fit_times"
+ATTR_SCORE_TIME = "rfcnn:score_times"
+ATTR_EPOCHS = "rfcnn:n_epochs"
+ATTR_WORKER = "rfcnn:worker"
+
+
+class _SurplusTrial(Exception):
+    """Raised inside a trial created after the study reached its total."""
+
+
+class _FailedFit(Exception):
+    """Raised inside a trial whose fit failed and ``error_score`` is NaN."""
+
+
+def find_rf_prefix(estimator):
+    """Return the parameter prefix of the RF-CNN inside ``estimator``.
+
+    The RF-CNN is the (only) object whose parameters include ``rho``:
+    ``""`` for a bare estimator, ``"clf__"`` for a Pipeline step ``clf``,
+    and so on through nested pipelines.
+
+    Parameters
+    ----------
+    estimator : estimator or Pipeline
+
+    Returns
+    -------
+    prefix : str
+
+    Raises
+    ------
+    ParameterError
+        When no step, or more than one, has a ``rho`` parameter.
+
+    Examples
+    --------
+    >>> from sklearn.pipeline import Pipeline
+    >>> from sklearn.base import BaseEstimator
+    >>> class Net(BaseEstimator):
+    ...     def __init__(self, rho=7):
+    ...         self.rho = rho
+    >>> find_rf_prefix(Net()), find_rf_prefix(Pipeline([("clf", Net())]))
+    ('', 'clf__')
+    """
+    params = estimator.get_params(deep=True)
+    prefixes = sorted(
+        k[: -len("rho")] for k in params if k == "rho" or k.endswith("__rho")
+    )
+    if len(prefixes) != 1:
+        found = "none" if not prefixes else ", ".join(p + "rho" for p in prefixes)
+        raise ParameterError(
+            "param_distributions=None searches the RF-CNN's default space "
+            f"(rf_search_space) but the estimator has {found} 'rho' parameter(s); "
+            "pass param_distributions explicitly, e.g. "
+            "rf_search_space(prefix='clf__')."
+        )
+    return prefixes[0]
+
+
+def _rho_range(depth, default=(3, 10)):
+    """The default rho range, clipped to what a network of ``depth`` allows."""
+    if depth is None:
+        return default
+    from sklearn_rfcnn.receptive_field import max_rho
+
+    top = max_rho(depth)
+    return (min(default[0], top), min(default[1], top))
+
+
+def _suggest(trial, name, distribution):
+    """Sample one parameter through the public ``suggest_*`` API."""
+    optuna = _import_optuna()
+    d = optuna.distributions
+    if isinstance(distribution, d.FloatDistribution):
+        return trial.suggest_float(
+            name,
+            distribution.low,
+            distribution.high,
+            step=distribution.step,
+            log=distribution.log,
+        )
+    if isinstance(distribution, d.IntDistribution):
+        return trial.suggest_int(
+            name,
+            distribution.low,
+            distribution.high,
+            step=distribution.step,
+            log=distribution.log,
+        )
+    if isinstance(distribution, d.CategoricalDistribution):
+        return trial.suggest_categorical(name, distribution.choices)
+    raise ParameterError(  # pragma: no cover - optuna has only these three
+        f"unsupported distribution for {name}: {distribution!r}"
+    )
+
+
+def _index_params(params, indices, n_samples):
+    """Index the sample-aligned entries of fit parameters (sample_weight...)."""
+    out = {}
+    for key, value in params.items():
+        if hasattr(value, "shape") or isinstance(value, list | tuple):
+            if _n_samples(value) == n_samples:
+                out[key] = _take(value, indices)
+                continue
+        out[key] = value
+    return out
+
+
+def _final_step(estimator):
+    """Split a Pipeline into (pre-processing pipeline or None, final estimator)."""
+    if isinstance(estimator, Pipeline) and len(estimator.steps) > 1:
+        return estimator[:-1], estimator.steps[-1][1]
+    if isinstance(estimator, Pipeline):
+        return None, estimator.steps[-1][1]
+    return None, estimator
+
+
+def _n_epochs(final):
+    """Epochs per fold when pruning per epoch: ``max_epochs`` or ``max_iter``."""
+    params = final.get_params(deep=False)
+    for name in ("max_epochs", "max_iter"):
+        value = params.get(name)
+        if isinstance(value, numbers.Integral) and value >= 1:
+            return int(value), name
+    return None, None
+
+
+def _count_towards_total(trial, TrialState):
+    """Whether a trial occupies one of the study's ``n_trials`` places."""
+    state = trial.state
+    if state in (TrialState.RUNNING, TrialState.WAITING):
+        return True
+    if state in (TrialState.COMPLETE, TrialState.PRUNED):
+        return True
+    return state == TrialState.FAIL and bool(trial.user_attrs.get(ATTR_FIT_FAILED))
+
+
+class _Objective:
+    """The cross-validated score of one parameter set (an Optuna objective)."""
+
+    def __init__(
+        self,
+        estimator,
+        distributions,
+        X,
+        y,
+        groups_splits,
+        scorer,
+        fit_params,
+        *,
+        n_trials,
+        pruning,
+        error_score,
+        return_train_score,
+    ):
+        self.estimator = estimator
+        self.distributions = distributions
+        self.X = X
+        self.y = y
+        self.splits = groups_splits
+        self.scorer = scorer
+        self.fit_params = fit_params
+        self.n_trials = n_trials
+        self.pruning = pruning
+        self.error_score = error_score
+        self.return_train_score = return_train_score
+
+    # -- the exact-total rule ------------------------------------------------
+    def _is_surplus(self, trial):
+        optuna = _import_optuna()
+        TrialState = optuna.trial.TrialState
+        before = [
+            t
+            for t in trial.study.get_trials(deepcopy=False)
+            if t.number < trial.number and _count_towards_total(t, TrialState)
+        ]
+        return len(before) >= self.n_trials
+
+    def __call__(self, trial):
+        optuna = _import_optuna()
+        if self._is_surplus(trial):
+            trial.set_user_attr(ATTR_SURPLUS, True)
+            raise _SurplusTrial(
+                f"trial {trial.number} is surplus: the study already holds "
+                f"{self.n_trials} running or finished trials; nothing was fitted"
+            )
+        trial.set_user_attr(ATTR_WORKER, f"{socket.gethostname()}:{os.getpid()}")
+        params = {
+            name: _suggest(trial, name, dist)
+            for name, dist in self.distributions.items()
+        }
+        estimator = clone(self.estimator).set_params(**params)
+        try:
+            pre, final = _final_step(estimator)
+            n_epochs, _ = _n_epochs(final)
+            if self.pruning and hasattr(final, "partial_fit") and n_epochs:
+                return self._by_epoch(trial, pre, final, n_epochs)
+            return self._by_fold(trial, estimator)
+        except optuna.TrialPruned:
+            raise
+        except Exception as exc:
+            if isinstance(self.error_score, str):  # "raise"
+                raise
+            trial.set_user_attr(ATTR_FIT_FAILED, True)
+            trial.set_user_attr("rfcnn:error", "".join(traceback.format_exception(exc)))
+            warnings.warn(
+                f"Trial {trial.number} failed to fit with {params}; its score is "
+                f"error_score={self.error_score!r}. The error was:\n{exc!r}",
+                FitFailedWarning,
+                stacklevel=2,
+            )
+            if math.isnan(self.error_score):
+                raise _FailedFit(repr(exc)) from exc
+            n = len(self.splits)
+            trial.set_user_attr(ATTR_TEST, [float(self.error_score)] * n)
+            return float(self.error_score)
+
+    def _record(self, trial, test, train, fit_times, score_times, n_epochs=None):
+        trial.set_user_attr(ATTR_TEST, [float(s) for s in test])
+        if train is not None:
+            trial.set_user_attr(ATTR_TRAIN, [float(s) for s in train])
+        trial.set_user_attr(ATTR_FIT_TIME, [float(t) for t in fit_times])
+        trial.set_user_attr(ATTR_SCORE_TIME, [float(t) for t in score_times])
+        if n_epochs is not None:
+            trial.set_user_attr(ATTR_EPOCHS, int(n_epochs))
+
+    # -- one estimator per fold, pruned after each fold --------------------------
+    def _by_fold(self, trial, estimator):
+        optuna = _import_optuna()
+        n_samples = _n_samples(self.X)
+        test, train, fit_times, score_times = [], [], [], []
+        for k, (tr, te) in enumerate(self.splits):
+            est = clone(estimator)
+            X_tr, y_tr = _take(self.X, tr), _subset(self.y, tr)
+            X_te, y_te = _take(self.X, te), _subset(self.y, te)
+            params = _index_params(self.fit_params, tr, n_samples)
+            t0 = time.perf_counter()
+            est.fit(X_tr, y_tr, **params)
+            t1 = time.perf_counter()
+            test.append(self.scorer(est, X_te, y_te))
+            score_times.append(time.perf_counter() - t1)
+            fit_times.append(t1 - t0)
+            if self.return_train_score:
+                train.append(self.scorer(est, X_tr, y_tr))
+            if self.pruning:
+                trial.report(float(np.mean(test)), k)
+                if k + 1 < len(self.splits) and trial.should_prune():
+                    self._record(trial, test, None, fit_times, score_times)
+                    raise optuna.TrialPruned(f"pruned after fold {k}")
+        self._record(
+            trial,
+            test,
+            train if self.return_train_score else None,
+            fit_times,
+            score_times,
+        )
+        return float(np.mean(test))
+
+    # -- fold models trained epoch by epoch with partial_fit -------------------
+    def _by_epoch(self, trial, pre, final, n_epochs):
+        optuna = _import_optuna()
+        n_samples = _n_samples(self.X)
+        folds = []
+        for tr, te in self.splits:
+            X_tr, y_tr = _take(self.X, tr), _subset(self.y, tr)
+            X_te, y_te = _take(self.X, te), _subset(self.y, te)
+            params = _index_params(self.fit_params, tr, n_samples)
+            t0 = time.perf_counter()
+            if pre is not None:
+                fold_pre = clone(pre)
+                X_tr = fold_pre.fit_transform(X_tr, y_tr)
+                X_te = fold_pre.transform(X_te)
+            model = clone(final)
+            kwargs = dict(params)
+            if (
+                is_classifier(model)
+                and "classes" in signature(model.partial_fit).parameters
+                and np.ndim(self.y) == 1
+            ):
+                kwargs["classes"] = np.unique(self.y)
+            folds.append(
+                {
+                    "model": model,
+                    "X_tr": X_tr,
+                    "y_tr": y_tr,
+                    "X_te": X_te,
+                    "y_te": y_te,
+                    "kwargs": kwargs,
+                    "fit_time": time.perf_counter() - t0,
+                    "score_time": 0.0,
+                }
+            )
+        scores = []
+        for epoch in range(n_epochs):
+            scores = []
+            for fold in folds:
+                t0 = time.perf_counter()
+                fold["model"].partial_fit(fold["X_tr"], fold["y_tr"], **fold["kwargs"])
+                fold["kwargs"].pop("classes", None)
+                t1 = time.perf_counter()
+                scores.append(self.scorer(fold["model"], fold["X_te"], fold["y_te"]))
+                fold["fit_time"] += t1 - t0
+                fold["score_time"] += time.perf_counter() - t1
+            trial.report(float(np.mean(scores)), epoch)
+            if epoch + 1 < n_epochs and trial.should_prune():
+                self._record(
+                    trial,
+                    scores,
+                    None,
+                    [f["fit_time"] for f in folds],
+                    [f["score_time"] for f in folds],
+                    n_epochs=epoch + 1,
+                )
+                raise optuna.TrialPruned(f"pruned after epoch {epoch}")
+        train = None
+        if self.return_train_score:
+            train = [self.scorer(f["model"], f["X_tr"], f["y_tr"]) for f in folds]
+        self._record(
+            trial,
+            scores,
+            train,
+            [f["fit_time"] for f in folds],
+            [f["score_time"] for f in folds],
+            n_epochs=n_epochs,
+        )
+        return float(np.mean(scores))
+
+
+def _take(X, indices):
+    """Rows ``indices`` of an array, sparse matrix, DataFrame or sequence."""
+    if hasattr(X, "iloc"):
+        return X.iloc[indices]
+    if hasattr(X, "shape"):
+        return X[indices]
+    return [X[i] for i in indices]
+
+
+def _n_samples(X):
+    return X.shape[0] if hasattr(X, "shape") else len(X)
+
+
+def _subset(y, indices):
+    return None if y is None else _take(y, indices)
+
+
+class _QuietSurplus(logging.Filter):
+    """Drop Optuna's failure log (with traceback) for surplus trials."""
+
+    def __init__(self):
+        super().__init__()
+        self.numbers = set()
+
+    def filter(self, record):
+        message = record.getMessage()
+        match = re.match(r"Trial (\d+) failed", message)
+        if match is None:
+            return True
+        if "_SurplusTrial" in message:
+            self.numbers.add(match.group(1))
+            return False
+        return match.group(1) not in self.numbers
+
+
+def _install_log_filter():
+    logger = logging.getLogger("optuna.study._optimize")
+    if not any(isinstance(f, _QuietSurplus) for f in logger.filters):
+        logger.addFilter(_QuietSurplus())
+
+
+def _run_trials(study, objective, n_trials, timeout):
+    """Run trials until the study holds ``n_trials`` finished ones (or timeout).
+
+    While other workers' trials are running and heartbeats are on, the worker
+    waits rather than leaving, so it can re-run a trial whose worker dies.
+    """
+    optuna = _import_optuna()
+    _install_log_filter()
+    TrialState = optuna.trial.TrialState
+    storage = study._storage
+    interval = (
+        storage.get_heartbeat_interval()
+        if hasattr(storage, "get_heartbeat_interval")
+        else None
+    )
+    start = time.monotonic()
+    while True:
+        if timeout is not None and time.monotonic() - start >= timeout:
+            return
+        if interval is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)
+        trials = study.get_trials(deepcopy=False)
+        done = sum(
+            1
+            for t in trials
+            if t.state.is_finished() and _count_towards_total(t, TrialState)
+        )
+        if done >= n_trials:
+            return
+        running = sum(1 for t in trials if t.state == TrialState.RUNNING)
+        waiting = sum(1 for t in trials if t.state == TrialState.WAITING)
+        if done + running >= n_trials and waiting == 0:
+            if interval is None:
+                return
+            time.sleep(min(1.0, interval / 2))
+            continue
+        study.optimize(
+            objective,
+            n_trials=1,
+            catch=(_SurplusTrial, _FailedFit),
+            gc_after_trial=False,
+        )
+
+
+def _process_worker(search, X, y, splits, fit_params, study_name, seed, reseed):
+    """One worker process: join the study and run trials (no refit)."""
+    search._configure_logging()
+    storage = search._make_storage(study_name)
+    sampler = search._make_sampler(seed, reseed)
+    study = create_or_load_study(
+        storage, study_name, sampler=sampler, pruner=search._make_pruner()
+    )
+    objective = search._make_objective(X, y, splits, fit_params)
+    _run_trials(study, objective, search.n_trials, search.timeout)
+    return True
+
+
+class RFOptunaSearchCV(MetaEstimatorMixin, BaseEstimator):
+    """Optuna search over the receptive field and regularisers, with CV.
+
+    A scikit-learn meta-estimator: each trial samples parameters from
+    ``param_distributions`` (by default :func:`rf_search_space` for the
+    RF-CNN inside ``estimator``), scores them by cross-validation, and the
+    best are refit on all the data. Trials live in an Optuna study that
+    several processes or machines can share (see ``storage``); trials are
+    pruned per epoch (``partial_fit`` estimators) or per fold without
+    leaking validation samples into training.
+
+    Parameters
+    ----------
+    estimator : estimator or Pipeline
+        Cloned for every fold; any scikit-learn estimator works.
+    param_distributions : dict of str to distribution or list, default=None
+        Optuna distributions (``optuna.distributions.*``) keyed by parameter
+        name; a list is a categorical choice. ``None`` uses
+        :func:`rf_search_space` with the prefix of the step that has a
+        ``rho`` parameter (``""`` for a bare RF-CNN, ``"clf__"`` for a
+        Pipeline step ``clf``), keeping the names the estimator has.
+    n_trials : int >= 1, default=20
+        Number of finished trials (complete, pruned or failed fits) the
+        study must hold; shared by every worker of a named study.
+    cv : int, cross-validation generator or iterable, default=3
+        As in :func:`sklearn.model_selection.check_cv` (stratified for
+        classifiers). The splits are drawn once per fit and used by every
+        trial.
+    scoring : str or callable, default=None
+        A scorer name (the library's tagging scorers from
+        :mod:`sklearn_rfcnn.metrics` when present, else scikit-learn's) or a
+        callable ``scorer(estimator, X, y)``; ``None`` uses the estimator's
+        ``score``. Greater is better.
+    storage : None, "memory", path-like, str URL or optuna storage, default=None
+        ``None``: a journal file ``<data_home>/optuna/<study>.journal``
+        (several processes on one machine); a path: that journal file; an RDB
+        URL (``postgresql://``, ``mysql://``, ``sqlite:///``): Optuna's
+        RDBStorage (many machines); ``"memory"``: in this process only.
+    study_name : str, default=None
+        ``None`` creates a fresh study for each fit; a name creates the study
+        or joins it (its earlier trials count towards ``n_trials``).
+    pruning : bool or optuna pruner, default=True
+        ``True`` uses ``MedianPruner(n_startup_trials=5, n_warmup_steps=1)``;
+        a pruner object is used as given; ``False`` never prunes.
+    n_jobs : int, default=1
+        Parallel workers: processes on a journal or RDB storage, threads on
+        ``"memory"`` or a storage object. ``-1`` uses all cores.
+    timeout : float > 0, default=None
+        Seconds after which a worker starts no new trial.
+    refit : bool, default=True
+        Refit the best parameters on the whole data as ``best_estimator_``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the default TPE sampler (worker ``i`` uses seed + ``i``).
+    sampler : optuna sampler, default=None
+        Overrides the default ``TPESampler``.
+    data_home : path-like, default=None
+        Folder of the default journal files (else ``$RFCNN_DATA_HOME`` or
+        ``~/rfcnn_data``).
+    heartbeat_interval : int >= 1 or None, default=60
+        Seconds between heartbeats of a running trial on journal and RDB
+        storages. A trial silent for ``grace_period`` seconds is failed and
+        re-run with the same parameters by another worker. ``None``: off.
+    grace_period : int >= 1, default=None
+        See ``heartbeat_interval``; ``None`` means twice the interval.
+    error_score : "raise" or float, default=np.nan
+        Score of a trial whose fit fails (a NaN marks the trial failed);
+        ``"raise"`` re-raises the error.
+    return_train_score : bool, default=False
+        Also record training scores in ``cv_results_``.
+    verbose : int, default=0
+        ``0`` keeps Optuna to warnings, ``>= 1`` logs every trial.
+
+    Attributes
+    ----------
+    cv_results_ : dict of numpy arrays
+        One row per finished trial, in scikit-learn's format (``params``,
+        ``param_<name>``, ``split<k>_test_score``, ``mean_test_score``,
+        ``std_test_score``, ``rank_test_score``, ``mean_fit_time`` ...) plus
+        ``trial_number``, ``state`` (``"COMPLETE"``, ``"PRUNED"``, ``"FAIL"``)
+        and ``n_epochs``. Pruned and failed trials have NaN test scores.
+    best_index_ : int
+        Row of the best complete trial in ``cv_results_``.
+    best_params_ : dict
+    best_score_ : float
+        Its mean cross-validated score.
+    best_estimator_ : estimator
+        Refit on the whole data (only with ``refit=True``).
+    refit_time_ : float
+    study_ : optuna.Study
+        The study, with every trial (its storage keeps them).
+    study_name_ : str
+    n_trials_ : int
+        Finished trials in ``cv_results_``.
+    n_splits_ : int
+    scorer_ : callable
+    multimetric_ : bool
+        Always False (one metric).
+
+    Notes
+    -----
+    *Pruning.* When the final estimator has ``partial_fit`` and a
+    ``max_epochs`` (or ``max_iter``) parameter, every fold model is trained
+    one ``partial_fit`` call per epoch for that many epochs, on its own
+    training part only (the Pipeline's transformers are fitted on that part
+    once per trial), and the mean validation score over folds is reported at
+    step ``epoch``. Other estimators are fitted per fold and the running mean
+    is reported after each fold. The folds are drawn once per fit, so a
+    shuffling splitter cannot leak validation samples into later epochs.
+    The refit uses ``fit``.
+
+    *Exact totals.* A trial runs only if fewer than ``n_trials`` live or
+    finished trials precede it in the study's numbering, which the storage
+    assigns atomically; a trial created past the total (two workers racing
+    for the last place) is closed as a failed *surplus* trial without fitting
+    anything (user attribute ``rfcnn:surplus``) and does not appear in
+    ``cv_results_``.
+
+    See Also
+    --------
+    rf_search_space : The default search space.
+    run_worker : Join a shared study and run trials without refit.
+
+    Examples
+    --------
+    >>> from optuna.distributions import FloatDistribution
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn_rfcnn.search import RFOptunaSearchCV
+    >>> X, y = load_iris(return_X_y=True)
+    >>> search = RFOptunaSearchCV(
+    ...     LogisticRegression(max_iter=200),
+    ...     {"C": FloatDistribution(1e-2, 1e2, log=True)},
+    ...     n_trials=4, storage="memory", random_state=0,
+    ... ).fit(X, y)
+    >>> search.n_trials_, len(search.cv_results_["params"])
+    (4, 4)
+    >>> round(search.best_score_, 2) > 0.9
+    True
+    """
+
+    _parameter_constraints = {
+        "estimator": [HasMethods(["fit"])],
+        "param_distributions": [dict, None],
+        "n_trials": [Interval(numbers.Integral, 1, None, closed="left")],
+        "cv": ["cv_object"],
+        "scoring": [str, callable, None],
+        "storage": "no_validation",
+        "study_name": [str, None],
+        "pruning": ["boolean", HasMethods(["prune"])],
+        "n_jobs": [numbers.Integral, None],
+        "timeout": [Interval(numbers.Real, 0, None, closed="neither"), None],
+        "refit": ["boolean"],
+        "random_state": ["random_state"],
+        "sampler": [HasMethods(["sample_independent"]), None],
+        "data_home": [str, os.PathLike, None],
+        "heartbeat_interval": [
+            Interval(numbers.Integral, 1, None, closed="left"),
+            None,
+        ],
+        "grace_period": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "error_score": [StrOptions({"raise"}), numbers.Real],
+        "return_train_score": ["boolean"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        estimator,
+        param_distributions=None,
+        *,
+        n_trials=20,
+        cv=3,
+        scoring=None,
+        storage=None,
+        study_name=None,
+        pruning=True,
+        n_jobs=1,
+        timeout=None,
+        refit=True,
+        random_state=None,
+        sampler=None,
+        data_home=None,
+        heartbeat_interval=60,
+        grace_period=None,
+        error_score=np.nan,
+        return_train_score=False,
+        verbose=0,
+    ):
+        self.estimator = estimator
+        self.param_distributions = param_distributions
+        self.n_trials = n_trials
+        self.cv = cv
+        self.scoring = scoring
+        self.storage = storage
+        self.study_name = study_name
+        self.pruning = pruning
+        self.n_jobs = n_jobs
+        self.timeout = timeout
+        self.refit = refit
+        self.random_state = random_state
+        self.sampler = sampler
+        self.data_home = data_home
+        self.heartbeat_interval = heartbeat_interval
+        self.grace_period = grace_period
+        self.error_score = error_score
+        self.return_train_score = return_train_score
+        self.verbose = verbose
+
+    # -- building blocks (also used by worker processes) -----------------------
+    def _distributions(self):
+        if self.param_distributions is None:
+            prefix = find_rf_prefix(self.estimator)
+            params = self.estimator.get_params(deep=True)
+            space = rf_search_space(
+                prefix, rho=_rho_range(params.get(prefix + "depth"))
+            )
+            return {k: v for k, v in space.items() if k in params}
+        valid = self.estimator.get_params(deep=True)
+        out = {}
+        for name, value in self.param_distributions.items():
+            if name.split("__")[0] not in valid and name not in valid:
+                raise ParameterError(
+                    f"param_distributions names {name!r}, which is not a parameter "
+                    f"of {type(self.estimator).__name__}; valid names include "
+                    f"{sorted(valid)[:10]}."
+                )
+            out[name] = to_distribution(name, value)
+        return out
+
+    def _scorer(self):
+        if callable(self.scoring):
+            return self.scoring
+        if self.scoring is None:
+            return check_scoring(self.estimator)
+        try:
+            from sklearn_rfcnn.metrics import get_scorer
+        except ImportError:
+            from sklearn.metrics import get_scorer
+        return get_scorer(self.scoring)
+
+    def _make_storage(self, study_name):
+        return make_storage(
+            self.storage,
+            study_name=study_name,
+            data_home=self.data_home,
+            heartbeat_interval=self.heartbeat_interval,
+            grace_period=self.grace_period,
+        )
+
+    def _make_sampler(self, seed, reseed=False):
+        optuna = _import_optuna()
+        if self.sampler is not None:
+            sampler = clone_sampler(self.sampler)
+            if reseed:
+                sampler.reseed_rng()
+            return sampler
+        return optuna.samplers.TPESampler(seed=seed)
+
+    def _make_pruner(self):
+        optuna = _import_optuna()
+        if self.pruning is True:
+            return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+        if self.pruning is False:
+            return optuna.pruners.NopPruner()
+        return self.pruning
+
+    def _make_objective(self, X, y, splits, fit_params):
+        return _Objective(
+            self.estimator,
+            self._distributions(),
+            X,
+            y,
+            splits,
+            self._scorer(),
+            fit_params,
+            n_trials=self.n_trials,
+            pruning=self.pruning is not False,
+            error_score=self.error_score,
+            return_train_score=self.return_train_score,
+        )
+
+    def _configure_logging(self):
+        optuna = _import_optuna()
+        level = optuna.logging.INFO if self.verbose else optuna.logging.WARNING
+        previous = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(level)
+        return previous
+
+    def _splits(self, X, y, groups):
+        cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
+        return list(cv.split(X, y, groups)), cv
+
+    def _optimize(self, X, y, groups, fit_params, study_name):
+        """Run this process's share of the trials; returns the study."""
+        storage = self._make_storage(study_name)
+        kind = storage_kind(self.storage)
+        rng = check_random_state(self.random_state)
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        study = create_or_load_study(
+            storage,
+            study_name,
+            sampler=self._make_sampler(seed),
+            pruner=self._make_pruner(),
+        )
+        splits, _ = self._splits(X, y, groups)
+        n_jobs = self.n_jobs or 1
+        if n_jobs < 0:
+            n_jobs = max(1, (os.cpu_count() or 1) + 1 + n_jobs)
+        if n_jobs == 1:
+            objective = self._make_objective(X, y, splits, fit_params)
+            _run_trials(study, objective, self.n_trials, self.timeout)
+        elif kind in ("journal", "rdb"):
+            from joblib import Parallel, delayed
+
+            Parallel(n_jobs=n_jobs, backend="loky")(
+                delayed(_process_worker)(
+                    self, X, y, splits, fit_params, study_name, seed + i, i > 0
+                )
+                for i in range(n_jobs)
+            )
+        else:
+            objective = self._make_objective(X, y, splits, fit_params)
+            with ThreadPoolExecutor(n_jobs) as pool:
+                futures = [
+                    pool.submit(
+                        _run_trials, study, objective, self.n_trials, self.timeout
+                    )
+                    for _ in range(n_jobs)
+                ]
+                for future in futures:
+                    future.result()
+        return study, splits
+
+    # -- fit ----------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y=None, *, groups=None, **fit_params):
+        """Search, then refit the best parameters on all of ``X, y``.
+
+        Parameters
+        ----------
+        X : indexable, length n_samples
+            Anything the estimator takes (arrays, lists of paths ...).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs), default=None
+        groups : array-like of shape (n_samples,), default=None
+            Group labels for group-aware splitters.
+        **fit_params : dict
+            Passed to the estimator's ``fit`` (sample-aligned values are
+            indexed per fold).
+
+        Returns
+        -------
+        self : RFOptunaSearchCV
+        """
+        optuna = _import_optuna()
+        X, y, groups = indexable(X, y, groups)
+        study_name = self.study_name or f"rfcnn-search-{uuid.uuid4().hex[:12]}"
+        previous = self._configure_logging()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study, splits = self._optimize(X, y, groups, fit_params, study_name)
+        finally:
+            optuna.logging.set_verbosity(previous)
+
+        self.study_ = study
+        self.study_name_ = study_name
+        self.scorer_ = self._scorer()
+        self.multimetric_ = False
+        self.n_splits_ = len(splits)
+        self.cv_results_, numbers_ = _cv_results(
+            study, self.n_splits_, self.return_train_score
+        )
+        self.n_trials_ = len(numbers_)
+        complete = self.cv_results_["state"] == "COMPLETE"
+        if not complete.any():
+            raise ValueError(
+                f"No trial of study {study_name!r} completed: all "
+                f"{self.n_trials_} were pruned or failed to fit. See "
+                "cv_results_['state'] and the trials' 'rfcnn:error' user attributes, "
+                "or set error_score='raise' to see the error."
+            )
+        best = study.best_trial
+        self.best_index_ = int(numbers_.index(best.number))
+        self.best_params_ = dict(best.params)
+        self.best_score_ = float(best.value)
+        if self.refit:
+            estimator = clone(self.estimator).set_params(**self.best_params_)
+            t0 = time.perf_counter()
+            estimator.fit(X, y, **fit_params)
+            self.refit_time_ = time.perf_counter() - t0
+            self.best_estimator_ = estimator
+        return self
+
+    # -- delegation -------------------------------------------------------------
+    @property
+    def classes_(self):
+        """Class labels of ``best_estimator_``."""
+        _search_has("classes_")(self)
+        return self.best_estimator_.classes_
+
+    @property
+    def n_features_in_(self):
+        """Number of features seen by ``best_estimator_`` during fit."""
+        try:
+            check_is_fitted(self)
+        except NotFittedError as exc:
+            raise AttributeError(
+                f"{type(self).__name__} object has no n_features_in_ attribute."
+            ) from exc
+        return self.best_estimator_.n_features_in_
+
+    @property
+    def feature_names_in_(self):
+        """Feature names seen by ``best_estimator_`` during fit."""
+        try:
+            check_is_fitted(self)
+        except NotFittedError as exc:
+            raise AttributeError(
+                f"{type(self).__name__} object has no feature_names_in_ attribute."
+            ) from exc
+        return self.best_estimator_.feature_names_in_
+
+    def _check_fitted_refit(self, what):
+        check_is_fitted(self)
+        if not self.refit:
+            raise AttributeError(
+                f"{what} needs refit=True; refit manually with best_params_."
+            )
+
+    @available_if(lambda self: _search_has("predict")(self))
+    def predict(self, X):
+        """Predict with ``best_estimator_``."""
+        self._check_fitted_refit("predict")
+        return self.best_estimator_.predict(X)
+
+    @available_if(lambda self: _search_has("predict_proba")(self))
+    def predict_proba(self, X):
+        """Class probabilities from ``best_estimator_``."""
+        self._check_fitted_refit("predict_proba")
+        return self.best_estimator_.predict_proba(X)
+
+    @available_if(lambda self: _search_has("predict_log_proba")(self))
+    def predict_log_proba(self, X):
+        """Class log-probabilities from ``best_estimator_``."""
+        self._check_fitted_refit("predict_log_proba")
+        return self.best_estimator_.predict_log_proba(X)
+
+    @available_if(lambda self: _search_has("decision_function")(self))
+    def decision_function(self, X):
+        """Decision function of ``best_estimator_``."""
+        self._check_fitted_refit("decision_function")
+        return self.best_estimator_.decision_function(X)
+
+    @available_if(lambda self: _search_has("transform")(self))
+    def transform(self, X):
+        """Transform with ``best_estimator_`` (e.g. an RF-CNN embedder)."""
+        self._check_fitted_refit("transform")
+        return self.best_estimator_.transform(X)
+
+    @available_if(lambda self: _search_has("inverse_transform")(self))
+    def inverse_transform(self, X):
+        """Inverse transform with ``best_estimator_``."""
+        self._check_fitted_refit("inverse_transform")
+        return self.best_estimator_.inverse_transform(X)
+
+    def score(self, X, y=None):
+        """Score of ``best_estimator_`` with ``scorer_``.
+
+        Parameters
+        ----------
+        X : indexable, length n_samples
+        y : array-like, default=None
+
+        Returns
+        -------
+        score : float
+        """
+        self._check_fitted_refit("score")
+        return self.scorer_(self.best_estimator_, X, y)
+
+    def __sklearn_tags__(self):
+        from sklearn.utils import get_tags
+
+        tags = super().__sklearn_tags__()
+        sub = get_tags(self.estimator)
+        tags.estimator_type = sub.estimator_type
+        tags.classifier_tags = sub.classifier_tags
+        tags.regressor_tags = sub.regressor_tags
+        tags.target_tags.required = sub.target_tags.required
+        tags.input_tags.pairwise = sub.input_tags.pairwise
+        tags.input_tags.sparse = sub.input_tags.sparse
+        tags.non_deterministic = sub.non_deterministic
+        return tags
+
+
+def _search_has(attr):
+    """``available_if`` check: refit on, and the (best) estimator has ``attr``."""
+
+    def check(self):
+        if not self.refit:
+            raise AttributeError(
+                f"{type(self).__name__} was built with refit=False; {attr} is "
+                "available only after refitting. Refit manually with best_params_."
+            )
+        if hasattr(self, "best_estimator_"):
+            getattr(self.best_estimator_, attr)
+            return True
+        getattr(self.estimator, attr)
+        return True
+
+    return check
+
+
+def clone_sampler(sampler):
+    """A deep copy of an Optuna sampler (its state must not be shared)."""
+    import copy
+
+    return copy.deepcopy(sampler)
+
+
+def _masked_param_column(params_list, name):
+    values = np.ma.MaskedArray(
+        np.empty(len(params_list), dtype=object),
+        mask=np.ones(len(params_list), dtype=bool),
+    )
+    for i, params in enumerate(params_list):
+        if name in params:
+            values[i] = params[name]
+    return values
+
+
+def _rank(means):
+    from scipy.stats import rankdata
+
+    if np.isnan(means).all():
+        return np.ones(len(means), dtype=np.int32)
+    filled = np.where(np.isnan(means), np.nanmin(means) - 1, means)
+    return rankdata(-filled, method="min").astype(np.int32)
+
+
+def _cv_results(study, n_splits, return_train_score):
+    """Build ``cv_results_`` (scikit-learn's layout) from a study's trials."""
+    optuna = _import_optuna()
+    TrialState = optuna.trial.TrialState
+    trials = [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if t.state.is_finished() and _count_towards_total(t, TrialState)
+    ]
+    trials.sort(key=lambda t: t.number)
+    n = len(trials)
+
+    def matrix(attr, only_complete):
+        out = np.full((n, n_splits), np.nan)
+        for i, t in enumerate(trials):
+            if only_complete and t.state != TrialState.COMPLETE:
+                continue
+            values = t.user_attrs.get(attr)
+            if values is not None and len(values) == n_splits:
+                out[i] = values
+        return out
+
+    results = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
+        for key, attr in (("fit_time", ATTR_FIT_TIME), ("score_time", ATTR_SCORE_TIME)):
+            m = matrix(attr, only_complete=False)
+            results[f"mean_{key}"] = np.nanmean(m, axis=1)
+            results[f"std_{key}"] = np.nanstd(m, axis=1)
+        params_list = [dict(t.params) for t in trials]
+        names = sorted({k for p in params_list for k in p})
+        for name in names:
+            results[f"param_{name}"] = _masked_param_column(params_list, name)
+        results["params"] = params_list
+        test = matrix(ATTR_TEST, only_complete=True)
+        for k in range(n_splits):
+            results[f"split{k}_test_score"] = test[:, k]
+        results["mean_test_score"] = test.mean(axis=1)
+        results["std_test_score"] = test.std(axis=1)
+        results["rank_test_score"] = _rank(results["mean_test_score"])
+        if return_train_score:
+            train = matrix(ATTR_TRAIN, only_complete=True)
+            for k in range(n_splits):
+                results[f"split{k}_train_score"] = train[:, k]
+            results["mean_train_score"] = train.mean(axis=1)
+            results["std_train_score"] = train.std(axis=1)
+    results["trial_number"] = np.array([t.number for t in trials], dtype=np.int64)
+    results["state"] = np.array([t.state.name for t in trials], dtype=object)
+    results["n_epochs"] = np.array(
+        [t.user_attrs.get(ATTR_EPOCHS, -1) for t in trials], dtype=np.int64
+    )
+    return results, [t.number for t in trials]
+
+
+def run_worker(search, X, y=None, *, groups=None, **fit_params):
+    """Join ``search``'s shared study and run trials until it holds ``n_trials``.
+
+    The worker evaluates cross-validated scores exactly as
+    :meth:`RFOptunaSearchCV.fit` does but never refits; run it in as many
+    processes or machines as you like against one storage, then read the
+    study (``rfcnn tune --report``) or fit an ``RFOptunaSearchCV`` with the
+    same ``study_name`` to refit the best parameters. Together the workers
+    finish exactly ``search.n_trials`` trials; a worker waits for the others'
+    running trials so it can re-run one whose worker died (heartbeats).
+
+    Parameters
+    ----------
+    search : RFOptunaSearchCV
+        Its ``study_name`` must be set; its ``n_jobs`` workers run here.
+    X, y, groups, **fit_params
+        As in :meth:`RFOptunaSearchCV.fit`; every worker must use the same
+        data and a deterministic ``cv`` so that folds agree.
+
+    Returns
+    -------
+    study : optuna.Study
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from optuna.distributions import FloatDistribution
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> X, y = load_iris(return_X_y=True)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     search = RFOptunaSearchCV(
+    ...         LogisticRegression(max_iter=200),
+    ...         {"C": FloatDistribution(1e-2, 1e2, log=True)},
+    ...         n_trials=3, storage=os.path.join(tmp, "s.journal"),
+    ...         study_name="iris", random_state=0,
+    ...     )
+    ...     study = run_worker(search, X, y)
+    ...     len(study.trials)
+    3
+    """
+    optuna = _import_optuna()
+    if not isinstance(search, RFOptunaSearchCV):
+        raise ParameterError(
+            f"search={type(search).__name__} must be an RFOptunaSearchCV instance."
+        )
+    if not search.study_name:
+        raise ParameterError(
+            "run_worker needs search.study_name: workers meet in a named study."
+        )
+    search._validate_params()
+    X, y, groups = indexable(X, y, groups)
+    previous = search._configure_logging()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study, _ = search._optimize(X, y, groups, fit_params, search.study_name)
+    finally:
+        optuna.logging.set_verbosity(previous)
+    return study

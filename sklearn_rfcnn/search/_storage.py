@@ -1,0 +1,365 @@
+"""Where a study lives: embedded journal files, RDB URLs, memory.
+
+Three routes, after Optuna's "Easy Parallelization" guide:
+
+* ``storage=None`` or a file path: an Optuna journal file (one append-only
+  log guarded by a file lock), safe for several processes on one machine.
+  The default file is ``<data_home>/optuna/<study_name>.journal`` with
+  ``data_home`` from the argument, else ``$RFCNN_DATA_HOME``, else
+  ``~/rfcnn_data``.
+* an RDB URL (``postgresql://``, ``mysql://``, ``sqlite:///``): Optuna's
+  :class:`~optuna.storages.RDBStorage`, for workers on many machines.
+* ``"memory"``: an in-process study (threads only; nothing is written).
+
+On file and RDB storages every running trial records a heartbeat; a trial
+whose worker died (no heartbeat for ``grace_period`` seconds) is failed by the
+next worker that looks and re-queued with the same parameters
+(:class:`~optuna.storages.RetryHeartbeatStaleTrialCallback`), so it is re-run,
+not lost.  Optuna's own journal storage has no heartbeat; the subclass here
+adds one by stamping the time into a trial system attribute.
+"""
+
+import os
+import random
+import time
+import warnings
+from pathlib import Path
+
+from sklearn_rfcnn.exceptions import ParameterError
+from sklearn_rfcnn.search._spaces import _import_optuna
+
+__all__ = [
+    "HEARTBEAT_ATTR",
+    "create_or_load_study",
+    "get_data_home",
+    "make_storage",
+    "storage_kind",
+]
+
+#: Trial system attribute holding the last heartbeat (POSIX time) on journal files.
+HEARTBEAT_ATTR = "rfcnn:heartbeat"
+
+_RDB_SCHEMES = (
+    "sqlite",
+    "postgresql",
+    "postgres",
+    "mysql",
+    "mariadb",
+    "oracle",
+    "mssql",
+)
+_MEMORY = ("memory", ":memory:")
+
+
+def get_data_home(data_home=None):
+    """Return the library's data folder, creating it if needed.
+
+    Parameters
+    ----------
+    data_home : path-like, default=None
+        Explicit folder. ``None`` reads ``$RFCNN_DATA_HOME`` and falls back to
+        ``~/rfcnn_data``.
+
+    Returns
+    -------
+    path : pathlib.Path
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     get_data_home(tmp).is_dir()
+    True
+    """
+    from sklearn_rfcnn.datasets import get_data_home as _datasets_home
+
+    return Path(_datasets_home(data_home))
+
+
+def storage_kind(storage):
+    """Classify ``storage``: ``"journal"``, ``"rdb"``, ``"memory"`` or ``"object"``.
+
+    Examples
+    --------
+    >>> storage_kind(None), storage_kind("memory"), storage_kind("sqlite:///x.db")
+    ('journal', 'memory', 'rdb')
+    >>> storage_kind("/tmp/study.journal")
+    'journal'
+    """
+    if storage is None:
+        return "journal"
+    if isinstance(storage, str) and storage in _MEMORY:
+        return "memory"
+    if isinstance(storage, str) and "://" in storage:
+        scheme = storage.split("://", 1)[0].split("+", 1)[0].lower()
+        if scheme not in _RDB_SCHEMES:
+            raise ParameterError(
+                f"storage={storage!r}: unknown URL scheme {scheme!r}; use an RDB URL "
+                "(postgresql://, mysql://, sqlite:///), a journal file path, "
+                "'memory', or None."
+            )
+        return "rdb"
+    if isinstance(storage, str | os.PathLike):
+        return "journal"
+    optuna = _import_optuna()
+    if isinstance(storage, optuna.storages.BaseStorage):
+        return "object"
+    raise ParameterError(
+        f"storage={storage!r} must be None, 'memory', a journal file path, an RDB "
+        "URL, or an optuna.storages.BaseStorage."
+    )
+
+
+def __getattr__(name):
+    # The class is built on first use so that importing this module does not
+    # import optuna; resolving it by name keeps fitted searches picklable.
+    if name == "HeartbeatJournalStorage":
+        return _heartbeat_journal_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _heartbeat_journal_class():
+    """Build the journal storage class with heartbeats (optuna imported lazily)."""
+    cached = globals().get("_HEARTBEAT_JOURNAL")
+    if cached is not None:
+        return cached
+    optuna = _import_optuna()
+    from optuna.storages._heartbeat import BaseHeartbeat
+    from optuna.trial import TrialState
+
+    class HeartbeatJournalStorage(optuna.storages.JournalStorage, BaseHeartbeat):
+        """Optuna's journal storage plus a heartbeat kept in a system attribute."""
+
+        def __init__(
+            self,
+            log_storage,
+            *,
+            heartbeat_interval=None,
+            grace_period=None,
+            heartbeat_stale_trial_callback=None,
+        ):
+            super().__init__(log_storage)
+            self.heartbeat_interval = heartbeat_interval
+            self.grace_period = grace_period
+            self.heartbeat_stale_trial_callback = heartbeat_stale_trial_callback
+
+        def record_heartbeat(self, trial_id):
+            try:
+                self.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
+            except (optuna.exceptions.UpdateFinishedTrialError, KeyError):
+                # Another worker declared this trial stale and failed it.
+                pass
+
+        def _get_stale_trial_ids(self, study_id):
+            if self.heartbeat_interval is None:
+                return []
+            grace = self.grace_period or 2 * self.heartbeat_interval
+            now = time.time()
+            stale = []
+            for trial in self.get_all_trials(
+                study_id, deepcopy=False, states=(TrialState.RUNNING,)
+            ):
+                last = trial.system_attrs.get(HEARTBEAT_ATTR)
+                if last is None and trial.datetime_start is not None:
+                    last = trial.datetime_start.timestamp()
+                if last is not None and now - last > grace:
+                    stale.append(trial._trial_id)
+            return stale
+
+        def get_heartbeat_interval(self):
+            return self.heartbeat_interval
+
+        def get_heartbeat_stale_trial_callback(self):
+            return self.heartbeat_stale_trial_callback
+
+    HeartbeatJournalStorage.__module__ = __name__
+    HeartbeatJournalStorage.__qualname__ = "HeartbeatJournalStorage"
+    globals()["_HEARTBEAT_JOURNAL"] = HeartbeatJournalStorage
+    return HeartbeatJournalStorage
+
+
+def make_storage(
+    storage=None,
+    *,
+    study_name=None,
+    data_home=None,
+    heartbeat_interval=60,
+    grace_period=None,
+    max_retry=3,
+):
+    """Turn a ``storage`` argument into an Optuna storage object.
+
+    Parameters
+    ----------
+    storage : None, "memory", path-like, str URL or optuna storage, default=None
+        See the module docstring. An Optuna storage object is returned as is.
+    study_name : str, default=None
+        Names the default journal file (needed when ``storage`` is None).
+    data_home : path-like, default=None
+        Folder of the default journal file (see :func:`get_data_home`).
+    heartbeat_interval : int > 0 or None, default=60
+        Seconds between heartbeats of a running trial (file and RDB
+        storages); ``None`` switches heartbeats and stale-trial retries off.
+    grace_period : int > 0, default=None
+        Seconds without a heartbeat after which a running trial counts as
+        dead; ``None`` means twice the interval.
+    max_retry : int >= 0 or None, default=3
+        How often a dead trial is re-queued with the same parameters.
+
+    Returns
+    -------
+    storage : optuna.storages.BaseStorage
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     s = make_storage(os.path.join(tmp, "s.journal"), heartbeat_interval=5)
+    ...     type(s).__name__, s.get_heartbeat_interval()
+    ('HeartbeatJournalStorage', 5)
+    """
+    optuna = _import_optuna()
+    with warnings.catch_warnings():
+        # heartbeats and their retry callback are flagged experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return _make_storage(
+            optuna,
+            storage,
+            study_name=study_name,
+            data_home=data_home,
+            heartbeat_interval=heartbeat_interval,
+            grace_period=grace_period,
+            max_retry=max_retry,
+        )
+
+
+def _make_storage(
+    optuna,
+    storage,
+    *,
+    study_name,
+    data_home,
+    heartbeat_interval,
+    grace_period,
+    max_retry,
+):
+    kind = storage_kind(storage)
+    if kind == "object":
+        return storage
+    if kind == "memory":
+        return optuna.storages.InMemoryStorage()
+    callback = None
+    if heartbeat_interval is not None:
+        callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+    if kind == "rdb":
+        engine_kwargs = {}
+        if not storage.startswith("sqlite"):
+            engine_kwargs = {"pool_pre_ping": True}
+        return _retry_integrity(
+            lambda: optuna.storages.RDBStorage(
+                storage,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period,
+                heartbeat_stale_trial_callback=callback,
+            )
+        )
+    if storage is None:
+        if study_name is None:
+            raise ParameterError(
+                "the default journal storage needs a study name to name its file."
+            )
+        path = get_data_home(data_home) / "optuna" / f"{study_name}.journal"
+    else:
+        path = Path(os.fspath(storage)).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    from optuna.storages.journal import JournalFileBackend
+
+    cls = _heartbeat_journal_class()
+    return cls(
+        JournalFileBackend(str(path)),
+        heartbeat_interval=heartbeat_interval,
+        grace_period=grace_period,
+        heartbeat_stale_trial_callback=callback,
+    )
+
+
+def _is_creation_race(exc):
+    """Whether ``exc`` is the error two workers get creating one study or schema."""
+    optuna = _import_optuna()
+    if isinstance(exc, optuna.exceptions.DuplicatedStudyError):
+        return True
+    try:
+        import sqlalchemy.exc
+    except ImportError:  # pragma: no cover - sqlalchemy comes with optuna
+        return False
+    if isinstance(exc, sqlalchemy.exc.IntegrityError):
+        return True
+    if isinstance(
+        exc, sqlalchemy.exc.ProgrammingError | sqlalchemy.exc.OperationalError
+    ):
+        # concurrent schema creation: "table ... already exists", duplicate
+        # type/key on PostgreSQL, or SQLite's writer lock
+        text = str(exc).lower()
+        return any(k in text for k in ("already exists", "duplicate", "locked"))
+    return False
+
+
+def _retry_integrity(make, attempts=8):
+    """Call ``make`` again after a creation race, with a random back-off."""
+    for attempt in range(attempts):
+        try:
+            return make()
+        except Exception as exc:
+            if not _is_creation_race(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def create_or_load_study(storage, study_name, *, sampler=None, pruner=None):
+    """Create a maximising study, or join it if it exists; safe under races.
+
+    Several workers creating the same study on a fresh database race inside
+    Optuna (``IntegrityError`` on SQLite and PostgreSQL, or
+    ``DuplicatedStudyError``); the loser retries and then loads the study.
+
+    Parameters
+    ----------
+    storage : optuna.storages.BaseStorage
+    study_name : str
+    sampler, pruner : optuna sampler and pruner, default=None
+
+    Returns
+    -------
+    study : optuna.Study
+
+    Examples
+    --------
+    >>> s = make_storage("memory")
+    >>> a = create_or_load_study(s, "demo")
+    >>> b = create_or_load_study(s, "demo")
+    >>> a._study_id == b._study_id
+    True
+    """
+    optuna = _import_optuna()
+
+    def create():
+        # load_if_exists covers a study that is already there; a creation
+        # race (two workers at once) raises and is retried, then loads.
+        return optuna.create_study(
+            storage=storage,
+            study_name=study_name,
+            direction="maximize",
+            sampler=sampler,
+            pruner=pruner,
+            load_if_exists=True,
+        )
+
+    study = _retry_integrity(create)
+    if study.direction != optuna.study.StudyDirection.MAXIMIZE:
+        raise ParameterError(
+            f"study {study_name!r} exists and minimises; RFOptunaSearchCV maximises "
+            "scikit-learn scores. Use another study_name."
+        )
+    return study

@@ -1,0 +1,630 @@
+"""RFOptunaSearchCV and rf_search_space: the scikit-learn contract, studies, pruning."""
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
+from sklearn.datasets import load_iris, make_classification
+from sklearn.decomposition import PCA
+from sklearn.linear_model import LogisticRegression, Ridge, SGDClassifier
+from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import (
+    check_param_validation,
+    parametrize_with_checks,
+)
+
+optuna = pytest.importorskip("optuna")
+from optuna.distributions import (  # noqa: E402
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+
+from sklearn_rfcnn.exceptions import ParameterError  # noqa: E402
+from sklearn_rfcnn.search import (  # noqa: E402
+    DEFAULT_SPACE_NAMES,
+    RFOptunaSearchCV,
+    find_rf_prefix,
+    rf_search_space,
+)
+
+
+# ---------------------------------------------------------------------------
+# rf_search_space
+# ---------------------------------------------------------------------------
+def test_rf_search_space_defaults_centre_on_the_receptive_field():
+    space = rf_search_space()
+    assert set(space) == {"clf__" + n for n in DEFAULT_SPACE_NAMES}
+    rho = space["clf__rho"]
+    assert isinstance(rho, IntDistribution)
+    # the papers' best region (5-8) lies well inside the searched range
+    assert rho.low <= 5 and rho.high >= 8 and rho.low >= 2 and rho.high <= 12
+    lr = space["clf__lr"]
+    assert lr.log and lr.low == pytest.approx(1e-4) and lr.high == pytest.approx(3e-3)
+    mix = space["clf__mixup_alpha"]
+    assert (mix.low, mix.high) == (0.0, 0.5)
+    assert space["clf__shake_shake"].choices == (False, True)
+    assert space["clf__frequency_aware"].choices == (False, True)
+
+
+def test_rf_search_space_prefix_axes_include_exclude_overrides():
+    bare = rf_search_space("")
+    assert "rho" in bare and not any("__" in k for k in bare)
+    axes = rf_search_space("", separate_axes=True, rho=(4, 9))
+    assert "rho" not in axes
+    assert axes["rho_f"] == axes["rho_t"] == IntDistribution(4, 9)
+    only = rf_search_space("net__", include=["rho", "lr"])
+    assert set(only) == {"net__rho", "net__lr"}
+    less = rf_search_space("", exclude=["shake_shake", "frequency_aware"])
+    assert "shake_shake" not in less and "rho" in less
+    more = rf_search_space(
+        "", include="rho", overrides={"depth": [14, 26], "rho": IntDistribution(5, 8)}
+    )
+    assert more == {
+        "rho": IntDistribution(5, 8),
+        "depth": CategoricalDistribution((14, 26)),
+    }
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"rho": (8, 3)}, "low <= high"),
+        ({"rho": (2.5, 7)}, "integers"),
+        ({"lr": (0.0, 1e-3)}, "log scale"),
+        ({"include": ["rh0"]}, "did you mean 'rho'"),
+        ({"exclude": ["widht"]}, "did you mean 'width'"),
+        ({"overrides": {"depth": 26}}, "Optuna distribution"),
+        ({"width": []}, "non-empty"),
+    ],
+)
+def test_rf_search_space_rejects_bad_arguments(kwargs, match):
+    with pytest.raises(ParameterError, match=match):
+        rf_search_space(**kwargs)
+
+
+# ---------------------------------------------------------------------------
+# the scikit-learn contract
+# ---------------------------------------------------------------------------
+def _checked_instances():
+    common = dict(
+        n_trials=3, cv=2, storage="memory", error_score="raise", random_state=0
+    )
+    return [
+        RFOptunaSearchCV(
+            LogisticRegression(), {"C": FloatDistribution(0.1, 10, log=True)}, **common
+        ),
+        RFOptunaSearchCV(Ridge(), {"alpha": FloatDistribution(0.1, 10)}, **common),
+        RFOptunaSearchCV(
+            Pipeline([("pca", PCA()), ("lr", LogisticRegression())]),
+            {"lr__C": FloatDistribution(0.1, 10, log=True)},
+            **common,
+        ),
+    ]
+
+
+def _expected_failed_checks(estimator):
+    if isinstance(estimator.estimator, Ridge):
+        # Same entry as scikit-learn's own GridSearchCV/RandomizedSearchCV:
+        # the inner regressor warns inside the search, not at our level.
+        return {"check_supervised_y_2d": "DataConversionWarning not caught"}
+    return {}
+
+
+@parametrize_with_checks(
+    _checked_instances(), expected_failed_checks=_expected_failed_checks
+)
+def test_sklearn_compatible_search(estimator, check):
+    check(estimator)
+
+
+def test_param_validation():
+    search = _checked_instances()[0]
+    check_param_validation("RFOptunaSearchCV", search)
+
+
+def test_clone_and_pickle_keep_parameters():
+    search = _checked_instances()[2]
+    cloned = clone(search)
+    assert cloned.get_params()["estimator__lr__C"] == 1.0
+    assert cloned.param_distributions == search.param_distributions
+    X, y = load_iris(return_X_y=True)
+    search.fit(X, y)
+    restored = pickle.loads(pickle.dumps(search))
+    np.testing.assert_array_equal(restored.predict(X), search.predict(X))
+    assert not hasattr(cloned, "study_")
+
+
+def test_cv_results_follow_scikit_learn_layout():
+    X, y = load_iris(return_X_y=True)
+    search = RFOptunaSearchCV(
+        LogisticRegression(max_iter=300),
+        {"C": FloatDistribution(1e-2, 10, log=True), "fit_intercept": [True, False]},
+        n_trials=5,
+        cv=3,
+        storage="memory",
+        random_state=0,
+        return_train_score=True,
+    ).fit(X, y)
+    grid = GridSearchCV(
+        LogisticRegression(max_iter=300),
+        {"C": [0.1], "fit_intercept": [True]},
+        cv=3,
+        return_train_score=True,
+    ).fit(X, y)
+    res = search.cv_results_
+    assert set(grid.cv_results_) <= set(res)
+    assert {"trial_number", "state", "n_epochs"} <= set(res)
+    assert len(res["params"]) == search.n_trials_ == 5
+    assert isinstance(res["param_C"], np.ma.MaskedArray)
+    means = np.mean([res[f"split{k}_test_score"] for k in range(3)], axis=0)
+    np.testing.assert_allclose(res["mean_test_score"], means)
+    assert res["rank_test_score"].dtype == np.int32
+    best = search.best_index_
+    assert res["rank_test_score"][best] == 1
+    assert res["params"][best] == search.best_params_
+    assert search.best_score_ == pytest.approx(res["mean_test_score"][best])
+    # the best trial's score equals what scikit-learn's own CV computes
+    check = GridSearchCV(
+        LogisticRegression(max_iter=300),
+        {k: [v] for k, v in search.best_params_.items()},
+        cv=3,
+    ).fit(X, y)
+    assert search.best_score_ == pytest.approx(check.best_score_)
+    assert search.best_estimator_.get_params()["C"] == search.best_params_["C"]
+    assert search.score(X, y) == pytest.approx(search.best_estimator_.score(X, y))
+    np.testing.assert_array_equal(search.classes_, [0, 1, 2])
+    assert search.predict_proba(X).shape == (150, 3)
+    assert search.n_splits_ == 3 and search.refit_time_ > 0
+
+
+def test_second_fit_starts_a_fresh_study(tmp_path):
+    # One journal file for both fits: only a new study keeps them apart
+    # (optuna-integration issue 118: OptunaSearchCV reuses its study).
+    path = str(tmp_path / "both.journal")
+    X, y = load_iris(return_X_y=True)
+    search = RFOptunaSearchCV(
+        LogisticRegression(max_iter=300),
+        {"C": FloatDistribution(1e-2, 10, log=True)},
+        n_trials=3,
+        cv=2,
+        storage=path,
+    )
+    search.fit(X, y)
+    first_name = search.study_name_
+    first_params = search.cv_results_["params"]
+    search.fit(X, y)
+    assert search.study_name_ != first_name
+    assert search.n_trials_ == 3 and len(search.study_.trials) == 3
+    assert len(search.cv_results_["params"]) == 3
+    assert search.cv_results_["params"] != first_params
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(path)
+    )
+    assert len(optuna.get_all_study_names(storage)) == 2
+
+
+def test_named_study_is_joined_and_n_trials_is_the_total(tmp_path):
+    X, y = load_iris(return_X_y=True)
+    kwargs = dict(
+        param_distributions={"C": FloatDistribution(1e-2, 10, log=True)},
+        cv=2,
+        storage=str(tmp_path / "shared.journal"),
+        study_name="iris",
+    )
+    RFOptunaSearchCV(LogisticRegression(max_iter=300), n_trials=2, **kwargs).fit(X, y)
+    again = RFOptunaSearchCV(LogisticRegression(max_iter=300), n_trials=5, **kwargs)
+    again.fit(X, y)
+    assert again.n_trials_ == 5  # 2 from before + 3 new
+    assert len(again.study_.trials) == 5
+
+
+def test_default_storage_is_a_journal_file_under_data_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("RFCNN_DATA_HOME", str(tmp_path))
+    X, y = load_iris(return_X_y=True)
+    search = RFOptunaSearchCV(
+        LogisticRegression(max_iter=300),
+        {"C": FloatDistribution(1e-2, 10, log=True)},
+        n_trials=2,
+        cv=2,
+    ).fit(X, y)
+    path = tmp_path / "optuna" / f"{search.study_name_}.journal"
+    assert path.is_file()
+    reloaded = optuna.load_study(
+        study_name=search.study_name_,
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(path))
+        ),
+    )
+    assert len(reloaded.trials) == 2
+    # an explicit data_home wins over the environment variable
+    other = tmp_path / "other"
+    search.set_params(data_home=str(other)).fit(X, y)
+    assert (other / "optuna" / f"{search.study_name_}.journal").is_file()
+
+
+def test_thread_workers_on_memory_storage_finish_exactly_n_trials():
+    X, y = load_iris(return_X_y=True)
+    search = RFOptunaSearchCV(
+        LogisticRegression(max_iter=300),
+        {"C": FloatDistribution(1e-2, 10, log=True)},
+        n_trials=7,
+        cv=2,
+        storage="memory",
+        n_jobs=2,
+        random_state=0,
+    ).fit(X, y)
+    states = [t.state for t in search.study_.trials]
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 7
+    assert search.n_trials_ == 7
+
+
+def test_refit_false_hides_prediction_methods():
+    X, y = load_iris(return_X_y=True)
+    search = RFOptunaSearchCV(
+        LogisticRegression(max_iter=300),
+        {"C": FloatDistribution(1e-2, 10, log=True)},
+        n_trials=2,
+        cv=2,
+        storage="memory",
+        refit=False,
+    ).fit(X, y)
+    assert not hasattr(search, "predict")
+    assert not hasattr(search, "best_estimator_")
+    assert search.best_params_
+
+
+def test_errors_are_clear():
+    X, y = load_iris(return_X_y=True)
+    with pytest.raises(ParameterError, match="not a parameter of LogisticRegression"):
+        RFOptunaSearchCV(
+            LogisticRegression(), {"CC": [1.0]}, storage="memory", n_trials=1
+        ).fit(X, y)
+    with pytest.raises(ParameterError, match="'rho' parameter"):
+        RFOptunaSearchCV(LogisticRegression(), storage="memory").fit(X, y)
+    with pytest.raises(ParameterError, match="unknown URL scheme"):
+        RFOptunaSearchCV(
+            LogisticRegression(), {"C": [1.0]}, storage="redis://x", n_trials=1
+        ).fit(X, y)
+
+
+def test_failed_fits_count_and_are_reported():
+    X, y = load_iris(return_X_y=True)
+    search = RFOptunaSearchCV(
+        LogisticRegression(max_iter=300),
+        {"C": [-1.0, 1.0]},  # C=-1 is rejected by LogisticRegression
+        n_trials=6,
+        cv=2,
+        storage="memory",
+        random_state=0,
+        pruning=False,
+    )
+    with pytest.warns(Warning, match="failed to fit"):
+        search.fit(X, y)
+    res = search.cv_results_
+    failed = res["state"] == "FAIL"
+    assert failed.any() and (~failed).any()
+    assert np.isnan(res["mean_test_score"][failed]).all()
+    assert (
+        res["rank_test_score"][failed] > res["rank_test_score"][~failed].max()
+    ).all()
+    assert search.best_params_ == {"C": 1.0}
+    assert search.n_trials_ == 6
+
+
+# ---------------------------------------------------------------------------
+# an RF-like estimator: param_distributions=None finds the RF-CNN's prefix
+# ---------------------------------------------------------------------------
+class _ToyRF(ClassifierMixin, BaseEstimator):
+    """Logistic regression dressed with the RF-CNN's parameter names."""
+
+    def __init__(self, rho=7, width=8, lr=1e-3, mixup_alpha=0.3, weight_decay=0.0):
+        self.rho = rho
+        self.width = width
+        self.lr = lr
+        self.mixup_alpha = mixup_alpha
+        self.weight_decay = weight_decay
+
+    def fit(self, X, y):
+        self.model_ = LogisticRegression(C=self.rho / 10).fit(X, y)
+        self.classes_ = self.model_.classes_
+        return self
+
+    def predict(self, X):
+        return self.model_.predict(X)
+
+
+def test_default_space_targets_the_rf_step_of_a_pipeline():
+    X, y = load_iris(return_X_y=True)
+    pipe = Pipeline([("scale", StandardScaler()), ("net", _ToyRF())])
+    assert find_rf_prefix(pipe) == "net__"
+    search = RFOptunaSearchCV(
+        pipe, n_trials=3, cv=2, storage="memory", random_state=0
+    ).fit(X, y)
+    # only the names the estimator has (no shake_shake / frequency_aware here)
+    assert set(search.best_params_) == {
+        "net__rho",
+        "net__width",
+        "net__lr",
+        "net__mixup_alpha",
+        "net__weight_decay",
+    }
+    assert 3 <= search.best_params_["net__rho"] <= 10
+    assert find_rf_prefix(_ToyRF()) == ""
+
+
+# ---------------------------------------------------------------------------
+# pruning
+# ---------------------------------------------------------------------------
+def test_pruning_per_epoch_prunes_hopeless_configurations():
+    X, y = make_classification(
+        n_samples=300, n_features=10, n_informative=5, random_state=0
+    )
+    sgd = SGDClassifier(
+        loss="log_loss", learning_rate="constant", max_iter=8, random_state=0
+    )
+    # half the space is hopeless: a learning rate that leaves the weights at
+    # ~0, so every probability stays ~0.5 (log-loss is not scale-invariant)
+    search = RFOptunaSearchCV(
+        sgd,
+        {"eta0": [1e-9, 1e-9, 0.05, 0.1], "alpha": FloatDistribution(1e-5, 1e-3)},
+        n_trials=14,
+        cv=3,
+        scoring="neg_log_loss",
+        storage="memory",
+        pruning=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
+        random_state=0,
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    ).fit(X, y)
+    res = search.cv_results_
+    pruned = res["state"] == "PRUNED"
+    assert pruned.sum() >= 2, res["state"]
+    etas = np.array([p["eta0"] for p in res["params"]])
+    hopeless = etas == 1e-9
+    # mostly hopeless ones were pruned (a median rule may also cut the weaker
+    # of two good rates), and most hopeless ones were cut short
+    assert (hopeless[pruned]).mean() >= 0.75
+    assert pruned[hopeless].mean() >= 0.5
+    assert (res["n_epochs"][pruned] < 8).all()
+    assert (res["n_epochs"][~pruned] == 8).all()
+    assert search.best_params_["eta0"] > 1e-3
+    # every step was reported: one intermediate value per epoch
+    best = search.study_.best_trial
+    assert sorted(best.intermediate_values) == list(range(8))
+
+
+def test_pruning_per_fold_without_partial_fit():
+    X, y = load_iris(return_X_y=True)
+    search = RFOptunaSearchCV(
+        LogisticRegression(max_iter=300),
+        {"C": [1e-6, 1e-6, 10.0]},  # tiny C predicts one class
+        n_trials=12,
+        cv=KFold(4, shuffle=True, random_state=0),
+        storage="memory",
+        pruning=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0),
+        sampler=optuna.samplers.RandomSampler(seed=1),
+    ).fit(X, y)
+    res = search.cv_results_
+    pruned = res["state"] == "PRUNED"
+    assert pruned.any()
+    assert all(p["C"] == 1e-6 for p, pr in zip(res["params"], pruned) if pr)
+    assert search.best_params_ == {"C": 10.0}
+
+
+# Leakage probe: every fold model records what it trains on and is scored on.
+_SEEN = []
+
+
+class _IdRecorder(TransformerMixin, BaseEstimator):
+    """Records the sample ids (column 0) it is fitted on."""
+
+    def fit(self, X, y=None):
+        _SEEN.append(("transformer_fit", id(self), set(X[:, 0].astype(int))))
+        self.n_fitted_ = len(X)
+        return self
+
+    def transform(self, X):
+        return X
+
+
+class _RecordingSGD(ClassifierMixin, BaseEstimator):
+    """SGD on X[:, 1:] that records the ids in X[:, 0] at partial_fit/predict."""
+
+    def __init__(self, max_iter=4, eta0=0.1):
+        self.max_iter = max_iter
+        self.eta0 = eta0
+
+    def partial_fit(self, X, y, classes=None):
+        if not hasattr(self, "sgd_"):
+            self.sgd_ = SGDClassifier(learning_rate="constant", eta0=self.eta0)
+            self.token_ = len(_SEEN)  # unique per model (ids of dead objects recur)
+        _SEEN.append(("train", self.token_, set(X[:, 0].astype(int))))
+        self.sgd_.partial_fit(X[:, 1:], y, classes=classes)
+        self.classes_ = self.sgd_.classes_
+        return self
+
+    def fit(self, X, y):
+        for _ in range(self.max_iter):
+            self.partial_fit(X, y, classes=np.unique(y))
+        return self
+
+    def predict(self, X):
+        _SEEN.append(("score", self.token_, set(X[:, 0].astype(int))))
+        return self.sgd_.predict(X[:, 1:])
+
+
+def test_pruning_never_scores_a_fold_model_on_its_training_samples():
+    X, y = make_classification(n_samples=90, n_features=4, random_state=0)
+    X = np.column_stack([np.arange(len(X)), X])
+    _SEEN.clear()
+    pipe = Pipeline([("ids", _IdRecorder()), ("clf", _RecordingSGD())])
+    # A shuffling splitter without a seed draws new folds on every split():
+    # the search must draw them once, or fold models would see their
+    # validation samples in a later epoch (optuna-integration issue 317).
+    search = RFOptunaSearchCV(
+        pipe,
+        {"clf__eta0": FloatDistribution(0.01, 1.0, log=True)},
+        n_trials=4,
+        cv=KFold(3, shuffle=True),
+        storage="memory",
+        pruning=optuna.pruners.NopPruner(),
+        refit=False,
+    ).fit(X, y)
+    trained, scored = {}, {}
+    for kind, owner, ids in _SEEN:
+        if kind == "train":
+            trained.setdefault(owner, []).append(ids)
+        elif kind == "score":
+            scored.setdefault(owner, set()).update(ids)
+    assert len(trained) == 4 * 3  # one model per trial and fold
+    for owner, epochs in trained.items():
+        assert len(epochs) == 4  # max_iter epochs of partial_fit
+        assert all(e == epochs[0] for e in epochs)  # same fold every epoch
+        assert not (epochs[0] & scored[owner]), "validation samples were trained on"
+        assert len(epochs[0]) + len(scored[owner]) == 90
+    # the Pipeline's transformers were fitted on the fold's training part only
+    fits = [ids for kind, _, ids in _SEEN if kind == "transformer_fit"]
+    assert all(len(ids) == 60 for ids in fits)
+    assert search.n_trials_ == 4
+
+
+# ---------------------------------------------------------------------------
+# with the library's RF-CNN
+# ---------------------------------------------------------------------------
+def _tiny_rfcnn(**kw):
+    from sklearn_rfcnn.estimators import RFCNNClassifier
+
+    params = dict(
+        width=4,
+        rho=2,
+        depth=8,
+        max_epochs=3,
+        batch_size=16,
+        verbose=0,
+        device="cpu",
+        random_state=0,
+    )
+    params.update(kw)
+    return RFCNNClassifier(**params)
+
+
+def _spectrograms(n=36, multilabel=False, seed=0):
+    rng = np.random.RandomState(seed)
+    X = rng.randn(n, 8, 16).astype(np.float32)
+    if multilabel:
+        Y = (rng.rand(n, 3) < 0.5).astype(int)
+        Y[Y.sum(1) == 0, 0] = 1
+        for tag in range(3):
+            X[Y[:, tag] == 1, 2 * tag : 2 * tag + 2] += 2.0
+        return X, Y
+    y = np.repeat([0, 1], n // 2)
+    X[y == 1, :4] += 1.5
+    return X, y
+
+
+def test_default_space_for_an_rfcnn_pipeline_is_clipped_to_its_depth():
+    from sklearn_rfcnn.transformers import BandStandardizer
+
+    pipe = Pipeline([("norm", BandStandardizer()), ("clf", _tiny_rfcnn())])
+    space = RFOptunaSearchCV(pipe)._distributions()
+    assert set(space) == {"clf__" + n for n in DEFAULT_SPACE_NAMES}
+    assert space["clf__rho"].high == 4  # max_rho(depth=8)
+    deep = RFOptunaSearchCV(_tiny_rfcnn(depth=26))._distributions()
+    assert (deep["rho"].low, deep["rho"].high) == (3, 10)
+
+
+def test_search_an_rfcnn_pipeline_with_per_epoch_pruning():
+    from sklearn_rfcnn.transformers import BandStandardizer
+
+    X, y = _spectrograms()
+    pipe = Pipeline([("norm", BandStandardizer()), ("clf", _tiny_rfcnn())])
+    search = RFOptunaSearchCV(
+        pipe,
+        rf_search_space("clf__", rho=(1, 3), width=(4,), include=["rho", "lr"]),
+        n_trials=3,
+        cv=2,
+        storage="memory",
+        random_state=0,
+    ).fit(X, y)
+    res = search.cv_results_
+    assert (res["n_epochs"] == 3).all()  # partial_fit epoch by epoch
+    assert all(len(t.intermediate_values) == 3 for t in search.study_.trials)
+    assert 1 <= search.best_params_["clf__rho"] <= 3
+    proba = search.predict_proba(X)
+    assert proba.dtype == np.float64 and proba.shape == (36, 2)
+    assert search.best_estimator_[-1].rho == search.best_params_["clf__rho"]
+
+
+def test_search_multilabel_rfcnn_with_a_tagging_scorer_by_name():
+    X, Y = _spectrograms(multilabel=True)
+    search = RFOptunaSearchCV(
+        _tiny_rfcnn(max_epochs=2),
+        rf_search_space("", rho=(1, 2), width=(4,), include=["rho", "lr"]),
+        n_trials=2,
+        cv=KFold(2),
+        scoring="pr_auc_macro",
+        storage="memory",
+        random_state=0,
+    ).fit(X, Y)
+    assert 0.0 <= search.best_score_ <= 1.0
+    assert search.predict_proba(X).shape == (36, 3)
+
+
+def test_nested_cross_validation_and_a_single_split():
+    # optuna-integration issues 173 (cross_val_predict) and 123 (one split)
+    from sklearn.model_selection import ShuffleSplit, cross_val_predict
+
+    X, y = load_iris(return_X_y=True)
+    search = RFOptunaSearchCV(
+        LogisticRegression(max_iter=300),
+        {"C": FloatDistribution(1e-2, 10, log=True)},
+        n_trials=2,
+        cv=ShuffleSplit(n_splits=1, test_size=0.3, random_state=0),
+        storage="memory",
+        random_state=0,
+    )
+    pred = cross_val_predict(search, X, y, cv=3)
+    assert pred.shape == (150,) and (pred == y).mean() > 0.8
+    search.fit(X, y)
+    assert search.n_splits_ == 1 and "split0_test_score" in search.cv_results_
+
+
+def test_a_search_fitted_on_the_default_journal_storage_pickles(tmp_path):
+    X, y = load_iris(return_X_y=True)
+    search = RFOptunaSearchCV(
+        LogisticRegression(max_iter=300),
+        {"C": FloatDistribution(1e-2, 10, log=True)},
+        n_trials=2,
+        cv=2,
+        data_home=str(tmp_path),
+    ).fit(X, y)
+    restored = pickle.loads(pickle.dumps(search))
+    assert len(restored.study_.trials) == 2
+    assert restored.study_.study_name == search.study_name_
+
+
+def test_timeout_stops_starting_trials():
+    X, y = load_iris(return_X_y=True)
+    search = RFOptunaSearchCV(
+        LogisticRegression(max_iter=300),
+        {"C": FloatDistribution(1e-2, 10, log=True)},
+        n_trials=500,
+        cv=2,
+        storage="memory",
+        timeout=0.3,
+    ).fit(X, y)
+    assert 1 <= search.n_trials_ < 500
+
+
+def test_missing_optuna_gives_an_install_hint(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    with pytest.raises(ImportError, match=r"pip install 'sklearn-rfcnn\[tune\]'"):
+        rf_search_space()
+    X, y = load_iris(return_X_y=True)
+    with pytest.raises(ImportError, match="sklearn-rfcnn"):
+        RFOptunaSearchCV(LogisticRegression(), {"C": [1.0]}).fit(X, y)

@@ -1,0 +1,107 @@
+"""``rfcnn tune``: a worker on saved arrays, two workers, and the report."""
+
+import json
+
+import numpy as np
+import pytest
+
+optuna = pytest.importorskip("optuna")
+pytest.importorskip("matplotlib")
+
+from sklearn_rfcnn.cli import main  # noqa: E402
+
+
+@pytest.fixture
+def npz(tmp_path):
+    rng = np.random.RandomState(0)
+    y = np.repeat([0, 1], 12)
+    X = rng.randn(24, 8, 16).astype(np.float32)
+    X[y == 1, :4] += 2.0
+    path = tmp_path / "data.npz"
+    np.savez(path, X=X, y=y)
+    return path
+
+
+def _worker_args(tmp_path, npz, n_trials):
+    return [
+        "tune",
+        "--study",
+        "cli",
+        "--storage",
+        str(tmp_path / "cli.journal"),
+        "--data",
+        str(npz),
+        "--n-trials",
+        str(n_trials),
+        "--cv",
+        "2",
+        "--max-epochs",
+        "2",
+        "--rho",
+        "1",
+        "3",
+        "--width",
+        "4",
+        "--include",
+        "rho",
+        "lr",
+        "--set",
+        "depth=8",
+        "--set",
+        "batch_size=16",
+        "--set",
+        'device="cpu"',
+        "--seed",
+        "0",
+    ]
+
+
+def test_tune_worker_then_report(tmp_path, npz, capsys):
+    assert main(_worker_args(tmp_path, npz, 2)) == 0
+    out = capsys.readouterr().out
+    assert "2/2 trials finished" in out and "best so far" in out
+    # a second worker on the same study has nothing left to do
+    assert main(_worker_args(tmp_path, npz, 2)) == 0
+    study = optuna.load_study(
+        study_name="cli",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(tmp_path / "cli.journal"))
+        ),
+    )
+    assert len(study.trials) == 2
+    assert study.user_attrs["rfcnn:depth"] == 8
+    # ... and a larger total makes it run only the missing ones
+    assert main(_worker_args(tmp_path, npz, 3)) == 0
+    assert "3/3 trials finished" in capsys.readouterr().out
+
+    report = tmp_path / "report"
+    args = ["tune", "--report", "--study", "cli", "--output", str(report)]
+    args += ["--storage", str(tmp_path / "cli.journal")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "#1 trial" in out and "frames =" in out
+    for name in (
+        "optimization_history.png",
+        "param_importances.png",
+        "score_vs_receptive_field.png",
+    ):
+        assert (report / name).read_bytes()[:4] == b"\x89PNG"
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["states"] == {"COMPLETE": 3} or sum(summary["states"].values()) == 3
+    best = summary["best"]
+    assert best["rf_frames"] > 0 and best["rf_seconds"] == pytest.approx(
+        best["rf_frames"] * 512 / 22050, abs=1e-3
+    )
+
+
+def test_tune_errors_exit_with_status_2(tmp_path, npz, capsys):
+    args = ["tune", "--study", "x", "--storage", str(tmp_path / "x.journal")]
+    assert main(args) == 2
+    assert "--data" in capsys.readouterr().err
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, A=np.zeros(3))
+    assert main([*args, "--data", str(bad)]) == 2
+    assert "'X' and 'y'" in capsys.readouterr().err
+    assert main([*args, "--report"]) == 2
+    assert "no study named 'x'" in capsys.readouterr().err
+    assert main([*args, "--data", str(npz), "--set", "nonsense"]) == 2
