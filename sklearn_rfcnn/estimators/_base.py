@@ -66,11 +66,11 @@ from sklearn_rfcnn.models import create_model, get_model_entrypoint, list_models
 from sklearn_rfcnn.receptive_field import receptive_field
 from sklearn_rfcnn.utils._sklearn_compat import (
     Interval,
-    InvalidParameterError,
     StrOptions,
     validate_data,
 )
 from sklearn_rfcnn.utils._torch import resolve_device, seeded_torch
+from sklearn_rfcnn.utils._validation import ParamValidationMixin
 
 __all__ = []
 
@@ -92,10 +92,6 @@ _MODEL_PARAMS = (
     "frequency_aware",
     "shake_shake",
 )
-
-
-class _InvalidParameterError(ParameterError, InvalidParameterError):
-    """A constraint violation: both our ParameterError and scikit-learn's."""
 
 
 def _is_stringlike(obj):
@@ -135,7 +131,7 @@ def _is_ragged(X):
     return len({tuple(x.shape) for x in X}) > 1
 
 
-class _BaseRFCNN(BaseEstimator):
+class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
     """Common parameters and training of the RF-CNN estimators (private).
 
     See :class:`~sklearn_rfcnn.RFCNNClassifier` for the parameters.
@@ -227,12 +223,6 @@ class _BaseRFCNN(BaseEstimator):
     # ------------------------------------------------------------------
     # parameter validation
     # ------------------------------------------------------------------
-    def _validate_params(self):
-        try:
-            super()._validate_params()
-        except InvalidParameterError as exc:
-            raise _InvalidParameterError(str(exc)) from None
-
     # ------------------------------------------------------------------
     # data validation
     # ------------------------------------------------------------------

@@ -7,8 +7,8 @@ says what to do about it; every error class comes from
 
 import numpy as np
 
-from sklearn_rfcnn.exceptions import DataError, InputTypeError, ParameterError
-from sklearn_rfcnn.utils._sklearn_compat import InvalidParameterError
+from sklearn_rfcnn.exceptions import DataError, InputTypeError
+from sklearn_rfcnn.utils._validation import ConstraintError, ParamValidationMixin
 
 __all__ = [
     "ConstraintError",
@@ -19,33 +19,6 @@ __all__ = [
     "holds_strings",
     "is_sequence_of_arrays",
 ]
-
-
-class ConstraintError(ParameterError, InvalidParameterError):
-    """A declared parameter constraint failed.
-
-    Both the library's :class:`~sklearn_rfcnn.exceptions.ParameterError` and
-    scikit-learn's ``InvalidParameterError``, so that ``except ParameterError``
-    and scikit-learn's own parameter checks both see it.
-    """
-
-
-class ParamValidationMixin:
-    """Raise :class:`ConstraintError` for declared constraints, then extra checks.
-
-    Subclasses define ``_check_params_extra`` for checks that involve several
-    parameters at once (they raise :class:`ParameterError`).
-    """
-
-    def _validate_params(self):
-        try:
-            super()._validate_params()
-        except InvalidParameterError as exc:
-            raise ConstraintError(str(exc)) from None
-        self._check_params_extra()
-
-    def _check_params_extra(self):
-        """Cross-parameter checks; none by default."""
 
 
 def is_sequence_of_arrays(X):
