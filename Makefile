@@ -9,6 +9,8 @@ EXTRAS ?= test
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(EXTRAS)
 export OMP_NUM_THREADS ?= 1
+# On shared 2-core machines busy-waiting OpenMP threads slow torch down badly.
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: install test demo lint format bench clean
 
