@@ -1,0 +1,71 @@
+"""``rfcnn embed``: CNN embeddings of audio files with a model from ``rfcnn fit``.
+
+The trained CP-ResNet is used as a feature extractor
+(:meth:`RFCNNEmbedder.from_classifier`): every file becomes its pooled
+``4 * width``-dimensional embedding.  The embeddings go to a ``.npy`` file, and
+the matching file paths, one per line, to ``<name>.paths.txt`` beside it.
+"""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from sklearn_rfcnn.cli._model import (
+    collect_audio_paths,
+    extract_features,
+    load_clips,
+    load_model,
+)
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers):
+    """Register the ``embed`` subcommand on an argparse ``subparsers`` object."""
+    p = subparsers.add_parser(
+        "embed",
+        help="write CNN embeddings of audio files to a .npy file",
+        description="Load a model folder written by 'rfcnn fit' and write the "
+        "pooled CP-ResNet embedding of every audio file as a float32 array "
+        "of shape (n_files, 4 * width) to OUTPUT (.npy), and the file paths in "
+        "the same order, one per line, to OUTPUT with the suffix '.paths.txt'. "
+        "Folders among the inputs are searched recursively for "
+        "wav/flac/ogg/mp3 files.",
+    )
+    p.add_argument("model", metavar="MODEL", help="model folder from 'rfcnn fit'")
+    p.add_argument("inputs", metavar="AUDIO", nargs="+", help="audio files or folders")
+    p.add_argument("-o", "--output", required=True, help="the .npy file to write")
+    p.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="leave missing or unreadable files out (listed on standard error "
+        "and absent from the paths file) instead of stopping with an error",
+    )
+    p.set_defaults(run=run)
+    return p
+
+
+def run(args):
+    """Embed and write the arrays; returns 0."""
+    from sklearn_rfcnn.cli import CLIError
+    from sklearn_rfcnn.estimators import RFCNNEmbedder
+
+    def log(message):
+        print(message, file=sys.stderr, flush=True)
+
+    out = Path(args.output).expanduser()
+    if out.suffix != ".npy":
+        raise CLIError(f"--output {str(out)!r} must end in .npy.")
+    if not out.parent.is_dir():
+        raise CLIError(f"the folder of --output {str(out)!r} does not exist.")
+    model = load_model(args.model)
+    paths = collect_audio_paths(args.inputs)
+    waves, kept = load_clips(paths, model.loader, skip_bad=args.skip_bad, log=log)
+    embedder = RFCNNEmbedder.from_classifier(model.classifier)
+    E = np.asarray(embedder.transform(extract_features(model, waves)), np.float32)
+    np.save(out, E)
+    paths_file = out.with_suffix(".paths.txt")
+    paths_file.write_text("".join(f"{paths[i]}\n" for i in kept))
+    log(f"wrote {E.shape[0]} x {E.shape[1]} embeddings to {out} (paths: {paths_file})")
+    return 0

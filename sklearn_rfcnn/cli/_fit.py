@@ -1,0 +1,191 @@
+"""``rfcnn fit``: train a CP-ResNet on audio files and save it as a model folder.
+
+The training data are either a folder with one sub-folder per class (GTZAN
+style; single-label classification) or a CSV manifest of audio paths and
+their labels or tags (see :func:`sklearn_rfcnn.datasets.load_manifest`).  The
+saved folder holds the trained network and its audio front end, ready for
+``rfcnn predict`` and ``rfcnn embed``.
+"""
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from sklearn_rfcnn.cli._model import (
+    add_frontend_args,
+    add_network_args,
+    load_clips,
+    network_kwargs,
+    save_model,
+)
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers):
+    """Register the ``fit`` subcommand on an argparse ``subparsers`` object."""
+    p = subparsers.add_parser(
+        "fit",
+        help="train a CP-ResNet on an audio folder or a CSV manifest and save it",
+        description="Train a CP-ResNet classifier (one label per file) or tagger "
+        "(several tags per file) and save it, with its audio front end, as a "
+        "model folder for 'rfcnn predict' and 'rfcnn embed'. INPUT is a folder "
+        "with one sub-folder per class (GTZAN style), or a CSV manifest with a "
+        "header: 'path,label' (one class per file), 'path,tags' (tags joined by "
+        "--separator) or 'path,<tag1>,<tag2>,...' (0/1 columns). Relative paths "
+        "in a manifest are relative to its folder.",
+    )
+    p.add_argument("input", metavar="INPUT", help="class folder or CSV manifest")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="MODEL",
+        help="model folder to write (created)",
+    )
+    p.add_argument(
+        "--tags",
+        default=None,
+        help="comma-separated allowed tag (or class) set, in output order; a "
+        "manifest row with a label outside it is an error (default: the labels "
+        "found in the manifest)",
+    )
+    p.add_argument(
+        "--separator",
+        default=";",
+        help="separator of the tags in a manifest's 'tags' column (default: ';')",
+    )
+    p.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="leave missing or unreadable audio files out (and list them) "
+        "instead of stopping with an error",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing model folder at MODEL",
+    )
+    p.add_argument(
+        "--quiet", action="store_true", help="no epoch table, only the summary"
+    )
+    add_frontend_args(p)
+    add_network_args(p, epochs=30, width=32)
+    p.set_defaults(run=run)
+    return p
+
+
+def _read_input(args, log):
+    from sklearn_rfcnn.cli import CLIError
+    from sklearn_rfcnn.datasets import load_audio_folder, load_manifest
+    from sklearn_rfcnn.exceptions import SkippedItemsWarning
+
+    source = Path(args.input).expanduser()
+    tags = None
+    if args.tags is not None:
+        tags = [t.strip() for t in args.tags.split(",") if t.strip()]
+        if not tags:
+            raise CLIError(f"--tags {args.tags!r} names no tag.")
+    if source.is_dir():
+        data = load_audio_folder(source)
+        if tags is not None:
+            unknown = sorted(set(data.target_names) - set(tags))
+            if unknown:
+                raise CLIError(
+                    f"class folders {unknown} under {str(source)!r} are not in "
+                    f"--tags {tags}."
+                )
+            data.target_names = np.array(tags, dtype=object)
+        data.multilabel = False
+        return data
+    if not source.exists():
+        raise CLIError(
+            f"INPUT {str(source)!r} does not exist; pass a class folder or a CSV "
+            "manifest."
+        )
+    if source.suffix.lower() not in (".csv", ".txt"):
+        raise CLIError(
+            f"INPUT {str(source)!r} is neither a folder nor a .csv manifest."
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkippedItemsWarning)
+        data = load_manifest(
+            source,
+            tags=tags,
+            separator=args.separator,
+            on_missing="skip" if args.skip_bad else "raise",
+        )
+    for path in data.skipped:
+        log(f"  skipped {path}: file does not exist")
+    return data
+
+
+def run(args):
+    """Train and save; returns 0 (errors propagate to the CLI's one-line handler)."""
+    from sklearn_rfcnn.cli import CLIError
+    from sklearn_rfcnn.estimators import RFCNNClassifier
+    from sklearn_rfcnn.transformers import AudioLoader, BandStandardizer, MelSpectrogram
+
+    def log(message):
+        print(message, flush=True)
+
+    data = _read_input(args, log)
+    out = Path(args.output).expanduser()
+    loader = AudioLoader(sr=args.sr, duration=args.duration)
+    waves, kept = load_clips(
+        list(data.filenames), loader, skip_bad=args.skip_bad, log=log
+    )
+    y = data.target[kept]
+    names = [str(t) for t in data.target_names]
+    if data.multilabel:
+        empty = [t for t, n in zip(names, y.sum(axis=0)) if n == 0]
+        if empty:
+            log(f"warning: tags {empty} have no positive training file")
+        if len(y) < 2:
+            raise CLIError("training needs at least 2 audio files.")
+    elif len(set(y)) < 2:
+        raise CLIError(
+            f"training needs at least 2 classes; found only {sorted(set(y))}."
+        )
+    log(
+        f"training on {len(y)} files, "
+        f"{'tags' if data.multilabel else 'classes'}: {', '.join(names)}"
+    )
+    mel = MelSpectrogram(
+        sr=args.sr,
+        n_fft=args.n_fft,
+        hop_length=args.hop_length,
+        n_mels=args.n_mels,
+        fmin=args.fmin,
+        fmax=args.fmax,
+        scale=args.scale,
+    )
+    S = mel.fit_transform(waves)
+    standardizer = BandStandardizer().fit(S)
+    Z = standardizer.transform(S)
+    clf = RFCNNClassifier(**network_kwargs(args), verbose=0 if args.quiet else 1)
+    clf.fit(Z, y)
+    meta = {
+        "target_names": names,
+        "multilabel": bool(data.multilabel),
+        "n_frames": int(S.shape[-1]),
+        "n_train": len(y),
+        "source": os.fspath(Path(args.input).expanduser().resolve()),
+    }
+    save_model(
+        out,
+        loader=loader,
+        mel=mel,
+        standardizer=standardizer,
+        classifier=clf,
+        meta=meta,
+        overwrite=args.overwrite,
+    )
+    rf = clf.receptive_field_
+    log(
+        f"saved model to {out} (receptive field {rf.freq} x {rf.time} px = "
+        f"{rf.time * args.hop_length / args.sr:.2f} s)"
+    )
+    return 0
