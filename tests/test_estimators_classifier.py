@@ -366,6 +366,20 @@ def test_verbose_prints_epoch_table_and_zero_is_silent(multiclass, capsys):
     assert capsys.readouterr().out == ""
 
 
+def test_epoch_table_prints_late_learning_rate_legibly(multiclass, capsys):
+    # late in the linear schedule lr is lr / 100 = 1e-4: skorch's default
+    # ".4f" would print it as 0.0000
+    X, y = multiclass
+    clf = RFCNNClassifier(**{**FAST, "max_epochs": 7, "verbose": 1}).fit(X, y)
+    lines = capsys.readouterr().out.strip().splitlines()
+    header, rows = lines[0].split(), [line.split() for line in lines[2:]]
+    assert header[:2] == ["epoch", "lr"] and len(rows) == 7
+    printed = [row[header.index("lr")] for row in rows]
+    assert printed[0] == "1.00e-02" and printed[-1] == "1.00e-04"
+    np.testing.assert_allclose([float(v) for v in printed], clf.history_[:, "lr"])
+    assert clf.history_[-1, "lr"] == pytest.approx(FAST["lr"] / 100)  # unchanged
+
+
 def test_precision_bf16_on_cpu_and_auto_is_float32(multiclass):
     X, y = multiclass
     clf = RFCNNClassifier(**FAST, precision="bf16").fit(X, y)

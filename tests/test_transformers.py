@@ -420,6 +420,37 @@ def test_mel_n_jobs_equal():
     assert_array_equal(a, np.stack(c))
 
 
+@pytest.mark.parametrize("n_jobs", [None, 2])
+def test_front_end_verbose_shows_progress_bar_only_when_asked(
+    tone_files, capsys, monkeypatch, n_jobs
+):
+    paths, _ = tone_files
+    monkeypatch.setattr(mel_module, "_CHUNK_SAMPLES", 4000)  # several chunks
+    X = _signals(n=6, n_samples=2000)
+    runs = {
+        "AudioLoader": (AudioLoader(sr=16000, duration=0.3, n_jobs=n_jobs), paths),
+        "MelSpectrogram": (MelSpectrogram(**SMALL, n_jobs=n_jobs), X),
+        "MelSpectrogram list": (MelSpectrogram(**SMALL, n_jobs=n_jobs), list(X)),
+    }
+    for name, (est, data) in runs.items():
+        quiet = est.fit_transform(data)
+        captured = capsys.readouterr()
+        assert captured.out == captured.err == "", name
+        loud = clone(est).set_params(verbose=1).fit_transform(data)
+        captured = capsys.readouterr()
+        assert captured.out == "", name
+        n_items = len(data)
+        desc = name.split()[0]
+        assert f"{desc}: 100%" in captured.err, (name, captured.err)
+        assert f"{n_items}/{n_items}" in captured.err, (name, captured.err)
+        if isinstance(quiet, list):
+            assert len(quiet) == len(loud)
+            for a, b in zip(quiet, loud):
+                assert_array_equal(a, b)
+        else:
+            assert_array_equal(quiet, loud)
+
+
 def test_mel_checks_length_seen_in_fit():
     X = _signals(n=2)
     mel = MelSpectrogram(**SMALL).fit(X)

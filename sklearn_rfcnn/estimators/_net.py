@@ -201,6 +201,16 @@ class _RFCNNNet(NeuralNet):
         self.rng = rng
         self.amp_dtype = amp_dtype
 
+    def get_default_callbacks(self):
+        """skorch's defaults, with the epoch table printing ``lr`` legibly."""
+        # imported here: callbacks imports this module
+        from sklearn_rfcnn.estimators.callbacks import ScientificPrintLog
+
+        return [
+            (name, ScientificPrintLog() if name == "print_log" else cb)
+            for name, cb in super().get_default_callbacks()
+        ]
+
     # -- helpers ---------------------------------------------------------
     def _autocast(self):
         if self.amp_dtype is None:

@@ -6,20 +6,25 @@ are public so that a hand-built skorch net can reuse them.
 * :class:`LRSchedule` -- the paper's linear learning-rate schedule (flat, then
   linear decay, then a floor), scaled to any number of epochs, or a constant
   rate; the rate of every epoch is recorded in the history as ``"lr"``.
+* :class:`ScientificPrintLog` -- skorch's epoch table with the learning rate
+  in scientific notation (``1.00e-05``, not ``0.0000``, late in the schedule).
 * :class:`StochasticWeightAveraging` -- averages the weights over the last
   epochs and recomputes batch-norm statistics on the training data at the end
   (:mod:`torch.optim.swa_utils`).
 """
 
 import math
+from numbers import Number
 
 import torch
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, PrintLog
+from skorch.utils import Ansi
+from tabulate import tabulate
 from torch.optim.swa_utils import AveragedModel
 
 from sklearn_rfcnn.estimators._net import _BucketBatchSampler
 
-__all__ = ["LRSchedule", "StochasticWeightAveraging"]
+__all__ = ["LRSchedule", "ScientificPrintLog", "StochasticWeightAveraging"]
 
 #: Fractions of training where the paper's schedule starts and ends its
 #: decay: epochs 50 and 250 of the reference configuration's 350.
@@ -93,6 +98,84 @@ class LRSchedule(Callback):
         for group in net.optimizer_.param_groups:
             group["lr"] = lr
         net.history.record("lr", lr)
+
+
+class ScientificPrintLog(PrintLog):
+    """skorch's epoch table, with some columns in scientific notation.
+
+    :class:`skorch.callbacks.PrintLog` formats every float with ``floatfmt``
+    (``".4f"``), so a learning rate of ``1e-05`` prints as ``0.0000``. This
+    subclass prints the keys in ``keys_scientific`` with ``scifmt`` instead
+    and leaves the recorded values untouched. :class:`~sklearn_rfcnn.RFCNNClassifier`
+    and :class:`~sklearn_rfcnn.RFCNNEmbedder` use it as their ``print_log``.
+
+    Parameters
+    ----------
+    keys_scientific : tuple of str, default=("lr",)
+        History keys printed in scientific notation.
+    scifmt : str, default=".2e"
+        Format spec of those keys.
+    keys_ignored, sink, tablefmt, floatfmt, stralign
+        As :class:`skorch.callbacks.PrintLog`.
+
+    Examples
+    --------
+    >>> log = ScientificPrintLog().initialize()
+    >>> print(log.table({"epoch": 7, "lr": 1e-05, "train_loss": 0.25}))
+      epoch        lr    train_loss
+    -------  --------  ------------
+          7  1.00e-05        0.2500
+    """
+
+    def __init__(
+        self,
+        keys_scientific=("lr",),
+        scifmt=".2e",
+        keys_ignored=None,
+        sink=print,
+        tablefmt="simple",
+        floatfmt=".4f",
+        stralign="right",
+    ):
+        super().__init__(
+            keys_ignored=keys_ignored,
+            sink=sink,
+            tablefmt=tablefmt,
+            floatfmt=floatfmt,
+            stralign=stralign,
+        )
+        self.keys_scientific = keys_scientific
+        self.scifmt = scifmt
+
+    def format_row(self, row, key, color):
+        value = row[key]
+        if (
+            key not in self.keys_scientific
+            or isinstance(value, bool)
+            or not isinstance(value, Number)
+        ):
+            return super().format_row(row, key, color)
+        text = format(value, self.scifmt)
+        if row.get(key + "_best"):
+            text = color + text + Ansi.ENDC.value
+        return text
+
+    def table(self, row):
+        headers, formatted = [], []
+        for key, text in self._yield_keys_formatted(row):
+            headers.append(key)
+            formatted.append(text)
+        # tabulate would parse "1.00e-05" back to a float and reformat it
+        # with floatfmt; keep those columns as the text formatted above.
+        scientific = [i for i, key in enumerate(headers) if key in self.keys_scientific]
+        return tabulate(
+            [formatted],
+            headers=headers,
+            tablefmt=self.tablefmt,
+            floatfmt=self.floatfmt,
+            stralign=self.stralign,
+            disable_numparse=scientific,
+        )
 
 
 class StochasticWeightAveraging(Callback):

@@ -18,7 +18,10 @@ from sklearn_rfcnn.exceptions import (
     RFCNNError,
     SkippedItemsWarning,
 )
-from sklearn_rfcnn.transformers._validation import ParamValidationMixin
+from sklearn_rfcnn.transformers._validation import (
+    ParamValidationMixin,
+    progress_bar,
+)
 from sklearn_rfcnn.utils._sklearn_compat import Interval, StrOptions, _fit_context
 
 __all__ = ["AudioLoader"]
@@ -97,6 +100,9 @@ class AudioLoader(
         warning's ``skipped`` attribute). Use :meth:`load` to get the kept
         indices, e.g. to subset ``y``; in a supervised Pipeline, skipping
         would misalign ``X`` and ``y``, so keep ``"raise"`` there.
+    verbose : int >= 0, default=0
+        With ``verbose > 0``, :meth:`transform` and :meth:`load` show a tqdm
+        progress bar over the clips on stderr; ``0`` prints nothing.
 
     See Also
     --------
@@ -143,6 +149,7 @@ class AudioLoader(
         "pad_mode": [StrOptions({"constant", "wrap", "reflect"})],
         "n_jobs": [Integral, None],
         "on_error": [StrOptions({"raise", "skip"})],
+        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -155,6 +162,7 @@ class AudioLoader(
         pad_mode="constant",
         n_jobs=None,
         on_error="raise",
+        verbose=0,
     ):
         self.sr = sr
         self.mono = mono
@@ -163,6 +171,7 @@ class AudioLoader(
         self.pad_mode = pad_mode
         self.n_jobs = n_jobs
         self.on_error = on_error
+        self.verbose = verbose
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -235,29 +244,31 @@ class AudioLoader(
 
         fixed = self.duration is not None
         out, kept, skipped = None, [], []
-        for i, result in enumerate(results):
-            if isinstance(result, RFCNNError):
-                if self.on_error == "raise":
-                    raise result
-                skipped.append((i, items[i], str(result)))
-                continue
-            y = result[0] if self.mono else result
-            if not fixed:
-                if out is None:
-                    out = []
-                out.append(y)
-            else:
-                if out is None:
-                    out = np.empty((len(items), *y.shape), dtype=np.float32)
-                elif y.shape != out.shape[1:]:
-                    raise DataError(
-                        f"X[{i}] ({self._label(items[i])}) has {y.shape[0]} "
-                        f"channel(s) but earlier clips have {out.shape[1]}; with "
-                        "mono=False every clip needs the same channel count (or "
-                        "use mono=True)."
-                    )
-                out[len(kept)] = y
-            kept.append(i)
+        with progress_bar(len(items), verbose=self.verbose, desc="AudioLoader") as bar:
+            for i, result in enumerate(results):
+                bar.update(1)
+                if isinstance(result, RFCNNError):
+                    if self.on_error == "raise":
+                        raise result
+                    skipped.append((i, items[i], str(result)))
+                    continue
+                y = result[0] if self.mono else result
+                if not fixed:
+                    if out is None:
+                        out = []
+                    out.append(y)
+                else:
+                    if out is None:
+                        out = np.empty((len(items), *y.shape), dtype=np.float32)
+                    elif y.shape != out.shape[1:]:
+                        raise DataError(
+                            f"X[{i}] ({self._label(items[i])}) has {y.shape[0]} "
+                            f"channel(s) but earlier clips have {out.shape[1]}; "
+                            "with mono=False every clip needs the same channel "
+                            "count (or use mono=True)."
+                        )
+                    out[len(kept)] = y
+                kept.append(i)
 
         if skipped:
             self._warn_skipped(skipped, len(items))

@@ -19,20 +19,17 @@ from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from sklearn_rfcnn.exceptions import DataError, InputTypeError, ParameterError
+from sklearn_rfcnn.exceptions import ParameterError
 from sklearn_rfcnn.transformers._validation import (
     ParamValidationMixin,
-    as_signal_item,
-    check_finite_rows,
+    check_signals,
     chunk_slices,
-    holds_strings,
-    is_sequence_of_arrays,
+    progress_bar,
 )
 from sklearn_rfcnn.utils._sklearn_compat import (
     Interval,
     StrOptions,
     _fit_context,
-    validate_data,
 )
 
 __all__ = ["MelSpectrogram"]
@@ -193,6 +190,9 @@ class MelSpectrogram(
         Threads working on chunks of clips (FFT and matrix products release
         the GIL). ``None`` means 1 unless in a :func:`joblib.parallel_config`
         context; ``-1`` means all processors.
+    verbose : int >= 0, default=0
+        With ``verbose > 0``, :meth:`transform` shows a tqdm progress bar on
+        stderr, advanced as each chunk of clips is done; ``0`` prints nothing.
 
     Attributes
     ----------
@@ -248,6 +248,7 @@ class MelSpectrogram(
         "scale": [StrOptions({"perceptual", "db", "power"})],
         "backend": [StrOptions({"librosa", "torch"})],
         "n_jobs": [Integral, None],
+        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -262,6 +263,7 @@ class MelSpectrogram(
         scale="perceptual",
         backend="librosa",
         n_jobs=None,
+        verbose=0,
     ):
         self.sr = sr
         self.n_fft = n_fft
@@ -272,6 +274,7 @@ class MelSpectrogram(
         self.scale = scale
         self.backend = backend
         self.n_jobs = n_jobs
+        self.verbose = verbose
 
     def _check_params_extra(self):
         n_bins = self.n_fft // 2 + 1
@@ -359,32 +362,18 @@ n_samples), or list of 1-D/2-D arrays
     # -- helpers -----------------------------------------------------------------
 
     def _check_input(self, X, *, reset):
-        if holds_strings(X):
-            raise InputTypeError(
-                "MelSpectrogram takes waveforms, but X holds strings (file paths?); "
-                "decode the files first, e.g. make_pipeline(AudioLoader(...), "
-                "MelSpectrogram(...))."
-            )
-        if is_sequence_of_arrays(X):
-            items = [as_signal_item(x, i) for i, x in enumerate(X)]
-            if reset and hasattr(self, "n_features_in_"):
-                del self.n_features_in_
-            return "list", items
-        X = validate_data(
+        return check_signals(
             self,
             X,
             reset=reset,
-            dtype=np.float32,
-            allow_nd=True,
-            ensure_all_finite=False,
+            what="waveform",
+            strings_hint="decode the files first, e.g. make_pipeline("
+            "AudioLoader(...), MelSpectrogram(...)).",
+            max_item_ndim=2,
+            max_ndim=3,
+            accepted="(n_clips, n_samples) or (n_clips, n_channels, n_samples) "
+            "waveforms",
         )
-        if X.ndim > 3:
-            raise DataError(
-                f"X has shape {X.shape}; MelSpectrogram takes (n_clips, n_samples) or "
-                "(n_clips, n_channels, n_samples) waveforms."
-            )
-        check_finite_rows(X)
-        return "array", X
 
     def _settings(self):
         return dict(
@@ -416,11 +405,15 @@ n_samples), or list of 1-D/2-D arrays
 
         def work(sl):
             out[sl] = compute(Y[sl])
+            return sl.stop - sl.start
 
         slices = chunk_slices(n_clips, max(n_samples, self.n_fft), _CHUNK_SAMPLES)
-        Parallel(n_jobs=self.n_jobs, require="sharedmem")(
+        done = Parallel(n_jobs=self.n_jobs, require="sharedmem", return_as="generator")(
             delayed(work)(sl) for sl in slices
         )
+        with self._progress(n_clips) as bar:
+            for n_done in done:
+                bar.update(n_done)
         return out
 
     def _transform_list(self, items):
@@ -431,11 +424,18 @@ n_samples), or list of 1-D/2-D arrays
             spec = compute(x.reshape(-1, x.shape[-1]))
             return spec.reshape(*lead, *spec.shape[1:])
 
-        return list(
-            Parallel(n_jobs=self.n_jobs, require="sharedmem")(
-                delayed(work)(x) for x in items
-            )
-        )
+        specs = Parallel(
+            n_jobs=self.n_jobs, require="sharedmem", return_as="generator"
+        )(delayed(work)(x) for x in items)
+        out = []
+        with self._progress(len(items)) as bar:
+            for spec in specs:
+                out.append(spec)
+                bar.update(1)
+        return out
+
+    def _progress(self, total):
+        return progress_bar(total, verbose=self.verbose, desc="MelSpectrogram")
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -4,15 +4,12 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from sklearn_rfcnn.exceptions import DataError, InputTypeError
+from sklearn_rfcnn.exceptions import DataError
 from sklearn_rfcnn.transformers._validation import (
     ParamValidationMixin,
-    as_signal_item,
-    check_finite_rows,
-    holds_strings,
-    is_sequence_of_arrays,
+    check_signals,
 )
-from sklearn_rfcnn.utils._sklearn_compat import _fit_context, validate_data
+from sklearn_rfcnn.utils._sklearn_compat import _fit_context
 
 __all__ = ["BandStandardizer"]
 
@@ -52,6 +49,23 @@ def _safe_scale(var, mean):
     constant = scale < 10 * eps * np.maximum(1.0, np.abs(mean))
     scale[constant] = 1.0
     return scale
+
+
+def _check_same_bands(items):
+    """Every spectrogram of a list: same rank (2 or 3) and same bands."""
+    ranks = {item.ndim for item in items}
+    if len(ranks) > 1 or ranks == {1}:
+        raise DataError(
+            "every item of a list of spectrograms must be (n_mels, n_frames) or "
+            f"(n_channels, n_mels, n_frames) alike; got ranks {sorted(ranks)}."
+        )
+    first = items[0].shape[:-1]
+    bad = next((i for i, it in enumerate(items) if it.shape[:-1] != first), None)
+    if bad is not None:
+        raise DataError(
+            f"X[{bad}] has bands {items[bad].shape[:-1]} but X[0] has {first}; all "
+            "spectrograms must have the same bands."
+        )
 
 
 class BandStandardizer(ParamValidationMixin, TransformerMixin, BaseEstimator):
@@ -169,55 +183,25 @@ n_channels, n_mels, n_frames) or (n_samples, n_features), or list of arrays
     # -- helpers -----------------------------------------------------------------
 
     def _check_input(self, X, *, reset):
-        if holds_strings(X):
-            raise InputTypeError(
-                "BandStandardizer takes spectrograms, but X holds strings (file "
-                "paths?); put AudioLoader and MelSpectrogram before it."
-            )
-        if is_sequence_of_arrays(X):
-            items = [
-                as_signal_item(x, i, max_ndim=3, what="spectrogram")
-                for i, x in enumerate(X)
-            ]
-            ranks = {item.ndim for item in items}
-            if len(ranks) > 1 or ranks == {1}:
-                raise DataError(
-                    "every item of a list of spectrograms must be (n_mels, "
-                    "n_frames) or (n_channels, n_mels, n_frames) alike; got ranks "
-                    f"{sorted(ranks)}."
-                )
-            shapes = {item.shape[:-1] for item in items}
-            if len(shapes) > 1:
-                first = items[0].shape[:-1]
-                bad = next(i for i, it in enumerate(items) if it.shape[:-1] != first)
-                raise DataError(
-                    f"X[{bad}] has bands {items[bad].shape[:-1]} but X[0] has "
-                    f"{first}; all spectrograms must have the same bands."
-                )
-            if reset:
-                if hasattr(self, "n_features_in_"):
-                    del self.n_features_in_
-            else:
-                self._check_layout(f"list{items[0].ndim}", items[0].shape[:-1])
-            return "list", items
-        X = validate_data(
+        kind, data = check_signals(
             self,
             X,
             reset=reset,
-            dtype=np.float32,
-            allow_nd=True,
-            ensure_all_finite=False,
+            what="spectrogram",
+            strings_hint="put AudioLoader and MelSpectrogram before it.",
+            max_item_ndim=3,
+            max_ndim=4,
+            accepted="2-D, 3-D or 4-D arrays or a list of spectrograms",
+            check_items=_check_same_bands,
         )
-        if X.ndim > 4:
-            raise DataError(
-                f"X has shape {X.shape}; BandStandardizer takes 2-D, 3-D or 4-D "
-                "arrays or a list of spectrograms."
-            )
-        check_finite_rows(X)
         if not reset:
-            bands = X.shape[1:2] if X.ndim == 2 else X.shape[1:-1]
-            self._check_layout(f"array{X.ndim}", bands)
-        return "array", X
+            if kind == "list":
+                layout, bands = f"list{data[0].ndim}", data[0].shape[:-1]
+            else:
+                layout = f"array{data.ndim}"
+                bands = data.shape[1:2] if data.ndim == 2 else data.shape[1:-1]
+            self._check_layout(layout, bands)
+        return kind, data
 
     def _check_layout(self, layout, bands):
         compatible = {

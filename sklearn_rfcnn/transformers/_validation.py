@@ -8,6 +8,7 @@ says what to do about it; every error class comes from
 import numpy as np
 
 from sklearn_rfcnn.exceptions import DataError, InputTypeError
+from sklearn_rfcnn.utils._sklearn_compat import validate_data
 from sklearn_rfcnn.utils._validation import ConstraintError, ParamValidationMixin
 
 __all__ = [
@@ -15,9 +16,11 @@ __all__ = [
     "ParamValidationMixin",
     "as_signal_item",
     "check_finite_rows",
+    "check_signals",
     "chunk_slices",
     "holds_strings",
     "is_sequence_of_arrays",
+    "progress_bar",
 ]
 
 
@@ -128,6 +131,63 @@ def as_signal_item(x, index, *, max_ndim=2, what="waveform", X_name="X"):
     return arr
 
 
+def check_signals(
+    estimator,
+    X,
+    *,
+    reset,
+    what,
+    strings_hint,
+    max_item_ndim,
+    max_ndim,
+    accepted,
+    check_items=None,
+):
+    """Validate a front-end transformer's input: an array or a list of clips.
+
+    Strings (paths) are refused with ``strings_hint``. A list or tuple of
+    arrays is the variable-length form: every item is checked with
+    :func:`as_signal_item` (up to ``max_item_ndim`` dimensions), then by
+    ``check_items(items)`` when given; on ``reset`` a stale ``n_features_in_``
+    is removed. Anything else goes through scikit-learn's ``validate_data``
+    as float32 of at most ``max_ndim`` dimensions (``accepted`` says which
+    shapes, for the message) and must be finite row by row.
+
+    Returns
+    -------
+    kind : {"list", "array"}
+    data : list of np.ndarray or np.ndarray
+        The float32 items, or the validated array.
+    """
+    name = type(estimator).__name__
+    if holds_strings(X):
+        raise InputTypeError(
+            f"{name} takes {what}s, but X holds strings (file paths?); {strings_hint}"
+        )
+    if is_sequence_of_arrays(X):
+        items = [
+            as_signal_item(x, i, max_ndim=max_item_ndim, what=what)
+            for i, x in enumerate(X)
+        ]
+        if check_items is not None:
+            check_items(items)
+        if reset and hasattr(estimator, "n_features_in_"):
+            del estimator.n_features_in_
+        return "list", items
+    X = validate_data(
+        estimator,
+        X,
+        reset=reset,
+        dtype=np.float32,
+        allow_nd=True,
+        ensure_all_finite=False,
+    )
+    if X.ndim > max_ndim:
+        raise DataError(f"X has shape {X.shape}; {name} takes {accepted}.")
+    check_finite_rows(X)
+    return "array", X
+
+
 def check_finite_rows(X, X_name="X"):
     """Raise :class:`DataError` naming the rows of ``X`` that hold NaN or inf.
 
@@ -160,3 +220,19 @@ def chunk_slices(n_items, per_item, budget):
     """
     step = max(1, int(budget) // max(1, int(per_item)))
     return [slice(i, min(i + step, n_items)) for i in range(0, n_items, step)]
+
+
+def progress_bar(total, *, verbose, desc, unit="clip"):
+    """A tqdm progress bar on stderr, disabled (and silent) when ``verbose`` is 0.
+
+    Update it with ``bar.update(n)`` as work completes and close it (it is a
+    context manager).
+
+    Examples
+    --------
+    >>> with progress_bar(3, verbose=0, desc="clips") as bar:
+    ...     bar.update(3)
+    """
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, disable=not verbose, leave=True)
