@@ -5,9 +5,14 @@ training step (train mode, forward + BCE-with-logits + backward, as in the
 reference measurement of method notes §8) for the paper configuration
 (rho = 5 and 7, width 128, 256 x 431 input, batch 16) and a small one (width
 32, 128 x 130), in four execution modes: float32, channels_last, bf16
-autocast, channels_last + bf16.  FLOPs per sample come from
-``torch.utils.flop_counter.FlopCounterMode`` (run on the meta device, so
-counting costs nothing); achieved GFLOP/s = FLOPs per sample x samples/s.
+autocast, channels_last + bf16, and ``plain``: a deliberately straightforward
+float32 implementation of the same architecture from the method notes (stock
+``nn.Conv2d``/``nn.BatchNorm2d``/``nn.MaxPool2d`` in an ``nn.Sequential``, no
+tiny-input handling), the same-machine stand-in for the authors' reference
+model, whose own timing (method notes §8) came from a different CPU.  FLOPs
+per sample come from ``torch.utils.flop_counter.FlopCounterMode`` (run on the
+meta device, so counting costs nothing); achieved
+GFLOP/s = FLOPs per sample x samples/s.
 
 Usage::
 
@@ -47,6 +52,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from sklearn_rfcnn.models import create_model
+from sklearn_rfcnn.receptive_field import kernel_schedule, pool_positions
 
 CONFIGS = {
     "paper_rho5": {
@@ -65,7 +71,7 @@ CONFIGS = {
         "batch": 16,
     },
 }
-MODES = ("fp32", "channels_last", "bf16", "channels_last_bf16")
+MODES = ("fp32", "plain", "channels_last", "bf16", "channels_last_bf16")
 
 #: Authors' reference code, method notes §8 (2 threads, batch 16, rho = 5).
 REFERENCE_TRAIN_SAMPLES_PER_S = {"median": 3.09, "best": 3.47}
@@ -98,10 +104,67 @@ def _time(fn, warmup, iters):
     return wall, cpu
 
 
+def plain_cp_resnet(rho=5, width=128, n_classes=10, in_channels=1, depth=26):
+    """CP-ResNet written as plainly as possible, for a same-machine comparison.
+
+    Stock torch layers only, following the method notes §1.1-§1.2: 5x5/2 stem,
+    post-activation basic blocks with padding k // 3, 2x2 max-pools after
+    blocks 1, 2 and 4 of stage 1, 1x1 classifier + BN + global average pool.
+    """
+    nn = torch.nn
+
+    class Block(nn.Module):
+        def __init__(self, c_in, c_out, k1, k2):
+            super().__init__()
+            self.conv1 = nn.Conv2d(c_in, c_out, k1, padding=k1 // 3, bias=False)
+            self.bn1 = nn.BatchNorm2d(c_out)
+            self.conv2 = nn.Conv2d(c_out, c_out, k2, padding=k2 // 3, bias=False)
+            self.bn2 = nn.BatchNorm2d(c_out)
+            self.shortcut = nn.Sequential()
+            if c_in != c_out:
+                self.shortcut = nn.Sequential(
+                    nn.Conv2d(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out)
+                )
+
+        def forward(self, x):
+            out = F.relu(self.bn1(self.conv1(x)))
+            return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+    layers = [
+        nn.Conv2d(in_channels, width, 5, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(width),
+        nn.ReLU(),
+    ]
+    schedule = kernel_schedule(rho, depth)
+    per_stage = len(schedule) // 3
+    pools = pool_positions(depth)
+    c_in = width
+    for i, (k1, k2) in enumerate(schedule):
+        c_out = width * 2 ** (i // per_stage)
+        layers.append(Block(c_in, c_out, k1, k2))
+        c_in = c_out
+        if i // per_stage == 0:  # pools sit in stage 1 only
+            layers += [nn.MaxPool2d(2, 2) for _ in range(pools.count(i + 1))]
+    layers += [
+        nn.Conv2d(c_in, n_classes, 1, bias=False),
+        nn.BatchNorm2d(n_classes),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+    ]
+    return nn.Sequential(*layers)
+
+
 def bench_one(cfg, mode, warmup, iters, seed=0):
     """Time forward and training step of one configuration in one mode."""
     torch.manual_seed(seed)
-    model = create_model("cp_resnet", **cfg["model"])
+    if mode == "plain":
+        model = plain_cp_resnet(**cfg["model"])
+        ours = create_model("cp_resnet", **cfg["model"])
+        n_plain = sum(p.numel() for p in model.parameters())
+        n_ours = sum(p.numel() for p in ours.parameters())
+        assert n_plain == n_ours, (n_plain, n_ours)
+    else:
+        model = create_model("cp_resnet", **cfg["model"])
     x = torch.randn(cfg["batch"], 1, *cfg["input"])
     y = (torch.rand(cfg["batch"], cfg["model"]["n_classes"]) < 0.1).float()
     if mode.startswith("channels_last"):
@@ -242,6 +305,22 @@ def main(argv=None):
             f"{REFERENCE_TRAIN_SAMPLES_PER_S['best']}; CPU-time estimate "
             f"(uncontended): {r['train_samples_per_s_cpu_time']:.2f} samples/s"
         )
+    for name, entry in results["configs"].items():
+        modes = entry["modes"]
+        if "plain" in modes and "fp32" in modes:
+            ratio_fwd = (
+                modes["fp32"]["forward_samples_per_s_best"]
+                / modes["plain"]["forward_samples_per_s_best"]
+            )
+            ratio_trn = (
+                modes["fp32"]["train_samples_per_s_best"]
+                / modes["plain"]["train_samples_per_s_best"]
+            )
+            entry["ours_vs_plain"] = {"forward": ratio_fwd, "train": ratio_trn}
+            print(
+                f"{name}: sklearn_rfcnn CPResNet / plain implementation on this "
+                f"machine: forward x{ratio_fwd:.2f}, training step x{ratio_trn:.2f}"
+            )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     if args.merge and args.output.exists():
         previous = json.loads(args.output.read_text())

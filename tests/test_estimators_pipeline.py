@@ -141,3 +141,16 @@ def test_embedder_svc_pipeline(audio):
     )
     pipe.fit(paths, labels)
     assert pipe.score(paths, labels) > 0.7
+
+
+def test_describe_pipeline_on_a_real_fitted_pipeline(audio):
+    from sklearn_rfcnn.receptive_field import describe_pipeline
+
+    paths, Y, _ = audio
+    pipe = _pipe(max_epochs=1).fit(paths, Y)
+    desc = describe_pipeline(pipe)
+    rf = pipe.named_steps["clf"].receptive_field_
+    assert desc.rf == rf
+    assert tuple(rf) == (39, 39)  # rho=2 at depth 26
+    assert desc.time_seconds == pytest.approx(39 * MEL["hop_length"] / SR)
+    assert desc.n_mels == MEL["n_mels"]
