@@ -1,9 +1,11 @@
 """Benchmark RFCNNClassifier: fit time per epoch and prediction throughput.
 
 Two configurations -- the paper's network (width 128, depth 26, rho 7) on
-256-band spectrograms, and a small one -- each with float32 and with bf16
-autocast (``precision="32"`` / ``"bf16"``).  Times are measured end to end
-through the estimator (validation, datasets, skorch loop), on random data.
+256-band spectrograms, and a small one -- each with float32, with bf16
+autocast (``precision="32"`` / ``"bf16"``) and with float32 in the
+channels-last memory format (``channels_last=True``).  Times are measured end
+to end through the estimator (validation, datasets, skorch loop), on random
+data.  Speed-ups are ratios to float32 (> 1: faster).
 
 Usage::
 
@@ -37,7 +39,25 @@ QUICK = {
 }
 
 
-def bench(params, n_bands, n_frames, n_clips, batch_size, precision, epochs, device):
+#: variant name -> (precision, channels_last)
+VARIANTS = {
+    "float32": ("32", False),
+    "bf16": ("bf16", False),
+    "channels_last": ("32", True),
+}
+
+
+def bench(
+    params,
+    n_bands,
+    n_frames,
+    n_clips,
+    batch_size,
+    precision,
+    epochs,
+    device,
+    channels_last=False,
+):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(n_clips, n_bands, n_frames)).astype(np.float32)
     y = np.arange(n_clips) % 4
@@ -46,6 +66,7 @@ def bench(params, n_bands, n_frames, n_clips, batch_size, precision, epochs, dev
         max_epochs=epochs,
         batch_size=batch_size,
         precision=precision,
+        channels_last=channels_last,
         device=device,
         validation_fraction=None,
         verbose=0,
@@ -62,6 +83,15 @@ def bench(params, n_bands, n_frames, n_clips, batch_size, precision, epochs, dev
         "fit_s_per_epoch": epoch_s,
         "fit_clips_per_s": n_clips / epoch_s,
         "predict_clips_per_s": n_clips / predict_s,
+    }
+
+
+def _speedups(result, variant):
+    """Epoch-time and predict-throughput ratios of ``variant`` to float32."""
+    base, other = result["float32"], result[variant]
+    return {
+        "fit_speedup": base["fit_s_per_epoch"] / other["fit_s_per_epoch"],
+        "predict_speedup": other["predict_clips_per_s"] / base["predict_clips_per_s"],
     }
 
 
@@ -84,8 +114,8 @@ def main(argv=None):
     rows = []
     for name, (params, n_bands, n_frames, n_clips, batch_size) in configs.items():
         result = {}
-        for precision in ("32", "bf16"):
-            result[precision] = bench(
+        for variant, (precision, channels_last) in VARIANTS.items():
+            result[variant] = bench(
                 params,
                 n_bands,
                 n_frames,
@@ -94,6 +124,7 @@ def main(argv=None):
                 precision,
                 epochs,
                 args.device,
+                channels_last=channels_last,
             )
         rows.append(
             {
@@ -102,12 +133,13 @@ def main(argv=None):
                 "input": f"{n_bands}x{n_frames}",
                 "n_clips": n_clips,
                 "batch_size": batch_size,
-                "float32": result["32"],
-                "bf16": result["bf16"],
-                "bf16_fit_speedup": result["32"]["fit_s_per_epoch"]
-                / result["bf16"]["fit_s_per_epoch"],
-                "bf16_predict_speedup": result["bf16"]["predict_clips_per_s"]
-                / result["32"]["predict_clips_per_s"],
+                **result,
+                **{
+                    f"{variant}_{key}": value
+                    for variant in VARIANTS
+                    if variant != "float32"
+                    for key, value in _speedups(result, variant).items()
+                },
             }
         )
 
@@ -117,19 +149,23 @@ def main(argv=None):
     )
     print(header)
     print("-" * len(header))
+    labels = {"float32": "float", "bf16": "bf16", "channels_last": "chlst"}
     for row in rows:
-        for prec in ("float32", "bf16"):
-            r = row[prec]
+        for variant in VARIANTS:
+            r = row[variant]
             print(
-                f"{row['config']:<7} {row['input']:>8} {prec[:5]:>5} "
+                f"{row['config']:<7} {row['input']:>8} {labels[variant]:>5} "
                 f"{r['fit_s_per_epoch']:>9.3f} {r['fit_clips_per_s']:>11.2f} "
                 f"{r['predict_clips_per_s']:>12.2f}"
             )
-        print(
-            f"{row['config']:<7} bf16/float32 speed-up: fit "
-            f"{row['bf16_fit_speedup']:.2f}x, "
-            f"predict {row['bf16_predict_speedup']:.2f}x"
-        )
+        for variant in VARIANTS:
+            if variant == "float32":
+                continue
+            print(
+                f"{row['config']:<7} {variant}/float32 speed-up: fit "
+                f"{row[f'{variant}_fit_speedup']:.2f}x, "
+                f"predict {row[f'{variant}_predict_speedup']:.2f}x"
+            )
 
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)

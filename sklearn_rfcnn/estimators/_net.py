@@ -2,7 +2,7 @@
 
 Nothing here is public: :class:`~sklearn_rfcnn.RFCNNClassifier` and
 :class:`~sklearn_rfcnn.RFCNNEmbedder` build a :class:`_RFCNNNet` in ``fit`` and
-keep it as ``net_``.  The net differs from skorch's ``NeuralNet`` in four ways:
+keep it as ``net_``.  The net differs from skorch's ``NeuralNet`` in five ways:
 
 * the training step applies the paper's augmentations on the batch: a random
   circular roll along time (per example) and mixup with a per-sample
@@ -13,7 +13,11 @@ keep it as ``net_``.  The net differs from skorch's ``NeuralNet`` in four ways:
   (clip, tag) pairs, so partially labelled tag matrices train correctly;
 * all randomness of the augmentations comes from a numpy ``Generator`` owned
   by the net (seeded from the estimator's ``random_state``);
-* forward passes run under :func:`torch.autocast` when mixed precision is on.
+* forward passes run under :func:`torch.autocast` when mixed precision is on;
+* with ``channels_last`` the module's 4-D weights and every input batch use
+  the ``torch.channels_last`` memory format (faster convolutions on CPU and
+  with cuDNN); :meth:`_RFCNNNet.prepare_input` is the single place where a
+  batch is moved to the device and given its memory format.
 
 Variable-length input (a list of ``(C, F, T_i)`` clips) is handled by
 :class:`_ClipDataset` and :func:`_bucket_loader`: every batch holds clips of
@@ -181,6 +185,9 @@ class _RFCNNNet(NeuralNet):
         Source of every augmentation draw.
     amp_dtype : torch.dtype or None
         Autocast dtype (``torch.bfloat16``/``torch.float16``) or None.
+    channels_last : bool
+        Keep the module in ``torch.channels_last`` memory format (converted
+        whenever skorch (re)builds it) and give every input batch that format.
     """
 
     def __init__(
@@ -192,6 +199,7 @@ class _RFCNNNet(NeuralNet):
         roll=0,
         rng=None,
         amp_dtype=None,
+        channels_last=False,
         **kwargs,
     ):
         super().__init__(module, *args, **kwargs)
@@ -200,6 +208,21 @@ class _RFCNNNet(NeuralNet):
         self.roll = roll
         self.rng = rng
         self.amp_dtype = amp_dtype
+        self.channels_last = channels_last
+
+    def initialize_module(self):
+        """skorch's module set-up, then the memory format of ``channels_last``.
+
+        skorch calls this on :meth:`initialize` and whenever a ``module__*``
+        parameter changes; it then moves the module to the device, which keeps
+        the memory format.  Loading weights (``load_state_dict``: early
+        stopping's best weights, SWA, :meth:`load`) copies into the existing
+        tensors and keeps it too.
+        """
+        super().initialize_module()
+        if self.channels_last:
+            self.module_ = self.module_.to(memory_format=torch.channels_last)
+        return self
 
     def get_default_callbacks(self):
         """skorch's defaults, with the epoch table printing ``lr`` legibly."""
@@ -218,10 +241,22 @@ class _RFCNNNet(NeuralNet):
         device_type = torch.device(self.device).type
         return torch.autocast(device_type=device_type, dtype=self.amp_dtype)
 
+    def prepare_input(self, Xi):
+        """Move a batch ``(B, C, F, T)`` to the device in the module's memory format.
+
+        Every forward pass of the net (training, validation, inference,
+        embedding, the SWA batch-norm refresh) goes through here.
+        """
+        non_blocking = str(self.device).startswith("cuda")
+        Xi = Xi.to(self.device, non_blocking=non_blocking)
+        if self.channels_last and Xi.ndim == 4:
+            Xi = Xi.contiguous(memory_format=torch.channels_last)
+        return Xi
+
     def _to_device(self, batch):
         non_blocking = str(self.device).startswith("cuda")
         Xi, yi = batch
-        Xi = Xi.to(self.device, non_blocking=non_blocking)
+        Xi = self.prepare_input(Xi)
         yi = {k: v.to(self.device, non_blocking=non_blocking) for k, v in yi.items()}
         return Xi, yi
 
@@ -283,6 +318,9 @@ class _RFCNNNet(NeuralNet):
         self._set_training(True)
         Xi, yi = self._to_device(batch)
         Xi, lam, perm = self.augment(Xi)
+        if self.channels_last:
+            # the roll (gather) and mixup may return a contiguous tensor
+            Xi = Xi.contiguous(memory_format=torch.channels_last)
         with self._autocast():
             y_pred = self.module_(Xi)
         loss = self.mixed_loss(y_pred, yi, lam, perm)
@@ -349,7 +387,7 @@ class _RFCNNNet(NeuralNet):
             Xi = torch.stack([dataset[i][0] for i in padded])
             if pin:
                 Xi = Xi.pin_memory()
-            Xi = Xi.to(self.device, non_blocking=pin)
+            Xi = self.prepare_input(Xi)
             with self._autocast():
                 out = module.forward_features(Xi) if features else module(Xi)
             chunks.append(out[:n].float().cpu().numpy())

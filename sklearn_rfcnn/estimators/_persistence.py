@@ -11,7 +11,10 @@
 
 ``Estimator.load(path)`` rebuilds the network from the parameters, loads the
 weights with ``map_location="cpu"`` (a model trained on a GPU loads on a
-CPU-only machine) and moves it to the device the parameters resolve to here.
+CPU-only machine) and moves it to the device the parameters resolve to here
+(in the memory format ``channels_last`` asks for).  A parameter missing from
+an older ``config.json`` (e.g. ``channels_last``, added later) takes its
+default.
 Pickling (``joblib.dump``) works as well; ``save``/``load`` is the format to
 share models across machines and library versions.
 """

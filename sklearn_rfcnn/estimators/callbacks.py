@@ -246,7 +246,10 @@ def _refresh_batch_norm(net, dataset, batch_size):
     module.train()
     sampler = _BucketBatchSampler(dataset.lengths, batch_size, merge_singletons=True)
     for indices in sampler:
-        Xi = torch.stack([dataset[i][0] for i in indices]).to(net.device)
+        Xi = torch.stack([dataset[i][0] for i in indices])
+        # the estimators' net also applies its memory format (channels_last)
+        prepare = getattr(net, "prepare_input", None)
+        Xi = prepare(Xi) if prepare is not None else Xi.to(net.device)
         with net._autocast():
             module(Xi)
     for m, momentum in momenta.items():

@@ -1,0 +1,218 @@
+"""The ``channels_last`` option of the estimators (torch memory format).
+
+What must hold: the module's 4-D weights and every batch reaching the network
+(training, validation, prediction, embedding, fixed and variable length, bf16
+autocast, SWA) are in ``torch.channels_last`` format when the option is on and
+not when it is off; results equal the default format's up to rounding; save and
+load keep the option.
+
+Training itself is not compared across formats: Adam amplifies the rounding
+differences of the two layouts' backward kernels (as it amplifies any other
+perturbation, e.g. of the learning rate in the 5th digit), so one network is
+trained and then run in both formats instead.
+"""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from skorch.callbacks import Callback
+
+from sklearn_rfcnn import RFCNNClassifier, RFCNNEmbedder
+from sklearn_rfcnn.exceptions import ParameterError
+
+CL = torch.channels_last
+
+FAST = dict(
+    width=4,
+    rho=2,
+    max_epochs=2,
+    batch_size=8,
+    lr=1e-2,
+    verbose=0,
+    device="cpu",
+    random_state=0,
+)
+
+
+class InputSpy(Callback):
+    """Record the layout of every batch entering the network's first conv."""
+
+    def initialize(self):
+        self.records = []  # (training, is channels_last, is contiguous)
+        return self
+
+    def on_train_begin(self, net, **kwargs):
+        first_conv = next(
+            m for m in net.module_.modules() if isinstance(m, torch.nn.Conv2d)
+        )
+        if getattr(first_conv, "_spy_hooked", False):
+            return
+
+        def hook(module, args):
+            x = args[0]
+            self.records.append(
+                (
+                    module.training,
+                    x.is_contiguous(memory_format=CL),
+                    x.is_contiguous(),
+                )
+            )
+
+        first_conv.register_forward_pre_hook(hook)
+        first_conv._spy_hooked = True
+
+
+def _spy(est):
+    return dict(est.net_.callbacks_)["spy"]
+
+
+def _conv_weights(est):
+    """4-D conv weights whose two layouts differ (>1 in/out channels, k > 1)."""
+    weights = [
+        m.weight
+        for m in est.net_.module_.modules()
+        if isinstance(m, torch.nn.Conv2d)
+        and m.in_channels > 1
+        and m.out_channels > 1
+        and max(m.kernel_size) > 1
+    ]
+    assert weights
+    return weights
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    # two input channels: with a single one both layouts have the same strides
+    X = rng.normal(size=(24, 2, 8, 12)).astype(np.float32)
+    y = np.array(["bass", "drums", "voice"] * 8)
+    return X, y
+
+
+def test_default_is_off_and_value_is_validated(data):
+    assert RFCNNClassifier().channels_last is False
+    assert RFCNNEmbedder().get_params()["channels_last"] is False
+    X, y = data
+    with pytest.raises(ParameterError, match="channels_last"):
+        RFCNNClassifier(**FAST, channels_last="yes").fit(X, y)
+
+
+@pytest.mark.parametrize("precision", ["32", "bf16"])
+def test_fit_predict_run_in_channels_last(data, precision):
+    X, y = data
+    clf = RFCNNClassifier(
+        **FAST,
+        precision=precision,
+        validation_fraction=0.25,
+        channels_last=True,
+        callbacks=[("spy", InputSpy())],
+    ).fit(X, y)
+    assert all(w.is_contiguous(memory_format=CL) for w in _conv_weights(clf))
+    assert not any(w.is_contiguous() for w in _conv_weights(clf))
+    proba = clf.predict_proba(X)
+    assert proba.shape == (24, 3) and np.isfinite(proba).all()
+    records = _spy(clf).records
+    # training batches, validation batches and the prediction batches
+    assert {training for training, _, _ in records} == {True, False}
+    assert len(records) > 3 * 2
+    assert all(cl and not contiguous for _, cl, contiguous in records)
+
+
+def test_off_keeps_the_default_format(data):
+    X, y = data
+    clf = RFCNNClassifier(
+        **FAST, validation_fraction=0.25, callbacks=[("spy", InputSpy())]
+    ).fit(X, y)
+    clf.predict(X)
+    assert all(w.is_contiguous() for w in _conv_weights(clf))
+    assert not any(w.is_contiguous(memory_format=CL) for w in _conv_weights(clf))
+    records = _spy(clf).records
+    assert records and all(contiguous and not cl for _, cl, contiguous in records)
+
+
+def test_variable_length_swa_and_early_stopping(data):
+    X, y = data
+    rng = np.random.default_rng(1)
+    clips = [rng.normal(size=(2, 8, t)).astype(np.float32) for t in (10, 12, 14) * 8]
+    clf = RFCNNClassifier(
+        **{**FAST, "max_epochs": 3},
+        channels_last=True,
+        swa=True,
+        early_stopping=True,
+        validation_fraction=0.25,
+        callbacks=[("spy", InputSpy())],
+    ).fit(clips, y)
+    # SWA and early stopping load weights into the module: the format stays
+    assert all(w.is_contiguous(memory_format=CL) for w in _conv_weights(clf))
+    proba = clf.predict_proba([*clips[:5], X[0]])
+    assert proba.shape == (6, 3)
+    records = _spy(clf).records
+    assert records and all(cl and not contiguous for _, cl, contiguous in records)
+
+
+def test_embedder_transform(data):
+    X, y = data
+    emb = RFCNNEmbedder(
+        **FAST, channels_last=True, callbacks=[("spy", InputSpy())]
+    ).fit(X, y)
+    n_fit = len(_spy(emb).records)
+    Z = emb.transform(X)
+    assert Z.shape == (24, 16) and Z.dtype == np.float32
+    new = _spy(emb).records[n_fit:]
+    assert new and all(cl and not contiguous for _, cl, contiguous in new)
+
+
+def test_same_predictions_as_default_format(data, tmp_path):
+    """One trained network run in both formats gives the same numbers."""
+    X, y = data
+    clf = RFCNNClassifier(**FAST, validation_fraction=None).fit(X, y)
+    clf.save(tmp_path / "model")
+    config_file = tmp_path / "model" / "config.json"
+    config = json.loads(config_file.read_text())
+    assert config["params"]["channels_last"] is False
+    config["params"]["channels_last"] = True
+    config_file.write_text(json.dumps(config))
+
+    switched = RFCNNClassifier.load(tmp_path / "model")
+    assert switched.channels_last is True
+    assert all(w.is_contiguous(memory_format=CL) for w in _conv_weights(switched))
+    np.testing.assert_allclose(
+        switched.predict_proba(X), clf.predict_proba(X), rtol=0, atol=1e-4
+    )
+    emb = RFCNNEmbedder.from_classifier(switched)
+    np.testing.assert_allclose(
+        emb.transform(X),
+        RFCNNEmbedder.from_classifier(clf).transform(X),
+        rtol=0,
+        atol=1e-4,
+    )
+
+
+def test_save_load_keeps_the_option(data, tmp_path):
+    X, y = data
+    clf = RFCNNClassifier(**FAST, channels_last=True).fit(X, y)
+    clf.save(tmp_path / "cl")
+    config = json.loads((tmp_path / "cl" / "config.json").read_text())
+    assert config["params"]["channels_last"] is True
+    loaded = RFCNNClassifier.load(tmp_path / "cl")
+    assert loaded.channels_last is True
+    assert loaded.net_.channels_last is True
+    assert all(w.is_contiguous(memory_format=CL) for w in _conv_weights(loaded))
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+
+
+def test_file_without_the_key_loads_with_default(data, tmp_path):
+    """Models saved before the option existed load in the default format."""
+    X, y = data
+    clf = RFCNNClassifier(**FAST).fit(X, y)
+    clf.save(tmp_path / "old")
+    config_file = tmp_path / "old" / "config.json"
+    config = json.loads(config_file.read_text())
+    del config["params"]["channels_last"]
+    config_file.write_text(json.dumps(config))
+    loaded = RFCNNClassifier.load(tmp_path / "old")
+    assert loaded.channels_last is False
+    assert all(w.is_contiguous() for w in _conv_weights(loaded))
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
