@@ -23,7 +23,7 @@ extensions = [
 
 autosummary_generate = True
 numpydoc_show_class_members = False
-exclude_patterns = ["_build", "auto_examples/*.ipynb"]
+exclude_patterns = ["_build", "examples", "auto_examples/*.ipynb", "auto_examples/*.py"]
 html_theme = "pydata_sphinx_theme"
 
 intersphinx_mapping = {

@@ -162,6 +162,8 @@ def load_openmic(root, *, on_missing="raise"):
     Returns
     -------
     data : :class:`~sklearn.utils.Bunch`
+        Dictionary-like object with the following attributes.
+
         filenames : ndarray of str, shape (n_clips,)
             ``root/audio/<key[:3]>/<key>.ogg``.
         target : ndarray of float, shape (n_clips, 20)
@@ -171,6 +173,7 @@ def load_openmic(root, *, on_missing="raise"):
         target_names : ndarray of str, shape (20,)
             Instrument classes in ``class-map.json`` order.
         sample_key : ndarray of str, shape (n_clips,)
+            OpenMIC sample keys, in ``openmic-2018.npz`` order.
         split : ndarray of str, shape (n_clips,)
             ``"train"``, ``"test"`` (split01), or ``""`` for a clip in neither.
         DESCR : str
@@ -318,17 +321,22 @@ default="moodtheme"
     Returns
     -------
     data : :class:`~sklearn.utils.Bunch`
+        Dictionary-like object with the following attributes.
+
         filenames : ndarray of str, shape (n_tracks,)
+            ``audio_dir/NN/<id>.mp3`` for each track.
         target : ndarray of int, shape (n_tracks, n_tags)
             Multi-hot tags.
         target_names : ndarray of str, shape (n_tags,)
             Sorted; without the category prefix for single-category subsets.
         track_id : ndarray of str, shape (n_tracks,)
+            MTG-Jamendo track identifiers (``track_0000214``).
         duration : ndarray of float, shape (n_tracks,)
             Track lengths in seconds, as listed in the TSV.
         split : ndarray of str, shape (n_tracks,)
             ``"train"``, ``"validation"``, ``"test"``, or ``""`` if in none.
         DESCR : str
+            Description of the dataset and of the split.
 
     Raises
     ------
@@ -436,6 +444,8 @@ def load_audio_folder(root):
     Returns
     -------
     data : :class:`~sklearn.utils.Bunch`
+        Dictionary-like object with the following attributes.
+
         filenames : ndarray of str, shape (n_files,)
             Sorted by class, then path.
         target : ndarray of str, shape (n_files,)
@@ -443,6 +453,7 @@ def load_audio_folder(root):
         target_names : ndarray of str, shape (n_classes,)
             Sorted class names.
         DESCR : str
+            Description of the collection.
 
     Raises
     ------
@@ -540,12 +551,17 @@ def load_manifest(path, *, tags=None, separator=";", on_missing="raise"):
     Returns
     -------
     data : :class:`~sklearn.utils.Bunch`
+        Dictionary-like object with the following attributes.
+
         filenames : ndarray of str
+            Paths of the listed audio files.
         target : ndarray
             ``(n, n_tags)`` 0/1 ints for multi-label manifests, ``(n,)`` str
             labels for single-label ones.
         target_names : ndarray of str
+            Tag or class names.
         multilabel : bool
+            True for a tag matrix, False for single labels.
         skipped : list of str
             Paths left out (``on_missing="skip"``).
 

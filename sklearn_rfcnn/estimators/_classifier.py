@@ -44,7 +44,7 @@ class RFCNNClassifier(ClassifierMixin, _PersistenceMixin, _BaseRFCNN):
     n_features_in_ : int
         Number of mel bands of 3-D input (channels of 4-D input, columns of
         2-D input).
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names, when fitted on a DataFrame.
     receptive_field_ : RF
         Maximum receptive field of the network in input pixels, a named pair

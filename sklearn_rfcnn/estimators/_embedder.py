@@ -40,7 +40,7 @@ class RFCNNEmbedder(
         Number of classes or tags the network was trained on.
     n_features_in_ : int
         Number of mel bands of 3-D input (channels of 4-D, columns of 2-D).
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names, when fitted on a DataFrame.
     receptive_field_ : RF
         Maximum receptive field in input pixels ``(freq, time)``.

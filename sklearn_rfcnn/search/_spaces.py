@@ -88,11 +88,11 @@ def rf_search_space(
     exclude=None,
     overrides=None,
 ):
-    """Optuna distributions over the receptive field and the regularisers.
+    r"""Optuna distributions over the receptive field and the regularisers.
 
     Parameters
     ----------
-    prefix : str, default="clf__"
+    prefix : str, default="clf\_\_"
         Put in front of every name: ``"clf__"`` for a Pipeline step called
         ``clf``, ``""`` for a bare estimator.
     rho : (int, int), default=(3, 10)
