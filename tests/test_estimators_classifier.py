@@ -19,18 +19,9 @@ from sklearn_rfcnn.exceptions import (
     ParameterError,
     RFCNNWarning,
 )
+from sklearn_rfcnn.utils._testing import FAST_CNN_PARAMS
 
-FAST = dict(
-    width=4,
-    rho=2,
-    max_epochs=2,
-    batch_size=8,
-    lr=1e-2,
-    verbose=0,
-    device="cpu",
-    random_state=0,
-    validation_fraction=None,
-)
+FAST = dict(FAST_CNN_PARAMS)
 
 
 def make_bands(n, n_tags=3, F=12, T=16, seed=0, strength=1.5):

@@ -15,19 +15,9 @@ from sklearn.utils.estimator_checks import (
 
 from sklearn_rfcnn import RFCNNClassifier, RFCNNEmbedder
 from sklearn_rfcnn.exceptions import ParameterError
-from sklearn_rfcnn.utils._testing import TINY_PARAMS
+from sklearn_rfcnn.utils._testing import FAST_CNN_PARAMS, TINY_PARAMS
 
-FAST = dict(
-    width=4,
-    rho=2,
-    max_epochs=2,
-    batch_size=8,
-    lr=1e-2,
-    verbose=0,
-    device="cpu",
-    random_state=0,
-    validation_fraction=None,
-)
+FAST = dict(FAST_CNN_PARAMS)
 
 
 @pytest.fixture(scope="module")

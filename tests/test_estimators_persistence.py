@@ -11,18 +11,9 @@ from sklearn.base import clone
 
 from sklearn_rfcnn import RFCNNClassifier, RFCNNEmbedder
 from sklearn_rfcnn.exceptions import DataError, ParameterError, RFCNNWarning
+from sklearn_rfcnn.utils._testing import FAST_CNN_PARAMS
 
-FAST = dict(
-    width=4,
-    rho=2,
-    max_epochs=2,
-    batch_size=8,
-    lr=1e-2,
-    verbose=0,
-    device="cpu",
-    random_state=0,
-    validation_fraction=None,
-)
+FAST = dict(FAST_CNN_PARAMS)
 
 
 @pytest.fixture(scope="module")

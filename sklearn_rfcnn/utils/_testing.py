@@ -10,6 +10,7 @@ import soundfile as sf
 
 __all__ = [
     "EXPECTED_FAILED_CHECKS",
+    "FAST_CNN_PARAMS",
     "TINY_PARAMS",
     "make_tone",
     "write_tones",
@@ -52,6 +53,20 @@ TINY_PARAMS = {
         "random_state": 0,
     },
     "RFOptunaSearchCV": {},
+}
+
+#: A CNN estimator configuration that trains in well under a second on CPU,
+#: for unit tests that exercise behaviour rather than accuracy.
+FAST_CNN_PARAMS = {
+    "width": 4,
+    "rho": 2,
+    "max_epochs": 2,
+    "batch_size": 8,
+    "lr": 1e-2,
+    "verbose": 0,
+    "device": "cpu",
+    "random_state": 0,
+    "validation_fraction": None,
 }
 
 #: ``{estimator name: {check name: reason}}``; every entry must say why.
