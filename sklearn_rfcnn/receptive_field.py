@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from sklearn_rfcnn.exceptions import ParameterError
+from sklearn_rfcnn.utils._arith_checks import check_int as _check_int
 
 __all__ = [
     "RF",
@@ -56,23 +57,6 @@ __all__ = [
 # --------------------------------------------------------------------------- #
 # Validation helpers
 # --------------------------------------------------------------------------- #
-def _check_int(name, value, *, minimum=None, maximum=None, hint=""):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ParameterError(
-            f"{name}={value!r} must be an integer, got {type(value).__name__}.{hint}"
-        )
-    value = int(value)
-    if (minimum is not None and value < minimum) or (
-        maximum is not None and value > maximum
-    ):
-        lo = "-inf" if minimum is None else minimum
-        hi = "inf" if maximum is None else maximum
-        raise ParameterError(
-            f"{name}={value} is out of range: it must lie in [{lo}, {hi}].{hint}"
-        )
-    return value
-
-
 def _check_depth(depth):
     depth = _check_int(
         "depth",

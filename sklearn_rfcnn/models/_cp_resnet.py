@@ -13,12 +13,10 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sklearn_rfcnn.exceptions import ParameterError
 from sklearn_rfcnn.models._layers import (
     BatchNorm2d,
     TinySafeMaxPool2d,
@@ -40,18 +38,13 @@ from sklearn_rfcnn.receptive_field import (
 from sklearn_rfcnn.receptive_field import (
     receptive_field as _receptive_field,
 )
+from sklearn_rfcnn.utils._arith_checks import check_bool
 
 __all__ = ["BasicBlock", "CPResNet", "ResidualBranch"]
 
 #: Smallest (F, T) the 5x5 / stride 2 / padding 1 stem accepts; smaller
 #: inputs are edge-replicated up to it.
 STEM_MIN_SIZE = (3, 3)
-
-
-def _check_bool(name, value):
-    if not isinstance(value, bool | np.bool_):
-        raise ParameterError(f"{name}={value!r} must be True or False.")
-    return bool(value)
 
 
 class ResidualBranch(nn.Module):
@@ -260,8 +253,8 @@ class CPResNet(nn.Module):
         in_channels = check_model_int("in_channels", in_channels)
         n_classes = check_model_int("n_classes", n_classes)
         width = check_model_int("width", width)
-        self.frequency_aware = _check_bool("frequency_aware", frequency_aware)
-        self.shake_shake = _check_bool("shake_shake", shake_shake)
+        self.frequency_aware = check_bool("frequency_aware", frequency_aware)
+        self.shake_shake = check_bool("shake_shake", shake_shake)
         self.kernels = block_kernels(rho, rho_f, rho_t, depth)
         self.rho = int(rho)
         self.rho_f = int(rho if rho_f is None else rho_f)

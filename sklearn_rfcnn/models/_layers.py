@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sklearn_rfcnn.exceptions import ParameterError
 from sklearn_rfcnn.receptive_field import LayerSpec
+from sklearn_rfcnn.utils._arith_checks import check_int
 
 __all__ = [
     "BatchNorm2d",
@@ -34,6 +34,9 @@ __all__ = [
 def check_model_int(name: str, value, minimum: int = 1) -> int:
     """Validate an integer constructor argument (``name=value must be ...``).
 
+    The networks' name for :func:`sklearn_rfcnn.utils._arith_checks.check_int`
+    with only a lower bound.
+
     Examples
     --------
     >>> check_model_int("width", 8)
@@ -41,23 +44,9 @@ def check_model_int(name: str, value, minimum: int = 1) -> int:
     >>> check_model_int("width", 0)
     Traceback (most recent call last):
     ...
-    sklearn_rfcnn.exceptions.ParameterError: width=0 must be an integer >= 1.
-    """
-    if isinstance(value, bool) or not isinstance(value, int):
-        try:
-            import numpy as np
-
-            ok = isinstance(value, np.integer)
-        except ImportError:  # pragma: no cover
-            ok = False
-        if not ok:
-            raise ParameterError(
-                f"{name}={value!r} must be an integer >= {minimum}, "
-                f"got {type(value).__name__}."
-            )
-    if value < minimum:
-        raise ParameterError(f"{name}={value!r} must be an integer >= {minimum}.")
-    return int(value)
+    sklearn_rfcnn.exceptions.ParameterError: width=0 is out of range: it must lie in [1, inf].
+    """  # noqa: E501
+    return check_int(name, value, minimum=minimum)
 
 
 def same_padding(kernel_size: tuple[int, int]) -> tuple[int, int]:

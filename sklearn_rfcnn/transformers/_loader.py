@@ -22,16 +22,13 @@ from sklearn_rfcnn.transformers._validation import (
     ParamValidationMixin,
     progress_bar,
 )
+from sklearn_rfcnn.utils._checks import is_stringlike as _is_path
 from sklearn_rfcnn.utils._sklearn_compat import Interval, StrOptions, _fit_context
 
 __all__ = ["AudioLoader"]
 
 #: Resampler, as :func:`librosa.load`'s default.
 RES_TYPE = "soxr_hq"
-
-
-def _is_path(item):
-    return isinstance(item, str | bytes) or hasattr(item, "__fspath__")
 
 
 def _pcm_to_float(y, index):

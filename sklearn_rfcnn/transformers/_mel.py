@@ -14,12 +14,17 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.fft
 import scipy.signal
-import scipy.sparse
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from sklearn_rfcnn.exceptions import ParameterError
+from sklearn_rfcnn.transformers._spectral import (
+    AMIN,
+    TOP_DB,
+    a_weighting,
+    mel_filterbank,
+)
 from sklearn_rfcnn.transformers._validation import (
     ParamValidationMixin,
     check_signals,
@@ -34,39 +39,8 @@ from sklearn_rfcnn.utils._sklearn_compat import (
 
 __all__ = ["MelSpectrogram"]
 
-#: Floor of the power spectrogram before the log (librosa's ``amin``).
-AMIN = 1e-10
-#: Dynamic range kept below each spectrogram's maximum, in dB.
-TOP_DB = 80.0
 #: Samples per chunk of clips computed at once (bounds the working memory).
 _CHUNK_SAMPLES = 2**20
-
-
-@functools.lru_cache(maxsize=16)
-def _filterbank(sr, n_fft, n_mels, fmin, fmax):
-    """Slaney mel filterbank (librosa's default), dense float32 and sparse CSR."""
-    import librosa
-
-    basis = librosa.filters.mel(
-        sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, dtype=np.float32
-    )
-    basis.setflags(write=False)
-    return basis, scipy.sparse.csr_array(basis)
-
-
-@functools.lru_cache(maxsize=16)
-def _a_weighting(sr, n_fft):
-    """A-weighting in dB per FFT bin, as :func:`librosa.perceptual_weighting` adds."""
-    import librosa
-
-    freqs = librosa.fft_frequencies(sr=sr, n_fft=n_fft)
-    # librosa 0.11 takes log10(0) at 0 Hz (RuntimeWarning) and clips it to
-    # min_db=-80; the result is finite, so the warning is noise here.
-    with np.errstate(divide="ignore"):
-        offset = librosa.frequency_weighting(freqs, kind="A")
-    offset = offset.astype(np.float64).reshape(-1, 1)
-    offset.setflags(write=False)
-    return offset
 
 
 _DB_PER_LN = np.float32(10.0 / np.log(10.0))
@@ -127,8 +101,8 @@ def _mel_librosa(Y, *, sr, n_fft, hop_length, n_mels, fmin, fmax, scale):
     S = _stft_power(Y, n_fft, hop_length)
     if scale == "perceptual":
         S = _to_db(S)
-        S += _a_weighting(sr, n_fft).ravel().astype(np.float32)
-    _, sparse_basis = _filterbank(sr, n_fft, n_mels, fmin, fmax)
+        S += a_weighting(sr, n_fft).ravel().astype(np.float32)
+    _, sparse_basis = mel_filterbank(sr, n_fft, n_mels, fmin, fmax)
     out = np.empty((S.shape[0], n_mels, S.shape[1]), dtype=np.float32)
     for i in range(S.shape[0]):
         out[i] = sparse_basis @ S[i].T

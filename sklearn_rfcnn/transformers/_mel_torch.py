@@ -9,7 +9,12 @@ floor, librosa's A-weighting and Slaney filterbank.
 import numpy as np
 import torch
 
-from sklearn_rfcnn.transformers._mel import AMIN, TOP_DB, _a_weighting, _filterbank
+from sklearn_rfcnn.transformers._spectral import (
+    AMIN,
+    TOP_DB,
+    a_weighting,
+    mel_filterbank,
+)
 from sklearn_rfcnn.utils._torch import resolve_device
 
 __all__ = ["TorchMel"]
@@ -54,11 +59,11 @@ class TorchMel:
         self.n_fft = n_fft
         self.hop_length = hop_length
         self.scale = scale
-        basis, _ = _filterbank(sr, n_fft, n_mels, fmin, fmax)
+        basis, _ = mel_filterbank(sr, n_fft, n_mels, fmin, fmax)
         kw = {"device": self.device, "dtype": self.dtype}
         self.basis = torch.as_tensor(np.array(basis), **kw)
         self.window = torch.hann_window(n_fft, periodic=True, **kw)
-        self.offset = torch.as_tensor(np.array(_a_weighting(sr, n_fft)), **kw)
+        self.offset = torch.as_tensor(np.array(a_weighting(sr, n_fft)), **kw)
 
     @torch.inference_mode()
     def __call__(self, Y):

@@ -8,6 +8,11 @@ says what to do about it; every error class comes from
 import numpy as np
 
 from sklearn_rfcnn.exceptions import DataError, InputTypeError
+from sklearn_rfcnn.utils._checks import (
+    _reject_strings,
+    is_sequence_of_arrays,
+    is_stringlike,
+)
 from sklearn_rfcnn.utils._sklearn_compat import validate_data
 from sklearn_rfcnn.utils._validation import ConstraintError, ParamValidationMixin
 
@@ -18,53 +23,14 @@ __all__ = [
     "check_finite_rows",
     "check_signals",
     "chunk_slices",
-    "holds_strings",
     "is_sequence_of_arrays",
     "progress_bar",
 ]
 
 
-def is_sequence_of_arrays(X):
-    """True for a list/tuple of numpy arrays: clips of possibly different lengths.
-
-    Nested Python lists (``X.tolist()``) stay array-like, as everywhere in
-    scikit-learn; only a list or tuple whose items are :class:`numpy.ndarray`
-    is the variable-length form.
-
-    Examples
-    --------
-    >>> is_sequence_of_arrays([np.zeros(3), np.zeros(5)])
-    True
-    >>> is_sequence_of_arrays([[0.0, 1.0], [2.0, 3.0]])
-    False
-    >>> is_sequence_of_arrays(np.zeros((2, 3)))
-    False
-    """
-    return (
-        isinstance(X, list | tuple)
-        and len(X) > 0
-        and all(isinstance(x, np.ndarray) for x in X)
-    )
-
-
-def holds_strings(X):
-    """True when ``X`` is, or starts with, a path or string rather than numbers.
-
-    Examples
-    --------
-    >>> holds_strings(["a.wav"]), holds_strings(np.zeros((2, 3)))
-    (True, False)
-    """
-    if isinstance(X, str | bytes) or hasattr(X, "__fspath__"):
-        return True
-    if isinstance(X, np.ndarray):
-        return X.dtype.kind in "US" or (
-            X.dtype.kind == "O" and X.size > 0 and isinstance(X.flat[0], str | bytes)
-        )
-    if isinstance(X, list | tuple) and len(X) > 0:
-        first = X[0]
-        return isinstance(first, str | bytes) or hasattr(first, "__fspath__")
-    return False
+def _escape(text):
+    """``text`` as a literal :meth:`str.format` template."""
+    return text.replace("{", "{{").replace("}", "}}")
 
 
 def _name(X_name, index):
@@ -96,7 +62,7 @@ def as_signal_item(x, index, *, max_ndim=2, what="waveform", X_name="X"):
     >>> as_signal_item([0.0, 0.5], 0).dtype
     dtype('float32')
     """
-    if isinstance(x, str | bytes) or hasattr(x, "__fspath__"):
+    if is_stringlike(x):
         raise InputTypeError(
             f"{_name(X_name, index)} is a path ({x!r}), but this transformer takes "
             f"{what} arrays; decode files first with AudioLoader."
@@ -160,10 +126,13 @@ def check_signals(
         The float32 items, or the validated array.
     """
     name = type(estimator).__name__
-    if holds_strings(X):
-        raise InputTypeError(
+    _reject_strings(
+        X,
+        name,
+        message=_escape(
             f"{name} takes {what}s, but X holds strings (file paths?); {strings_hint}"
-        )
+        ),
+    )
     if is_sequence_of_arrays(X):
         items = [
             as_signal_item(x, i, max_ndim=max_item_ndim, what=what)
