@@ -27,7 +27,10 @@ _LAZY = {
     "kernel_schedule": "sklearn_rfcnn.receptive_field",
     "receptive_field": "sklearn_rfcnn.receptive_field",
     "describe_receptive_field": "sklearn_rfcnn.receptive_field",
-    "describe_pipeline": "sklearn_rfcnn.receptive_field",
+    # inspection and persistence of whole pipelines
+    "describe_pipeline": "sklearn_rfcnn.inspection",
+    "save_pipeline": "sklearn_rfcnn._pipeline_io",
+    "load_pipeline": "sklearn_rfcnn._pipeline_io",
     # networks
     "CPResNet": "sklearn_rfcnn.models",
     "create_model": "sklearn_rfcnn.models",
@@ -42,6 +45,7 @@ _SUBMODULES = {
     "datasets",
     "estimators",
     "exceptions",
+    "inspection",
     "metrics",
     "models",
     "receptive_field",

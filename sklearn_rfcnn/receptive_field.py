@@ -41,7 +41,6 @@ __all__ = [
     "RFDescription",
     "block_kernels",
     "cp_resnet_layers",
-    "describe_pipeline",
     "describe_receptive_field",
     "hz_to_mel",
     "kernel_schedule",
@@ -703,123 +702,12 @@ def describe_receptive_field(
     )
 
 
-def _step_params(step):
-    get = getattr(step, "get_params", None)
-    params = dict(get(deep=False)) if callable(get) else {}
-    for name in ("sr", "hop_length", "n_mels", "fmin", "fmax"):
-        if name not in params and hasattr(step, name):
-            params[name] = getattr(step, name)
-    return params
+def __getattr__(name):
+    # ``describe_pipeline`` moved up a layer, to sklearn_rfcnn.inspection (it
+    # needs the front end and the estimators); it is re-exported here lazily
+    # so that importing this module still imports neither torch nor sklearn.
+    if name == "describe_pipeline":
+        from sklearn_rfcnn.inspection import describe_pipeline
 
-
-def _is_mel_step(step):
-    if type(step).__name__ == "MelSpectrogram":
-        return True
-    params = _step_params(step)
-    return all(k in params for k in ("sr", "hop_length", "n_mels"))
-
-
-def _looks_like_cnn(step):
-    name = type(step).__name__
-    if name.startswith("RFCNN"):
-        return True
-    get = getattr(step, "get_params", None)
-    return callable(get) and "rho" in get(deep=False)
-
-
-def _not_fitted(message):
-    # scikit-learn is already loaded whenever a Pipeline exists; reuse its
-    # NotFittedError without importing it here.
-    import sys
-
-    exc_mod = sys.modules.get("sklearn.exceptions")
-    cls = getattr(exc_mod, "NotFittedError", None) if exc_mod else None
-    return (cls or ParameterError)(message)
-
-
-def describe_pipeline(pipe) -> RFDescription:
-    """Describe the RF of a fitted audio Pipeline in seconds and Hz.
-
-    Reads ``sr``, ``hop_length``, ``n_mels``, ``fmin`` and ``fmax`` from the
-    pipeline's ``MelSpectrogram`` step (found by class name, or by having
-    those parameters) and the RF in pixels from the fitted CNN step's
-    ``receptive_field_``, then calls :func:`describe_receptive_field`.
-
-    Parameters
-    ----------
-    pipe : sklearn.pipeline.Pipeline or object with ``steps``
-        ``[(name, step), ...]`` holding a mel-spectrogram step followed by a
-        fitted RF-CNN estimator (classifier or embedder).
-
-    Returns
-    -------
-    description : RFDescription
-
-    Raises
-    ------
-    ParameterError
-        If there is no mel-spectrogram step, no CNN step, or the CNN comes
-        before the spectrogram.
-    sklearn.exceptions.NotFittedError
-        If the CNN step has no ``receptive_field_`` yet (fit the pipeline).
-
-    Examples
-    --------
-    >>> class MelSpectrogram:  # any step with these parameters works
-    ...     sr, hop_length, n_mels, fmin, fmax = 22050, 512, 256, 0.0, None
-    >>> class Fitted:
-    ...     receptive_field_ = RF(135, 135)
-    >>> class Pipe:
-    ...     steps = [("mel", MelSpectrogram()), ("clf", Fitted())]
-    >>> round(describe_pipeline(Pipe()).time_seconds, 2)
-    3.13
-    """
-    steps = getattr(pipe, "steps", None)
-    if steps is None:
-        raise ParameterError(
-            f"pipe={type(pipe).__name__} has no 'steps'; pass a fitted "
-            "sklearn.pipeline.Pipeline (MelSpectrogram -> ... -> RFCNN estimator)."
-        )
-    mel_idx = mel = None
-    cnn_idx = cnn = None
-    unfitted = None
-    for i, (name, step) in enumerate(steps):
-        if step is None or isinstance(step, str):
-            continue
-        if mel is None and _is_mel_step(step):
-            mel_idx, mel = i, step
-        elif getattr(step, "receptive_field_", None) is not None:
-            cnn_idx, cnn = i, step
-        elif unfitted is None and _looks_like_cnn(step):
-            unfitted = name
-    if mel is None:
-        raise ParameterError(
-            "describe_pipeline found no MelSpectrogram step (a step with sr, "
-            "hop_length and n_mels) in the pipeline; without it the RF is known only "
-            "in pixels: use describe_receptive_field(rf, sr=..., hop_length=..., "
-            "n_mels=...)."
-        )
-    if cnn is None:
-        if unfitted is not None:
-            raise _not_fitted(
-                f"the CNN step {unfitted!r} is not fitted, so its receptive_field_ "
-                "is unknown; call pipe.fit(X, y) first."
-            )
-        raise ParameterError(
-            "describe_pipeline found no CNN step with a receptive_field_ attribute "
-            "(an RFCNNClassifier or RFCNNEmbedder) in the pipeline."
-        )
-    if cnn_idx < mel_idx:
-        raise ParameterError(
-            "the CNN step comes before the MelSpectrogram step; the pipeline must "
-            "compute the spectrogram first."
-        )
-    p = _step_params(mel)
-    return describe_receptive_field(
-        cnn.receptive_field_,
-        sr=p["sr"],
-        hop_length=p["hop_length"],
-        n_mels=p["n_mels"],
-        fmin=p.get("fmin", 0.0) if p.get("fmin") is not None else 0.0,
-        fmax=p.get("fmax"),
-    )
+        return describe_pipeline
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

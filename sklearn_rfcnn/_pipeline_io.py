@@ -1,0 +1,486 @@
+"""Saving and loading whole fitted pipelines without pickle.
+
+:func:`save_pipeline` writes a folder::
+
+    PATH/pipeline.json     format, Pipeline parameters, one entry per step
+                           (class, parameters, JSON-able fitted attributes),
+                           user metadata
+    PATH/arrays.npz        fitted arrays of the front-end steps (e.g. the
+                           BandStandardizer's mean_ and scale_), read back with
+                           numpy's allow_pickle=False
+    PATH/steps/stepN/      an RFCNNClassifier/RFCNNEmbedder written by its own
+                           save() (JSON + weights read with weights_only=True),
+                           or a nested Pipeline in this same layout
+    PATH/steps/stepN.skops another scikit-learn step, stored with skops.io
+                           (optional dependency) and loaded only when every
+                           type it holds is trusted
+
+Nothing is pickled, so a folder from an untrusted source cannot run code when
+loaded.  The folder is written beside the target under a temporary name and
+renamed into place, so a crash never leaves a half-written model at ``PATH``.
+"""
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
+from sklearn.pipeline import Pipeline
+from sklearn.utils.validation import check_is_fitted
+
+from sklearn_rfcnn._version import __version__
+from sklearn_rfcnn.estimators import RFCNNClassifier, RFCNNEmbedder
+from sklearn_rfcnn.exceptions import DataError, ParameterError
+from sklearn_rfcnn.transformers import AudioLoader, BandStandardizer, MelSpectrogram
+
+__all__ = ["load_pipeline", "save_pipeline"]
+
+FORMAT_NAME = "sklearn-rfcnn-pipeline"
+FORMAT_VERSION = 1
+PIPELINE_FILE = "pipeline.json"
+ARRAYS_FILE = "arrays.npz"
+STEPS_DIR = "steps"
+
+#: The library's front-end transformers: parameters and fitted attributes are
+#: stored as JSON and arrays.
+_TRANSFORMERS = {
+    cls.__name__: cls for cls in (AudioLoader, MelSpectrogram, BandStandardizer)
+}
+#: The library's CNN estimators: stored with their own ``save``/``load``.
+_ESTIMATORS = {cls.__name__: cls for cls in (RFCNNClassifier, RFCNNEmbedder)}
+#: Types skops does not trust by default that a saved scikit-learn step may
+#: hold and that load_pipeline trusts (scikit-learn's own compiled types).
+_SKOPS_TRUSTED = ("sklearn.tree._tree.Tree",)
+
+_SCALARS = (bool, int, float, str, type(None))
+
+
+def _import_skops(step_name, class_name):
+    try:
+        import skops.io as sio
+    except ImportError:
+        raise ImportError(
+            f"step {step_name!r} ({class_name}) is not one of "
+            "sklearn-rfcnn's own; save_pipeline stores such scikit-learn steps "
+            "with skops, which is not installed. Install it (pip install skops) "
+            "or save the pipeline with joblib (pickle) instead."
+        ) from None
+    return sio
+
+
+# --------------------------------------------------------------------------
+# encoding of front-end state
+# --------------------------------------------------------------------------
+
+
+def _encode_value(value, where, arrays):
+    """JSON for ``value``; arrays go to ``arrays`` under the key ``where``."""
+    if isinstance(value, np.ndarray) or isinstance(value, np.generic):
+        array = np.asarray(value)
+        kind = "array"
+        if array.dtype.hasobject:
+            if not all(isinstance(v, str) for v in array.ravel()):
+                raise ParameterError(
+                    f"{where} is an object array that does not hold only strings; "
+                    "save_pipeline stores only numeric and string arrays."
+                )
+            array, kind = array.astype(str), "object_str_array"
+        arrays[where] = array
+        return {"__kind__": kind, "key": where}
+    if isinstance(value, _SCALARS):
+        if isinstance(value, float) and not np.isfinite(value):
+            return {"__kind__": "float", "repr": repr(value)}
+        return value
+    if isinstance(value, (list, tuple)):
+        items = [_encode_value(v, f"{where}[{i}]", arrays) for i, v in enumerate(value)]
+        return {"__kind__": type(value).__name__, "items": items}
+    raise ParameterError(
+        f"{where} is a {type(value).__name__}, which save_pipeline cannot store "
+        "without pickle (it stores numbers, strings, lists and arrays)."
+    )
+
+
+def _decode_value(obj, arrays):
+    if not isinstance(obj, dict):
+        return obj
+    kind = obj.get("__kind__")
+    if kind == "array":
+        return arrays[obj["key"]]
+    if kind == "object_str_array":
+        return arrays[obj["key"]].astype(object)
+    if kind == "float":
+        return float(obj["repr"])
+    if kind in ("list", "tuple"):
+        items = [_decode_value(v, arrays) for v in obj["items"]]
+        return items if kind == "list" else tuple(items)
+    raise DataError(f"unknown stored value {obj!r}; upgrade sklearn-rfcnn.")
+
+
+def _check_fitted(name, step):
+    try:
+        check_is_fitted(step)
+    except NotFittedError:
+        raise NotFittedError(
+            f"step {name!r} ({type(step).__name__}) is not fitted; fit the "
+            "pipeline before save_pipeline."
+        ) from None
+
+
+def _json_params(name, step):
+    params = step.get_params(deep=False)
+    out = {}
+    for key, value in params.items():
+        arrays = {}
+        encoded = _encode_value(value, f"step {name!r} parameter {key!r}", arrays)
+        if arrays:
+            encoded = np.asarray(value).tolist()
+        out[key] = encoded
+    return out
+
+
+# --------------------------------------------------------------------------
+# writing
+# --------------------------------------------------------------------------
+
+
+def _write(pipe, folder, arrays, prefix):
+    """Write ``pipe``'s steps into ``folder``; returns the JSON description."""
+    if not isinstance(pipe, Pipeline):
+        raise ParameterError(
+            f"pipe must be a sklearn.pipeline.Pipeline, got {type(pipe).__name__}; "
+            "wrap a single estimator with make_pipeline(...), or use the "
+            "estimator's own save(path)."
+        )
+    params = pipe.get_params(deep=False)
+    memory = params.get("memory")
+    if not (memory is None or isinstance(memory, str)):
+        raise ParameterError(
+            f"Pipeline memory={memory!r} cannot be stored; set memory=None (or a "
+            "cache folder path) before save_pipeline."
+        )
+    settings = {k: v for k, v in params.items() if k != "steps"}
+    try:
+        json.dumps(settings)
+    except TypeError as exc:
+        raise ParameterError(
+            f"a Pipeline parameter cannot be stored as JSON ({exc})."
+        ) from None
+    steps = []
+    for i, (name, step) in enumerate(pipe.steps):
+        where = f"{prefix}{name}"
+        entry = {"name": name}
+        rel = f"{STEPS_DIR}/step{i}"
+        if step is None or (isinstance(step, str) and step == "passthrough"):
+            entry.update(kind="passthrough", value=step)
+        elif type(step) in _TRANSFORMERS.values():
+            _check_fitted(where, step)
+            params = _json_params(where, step)
+            fitted = {
+                attr: _encode_value(value, f"{where}.{attr}", arrays)
+                for attr, value in vars(step).items()
+                if attr not in params
+            }
+            entry.update(
+                kind="transformer",
+                cls=type(step).__name__,
+                params=params,
+                fitted=fitted,
+            )
+        elif type(step) in _ESTIMATORS.values():
+            _check_fitted(where, step)
+            step.save(folder / rel)
+            entry.update(kind="estimator", cls=type(step).__name__, path=rel)
+        elif type(step) is Pipeline:
+            sub = folder / rel
+            sub.mkdir(parents=True)
+            entry.update(
+                kind="pipeline",
+                path=rel,
+                pipeline=_write(step, sub, arrays, f"{where}__"),
+            )
+        elif isinstance(step, BaseEstimator):
+            _check_fitted(where, step)
+            sio = _import_skops(where, type(step).__name__)
+            data = sio.dumps(step)
+            untrusted = [
+                t for t in sio.get_untrusted_types(data=data) if t not in _SKOPS_TRUSTED
+            ]
+            if untrusted:
+                raise ParameterError(
+                    f"step {where!r} ({type(step).__name__}) holds types that "
+                    f"cannot be loaded safely without pickle: {untrusted}; replace "
+                    "the step with a scikit-learn or sklearn-rfcnn one, or save the "
+                    "pipeline with joblib (pickle) instead."
+                )
+            (folder / STEPS_DIR).mkdir(exist_ok=True)
+            (folder / (rel + ".skops")).write_bytes(data)
+            entry.update(
+                kind="skops",
+                cls=f"{type(step).__module__}.{type(step).__qualname__}",
+                path=rel + ".skops",
+            )
+        else:
+            raise ParameterError(
+                f"step {where!r} is a {type(step).__name__}, not an estimator; "
+                "save_pipeline stores scikit-learn and sklearn-rfcnn steps only."
+            )
+        steps.append(entry)
+    return {"settings": settings, "steps": steps}
+
+
+def _check_target(path, overwrite):
+    if path.exists():
+        if not path.is_dir():
+            raise ParameterError(
+                f"path={os.fspath(path)!r} exists and is a file; choose a folder "
+                "path for the pipeline."
+            )
+        if any(path.iterdir()):
+            if not (path / PIPELINE_FILE).is_file():
+                raise ParameterError(
+                    f"path={os.fspath(path)!r} exists and is not a saved pipeline "
+                    "folder; choose a new path (save_pipeline never replaces other "
+                    "folders)."
+                )
+            if not overwrite:
+                raise ParameterError(
+                    f"path={os.fspath(path)!r} already holds a saved pipeline; pass "
+                    "overwrite=True to replace it."
+                )
+
+
+def save_pipeline(pipe, path, *, metadata=None, overwrite=False):
+    """Save a fitted pipeline (front end and estimators) to a folder, without pickle.
+
+    The library's transformers (:class:`~sklearn_rfcnn.AudioLoader`,
+    :class:`~sklearn_rfcnn.MelSpectrogram`,
+    :class:`~sklearn_rfcnn.BandStandardizer`) are stored as their
+    ``get_params()`` and fitted attributes (JSON numbers and ``.npz`` arrays);
+    the CNN estimators through their own ``save`` (JSON plus weight tensors);
+    nested Pipelines in the same layout; any other scikit-learn step (e.g.
+    :class:`~sklearn.preprocessing.StandardScaler`, :class:`~sklearn.svm.SVC`)
+    with `skops <https://skops.readthedocs.io>`_ (an optional dependency),
+    refusing a step that holds types skops cannot load safely.
+
+    The folder is written under a temporary name beside ``path`` and renamed
+    into place, so readers see either the old or the new pipeline.
+
+    Parameters
+    ----------
+    pipe : sklearn.pipeline.Pipeline
+        A fitted pipeline.
+    path : str or path-like
+        Folder to create.  An existing saved pipeline there is replaced only
+        with ``overwrite=True``; any other non-empty folder is never replaced.
+    metadata : dict, default=None
+        JSON-serialisable information to keep beside the pipeline (e.g. tag
+        names); read it back with ``load_pipeline(path, return_metadata=True)``.
+    overwrite : bool, default=False
+        Replace a pipeline saved at ``path`` before.
+
+    Returns
+    -------
+    path : pathlib.Path
+        The folder written.
+
+    Raises
+    ------
+    ParameterError
+        ``pipe`` is not a Pipeline, ``path`` is taken, ``metadata`` or a step
+        cannot be stored without pickle (the message names the step).
+    sklearn.exceptions.NotFittedError
+        A step is not fitted (the message names it).
+    ImportError
+        A plain scikit-learn step needs skops, which is not installed.
+
+    See Also
+    --------
+    load_pipeline : Read the folder back.
+    RFCNNClassifier.save : The format of a single estimator.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> import numpy as np
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn_rfcnn import (BandStandardizer, MelSpectrogram,
+    ...                            RFCNNClassifier, load_pipeline, save_pipeline)
+    >>> waves = np.random.default_rng(0).normal(size=(8, 4000)).astype("float32")
+    >>> pipe = make_pipeline(
+    ...     MelSpectrogram(sr=8000, n_fft=256, hop_length=64, n_mels=16),
+    ...     BandStandardizer(),
+    ...     RFCNNClassifier(width=4, rho=2, max_epochs=1, verbose=0, device="cpu",
+    ...                     random_state=0),
+    ... ).fit(waves, [0, 1] * 4)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     folder = save_pipeline(pipe, os.path.join(tmp, "model"),
+    ...                            metadata={"note": "demo"})
+    ...     loaded, meta = load_pipeline(folder, return_metadata=True)
+    >>> meta
+    {'note': 'demo'}
+    >>> np.array_equal(loaded.predict_proba(waves), pipe.predict_proba(waves))
+    True
+    """
+    path = Path(os.fspath(path)).expanduser()
+    try:
+        metadata = json.loads(json.dumps({} if metadata is None else dict(metadata)))
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(
+            f"metadata must be a JSON-serialisable dict ({exc})."
+        ) from None
+    _check_target(path, overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:12]}"
+    tmp.mkdir()
+    try:
+        arrays = {}
+        description = _write(pipe, tmp, arrays, "")
+        if arrays:
+            with open(tmp / ARRAYS_FILE, "wb") as f:
+                np.savez(f, **arrays)
+        config = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "sklearn_rfcnn_version": __version__,
+            "pipeline": description,
+            "metadata": metadata,
+        }
+        (tmp / PIPELINE_FILE).write_text(json.dumps(config, indent=1))
+        _check_target(path, overwrite)  # it may have appeared meanwhile
+        if path.exists():
+            old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:12]}"
+            os.replace(path, old)
+            try:
+                os.replace(tmp, path)
+            except OSError:
+                os.replace(old, path)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+# --------------------------------------------------------------------------
+# reading
+# --------------------------------------------------------------------------
+
+
+def _read(description, folder, arrays, trusted):
+    steps = []
+    for entry in description["steps"]:
+        name, kind = entry["name"], entry["kind"]
+        if kind == "passthrough":
+            step = entry["value"]
+        elif kind == "transformer":
+            cls = _TRANSFORMERS.get(entry["cls"])
+            if cls is None:
+                raise DataError(
+                    f"step {name!r} is a {entry['cls']!r}, which this version of "
+                    "sklearn-rfcnn does not know; upgrade it."
+                )
+            params = {k: _decode_value(v, arrays) for k, v in entry["params"].items()}
+            step = cls(**params)
+            for attr, value in entry["fitted"].items():
+                setattr(step, attr, _decode_value(value, arrays))
+        elif kind == "estimator":
+            cls = _ESTIMATORS.get(entry["cls"])
+            if cls is None:
+                raise DataError(
+                    f"step {name!r} is a {entry['cls']!r}, which this version of "
+                    "sklearn-rfcnn does not know; upgrade it."
+                )
+            step = cls.load(folder / entry["path"])
+        elif kind == "pipeline":
+            step = _read(entry["pipeline"], folder / entry["path"], arrays, trusted)
+        elif kind == "skops":
+            sio = _import_skops(name, entry["cls"])
+            file = folder / entry["path"]
+            allowed = set(_SKOPS_TRUSTED) | set(trusted)
+            untrusted = sio.get_untrusted_types(file=file)
+            refused = [t for t in untrusted if t not in allowed]
+            if refused:
+                raise DataError(
+                    f"step {name!r} ({entry['cls']}) in {os.fspath(file)!r} holds "
+                    f"types that are not trusted: {refused}; if you trust the "
+                    "source, pass them as load_pipeline(..., trusted=[...])."
+                )
+            step = sio.load(file, trusted=untrusted)
+        else:
+            raise DataError(
+                f"step {name!r} has unknown kind {kind!r}; upgrade sklearn-rfcnn."
+            )
+        steps.append((name, step))
+    return Pipeline(steps, **description["settings"])
+
+
+def load_pipeline(path, *, return_metadata=False, trusted=None):
+    """Load a pipeline written by :func:`save_pipeline`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The folder ``save_pipeline`` wrote.
+    return_metadata : bool, default=False
+        Also return the ``metadata`` dict given to ``save_pipeline``.
+    trusted : sequence of str, default=None
+        Extra fully qualified type names to trust in skops-stored steps
+        (beyond scikit-learn's own); see :func:`skops.io.get_untrusted_types`.
+
+    Returns
+    -------
+    pipe : sklearn.pipeline.Pipeline
+        Fitted and ready to ``predict``/``transform``; CNN steps saved on a GPU
+        load on a CPU-only machine.
+    metadata : dict
+        Only with ``return_metadata=True``.
+
+    Raises
+    ------
+    DataError
+        ``path`` is not a saved pipeline folder, was written by a newer
+        version, or a skops step holds untrusted types.
+
+    See Also
+    --------
+    save_pipeline : Write the folder (with an example).
+    """
+    path = Path(os.fspath(path)).expanduser()
+    config_file = path / PIPELINE_FILE
+    if not path.is_dir():
+        raise DataError(f"model folder {os.fspath(path)!r} does not exist.")
+    if not config_file.is_file():
+        raise DataError(
+            f"{os.fspath(path)!r} is not a model folder written by save_pipeline() "
+            f"or 'rfcnn fit': it has no {PIPELINE_FILE}."
+        )
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise DataError(
+            f"{os.fspath(config_file)!r} is not valid JSON ({exc})."
+        ) from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
+        raise DataError(
+            f"{os.fspath(config_file)!r} is not a saved sklearn-rfcnn pipeline."
+        )
+    if config.get("format_version", 0) > FORMAT_VERSION:
+        raise DataError(
+            f"{os.fspath(config_file)!r} has format version "
+            f"{config['format_version']}; upgrade sklearn-rfcnn to load it."
+        )
+    arrays = {}
+    if (path / ARRAYS_FILE).is_file():
+        with np.load(path / ARRAYS_FILE, allow_pickle=False) as f:
+            arrays = {key: f[key] for key in f.files}
+    pipe = _read(config["pipeline"], path, arrays, list(trusted or ()))
+    if return_metadata:
+        return pipe, dict(config.get("metadata") or {})
+    return pipe
