@@ -126,6 +126,25 @@ def test_param_validation():
     check_param_validation("RFOptunaSearchCV", search)
 
 
+def test_bad_parameters_raise_the_librarys_constraint_error():
+    from sklearn_rfcnn.search import run_worker
+    from sklearn_rfcnn.utils._validation import ConstraintError
+
+    X, y = load_iris(return_X_y=True)
+    search = RFOptunaSearchCV(
+        LogisticRegression(), {"C": [1.0]}, n_trials=0, storage="memory"
+    )
+    with pytest.raises(ConstraintError, match="'n_trials' parameter") as info:
+        search.fit(X, y)
+    # the CLI and users catch the library's ParameterError (also a ValueError)
+    assert isinstance(info.value, ParameterError)
+    assert isinstance(info.value, ValueError)
+    assert not hasattr(search, "study_")
+    search.set_params(n_trials=1, error_score="ignore", study_name="s")
+    with pytest.raises(ConstraintError, match="'error_score' parameter"):
+        run_worker(search, X, y)
+
+
 def test_clone_and_pickle_keep_parameters():
     search = _checked_instances()[2]
     cloned = clone(search)
@@ -246,7 +265,23 @@ def test_default_storage_is_a_journal_file_under_data_home(tmp_path, monkeypatch
     assert (other / "optuna" / f"{search.study_name_}.journal").is_file()
 
 
-def test_thread_workers_on_memory_storage_finish_exactly_n_trials():
+def test_thread_workers_on_memory_storage_finish_exactly_n_trials(monkeypatch):
+    import threading
+
+    # The first two fits must overlap in time (a two-party barrier): with one
+    # worker instead of two threads the first fit times out and fails.
+    barrier, lock, threads = threading.Barrier(2, timeout=20), threading.Lock(), []
+    real_fit = LogisticRegression.fit
+
+    def meeting_fit(self, X, y, sample_weight=None):
+        with lock:
+            threads.append(threading.get_ident())
+            wait = len(threads) <= 2
+        if wait:
+            barrier.wait()
+        return real_fit(self, X, y, sample_weight=sample_weight)
+
+    monkeypatch.setattr(LogisticRegression, "fit", meeting_fit)
     X, y = load_iris(return_X_y=True)
     search = RFOptunaSearchCV(
         LogisticRegression(max_iter=300),
@@ -260,6 +295,7 @@ def test_thread_workers_on_memory_storage_finish_exactly_n_trials():
     states = [t.state for t in search.study_.trials]
     assert states.count(optuna.trial.TrialState.COMPLETE) == 7
     assert search.n_trials_ == 7
+    assert len(set(threads[:2])) == 2
 
 
 def test_refit_false_hides_prediction_methods():
@@ -571,6 +607,21 @@ def test_search_multilabel_rfcnn_with_a_tagging_scorer_by_name():
     ).fit(X, Y)
     assert 0.0 <= search.best_score_ <= 1.0
     assert search.predict_proba(X).shape == (36, 3)
+    # the named tagging metric scores every fold (not the estimator's own
+    # subset accuracy): the same fold models, rebuilt epoch by epoch, give
+    # the recorded split scores
+    from sklearn_rfcnn.metrics import pr_auc_macro
+
+    for k, (tr, te) in enumerate(KFold(2).split(X, Y)):
+        model = clone(search.estimator).set_params(**search.best_params_)
+        for _ in range(2):
+            model.partial_fit(X[tr], Y[tr])
+        expected = pr_auc_macro(Y[te], model.predict_proba(X[te]))
+        recorded = search.cv_results_[f"split{k}_test_score"][search.best_index_]
+        assert recorded == pytest.approx(expected)
+        assert recorded != pytest.approx(model.score(X[te], Y[te]))
+    best = search.best_estimator_
+    assert search.score(X, Y) == pytest.approx(pr_auc_macro(Y, best.predict_proba(X)))
 
 
 def test_nested_cross_validation_and_a_single_split():

@@ -293,7 +293,7 @@ def test_a_trial_created_past_the_total_is_surplus_and_fits_nothing():
     from sklearn.linear_model import LogisticRegression
 
     from sklearn_rfcnn.search import RFOptunaSearchCV
-    from sklearn_rfcnn.search._optuna import _SurplusTrial
+    from sklearn_rfcnn.search._scheduler import _SurplusTrial
 
     X, y = load_iris(return_X_y=True)
     search = RFOptunaSearchCV(

@@ -409,13 +409,43 @@ def test_mel_short_clips_are_zero_padded_to_n_fft():
     assert np.isfinite(clone(mel).transform(np.ones((3, 1), dtype=np.float32))).all()
 
 
+def _concurrency_probe(real):
+    """Wrap ``real`` so that its first two calls must overlap in time.
+
+    They meet at a two-party barrier: run one after the other (n_jobs
+    ignored), the first call times out and raises ``BrokenBarrierError``.
+    """
+    import threading
+
+    barrier = threading.Barrier(2, timeout=20)
+    lock = threading.Lock()
+    calls = []
+
+    def probe(*args, **kwargs):
+        with lock:
+            calls.append(threading.get_ident())
+            wait = len(calls) <= 2
+        if wait:
+            barrier.wait()
+        return real(*args, **kwargs)
+
+    return probe, calls
+
+
 def test_mel_n_jobs_equal():
     X = _signals(n=6, n_samples=2000)
     a = MelSpectrogram(**SMALL).transform(X)
+    real = mel_module._mel_librosa
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(mel_module, "_CHUNK_SAMPLES", 4000)  # several chunks
+        probe, calls = _concurrency_probe(real)
+        mp.setattr(mel_module, "_mel_librosa", probe)
         b = MelSpectrogram(**SMALL, n_jobs=2).transform(X)
+        assert len(calls) == 3 and len(set(calls[:2])) == 2  # 3 chunks, 2 threads
+        probe, calls = _concurrency_probe(real)
+        mp.setattr(mel_module, "_mel_librosa", probe)
         c = MelSpectrogram(**SMALL, n_jobs=2).transform(list(X))
+        assert len(calls) == 6 and len(set(calls[:2])) == 2  # one call per clip
     assert_array_equal(a, b)
     assert_array_equal(a, np.stack(c))
 

@@ -11,9 +11,13 @@ seconds) and plots it.
 Optuna is an optional dependency: ``pip install 'sklearn-rfcnn[tune]'``.
 """
 
-from sklearn_rfcnn.search._optuna import RFOptunaSearchCV, find_rf_prefix, run_worker
+from sklearn_rfcnn.search._optuna import RFOptunaSearchCV, run_worker
 from sklearn_rfcnn.search._report import receptive_field_seconds, report_study
-from sklearn_rfcnn.search._spaces import DEFAULT_SPACE_NAMES, rf_search_space
+from sklearn_rfcnn.search._spaces import (
+    DEFAULT_SPACE_NAMES,
+    find_rf_prefix,
+    rf_search_space,
+)
 from sklearn_rfcnn.search._storage import (
     create_or_load_study,
     make_storage,

@@ -5,52 +5,43 @@ Design notes (what differs from ``optuna_integration.OptunaSearchCV`` and why):
 * A fresh study per ``fit`` unless ``study_name`` names one to join, so a
   second fit never mixes in the first fit's trials.
 * The cross-validation splits are drawn once per fit and reused by every
-  trial and every epoch: with a shuffling splitter, re-splitting per epoch
-  would let a fold model train on samples it is later scored on.  When
-  pruning per epoch, each fold model is trained with ``partial_fit`` on its
-  own training part only (the Pipeline's transformers are fitted on that part
-  once per trial) and scored on its validation part; the mean over folds is
-  reported at step ``epoch``.  Estimators without ``partial_fit`` are pruned
-  per fold instead (running mean after each fold).
-* ``n_trials`` is the number of finished trials (complete, pruned, or failed
-  fits) the study must hold.  Workers in several processes or machines count
-  together: a trial only runs if fewer than ``n_trials`` live or finished
-  trials precede it in the study's numbering (which the storage assigns
-  atomically), so two workers asked for a total of ``n_trials`` finish exactly
-  that many, even under races; a trial created past the total is closed as a
-  failed *surplus* trial without fitting anything.  A worker whose trial died
-  (killed process) leaves a running trial without heartbeat; another worker
-  fails it after the grace period and re-runs its parameters.
-* No shared mutable callback state: the objective is a plain object that
-  only reads its inputs, so thread workers do not interfere.
+  trial and every epoch, so a shuffling splitter cannot leak validation
+  samples into training; pruning is per epoch (``partial_fit``) or per fold
+  (see :mod:`~sklearn_rfcnn.search._objective`).
+* ``n_trials`` is the total of finished trials across every worker of a
+  study (see :mod:`~sklearn_rfcnn.search._scheduler`).
+
+The pieces live in their own modules: the cross-validated objective
+(:mod:`~sklearn_rfcnn.search._objective`), the exact-total trial scheduler
+(:mod:`~sklearn_rfcnn.search._scheduler`) and the ``cv_results_`` assembly
+(:mod:`~sklearn_rfcnn.search._cv_results`); this module holds the
+meta-estimator and :func:`run_worker`.
 """
 
-import logging
-import math
-import numbers
 import os
-import re
-import socket
 import time
-import traceback
 import uuid
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from inspect import signature
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
-from sklearn.exceptions import FitFailedWarning, NotFittedError
+from sklearn.exceptions import NotFittedError
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import check_cv
-from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, indexable
 
 from sklearn_rfcnn.exceptions import ParameterError
+from sklearn_rfcnn.search._cv_results import _cv_results
+from sklearn_rfcnn.search._objective import _Objective
+from sklearn_rfcnn.search._scheduler import _run_trials
 from sklearn_rfcnn.search._spaces import (
     _import_optuna,
+    _rho_range,
+    find_rf_prefix,
     rf_search_space,
     to_distribution,
 )
@@ -65,427 +56,9 @@ from sklearn_rfcnn.utils._sklearn_compat import (
     StrOptions,
     _fit_context,
 )
+from sklearn_rfcnn.utils._validation import ParamValidationMixin
 
-__all__ = ["RFOptunaSearchCV", "find_rf_prefix", "run_worker"]
-
-#: User attributes the objective writes on each trial.
-ATTR_SURPLUS = "rfcnn:surplus"
-ATTR_FIT_FAILED = "rfcnn:fit_failed"
-ATTR_TEST = "rfcnn:split_test_scores"
-ATTR_TRAIN = "rfcnn:split_train_scores"
-ATTR_FIT_TIME = "rfcnn:fit_times"
-ATTR_SCORE_TIME = "rfcnn:score_times"
-ATTR_EPOCHS = "rfcnn:n_epochs"
-ATTR_WORKER = "rfcnn:worker"
-
-
-class _SurplusTrial(Exception):
-    """Raised inside a trial created after the study reached its total."""
-
-
-class _FailedFit(Exception):
-    """Raised inside a trial whose fit failed and ``error_score`` is NaN."""
-
-
-def find_rf_prefix(estimator):
-    """Return the parameter prefix of the RF-CNN inside ``estimator``.
-
-    The RF-CNN is the (only) object whose parameters include ``rho``:
-    ``""`` for a bare estimator, ``"clf__"`` for a Pipeline step ``clf``,
-    and so on through nested pipelines.
-
-    Parameters
-    ----------
-    estimator : estimator or Pipeline
-
-    Returns
-    -------
-    prefix : str
-
-    Raises
-    ------
-    ParameterError
-        When no step, or more than one, has a ``rho`` parameter.
-
-    Examples
-    --------
-    >>> from sklearn.pipeline import Pipeline
-    >>> from sklearn.base import BaseEstimator
-    >>> class Net(BaseEstimator):
-    ...     def __init__(self, rho=7):
-    ...         self.rho = rho
-    >>> find_rf_prefix(Net()), find_rf_prefix(Pipeline([("clf", Net())]))
-    ('', 'clf__')
-    """
-    params = estimator.get_params(deep=True)
-    prefixes = sorted(
-        k[: -len("rho")] for k in params if k == "rho" or k.endswith("__rho")
-    )
-    if len(prefixes) != 1:
-        found = "none" if not prefixes else ", ".join(p + "rho" for p in prefixes)
-        raise ParameterError(
-            "param_distributions=None searches the RF-CNN's default space "
-            f"(rf_search_space) but the estimator has {found} 'rho' parameter(s); "
-            "pass param_distributions explicitly, e.g. "
-            "rf_search_space(prefix='clf__')."
-        )
-    return prefixes[0]
-
-
-def _rho_range(depth, default=(3, 10)):
-    """The default rho range, clipped to what a network of ``depth`` allows."""
-    if depth is None:
-        return default
-    from sklearn_rfcnn.receptive_field import max_rho
-
-    top = max_rho(depth)
-    return (min(default[0], top), min(default[1], top))
-
-
-def _suggest(trial, name, distribution):
-    """Sample one parameter through the public ``suggest_*`` API."""
-    optuna = _import_optuna()
-    d = optuna.distributions
-    if isinstance(distribution, d.FloatDistribution):
-        return trial.suggest_float(
-            name,
-            distribution.low,
-            distribution.high,
-            step=distribution.step,
-            log=distribution.log,
-        )
-    if isinstance(distribution, d.IntDistribution):
-        return trial.suggest_int(
-            name,
-            distribution.low,
-            distribution.high,
-            step=distribution.step,
-            log=distribution.log,
-        )
-    if isinstance(distribution, d.CategoricalDistribution):
-        return trial.suggest_categorical(name, distribution.choices)
-    raise ParameterError(  # pragma: no cover - optuna has only these three
-        f"unsupported distribution for {name}: {distribution!r}"
-    )
-
-
-def _index_params(params, indices, n_samples):
-    """Index the sample-aligned entries of fit parameters (sample_weight...)."""
-    out = {}
-    for key, value in params.items():
-        if hasattr(value, "shape") or isinstance(value, list | tuple):
-            if _n_samples(value) == n_samples:
-                out[key] = _take(value, indices)
-                continue
-        out[key] = value
-    return out
-
-
-def _final_step(estimator):
-    """Split a Pipeline into (pre-processing pipeline or None, final estimator)."""
-    if isinstance(estimator, Pipeline) and len(estimator.steps) > 1:
-        return estimator[:-1], estimator.steps[-1][1]
-    if isinstance(estimator, Pipeline):
-        return None, estimator.steps[-1][1]
-    return None, estimator
-
-
-def _n_epochs(final):
-    """Epochs per fold when pruning per epoch: ``max_epochs`` or ``max_iter``."""
-    params = final.get_params(deep=False)
-    for name in ("max_epochs", "max_iter"):
-        value = params.get(name)
-        if isinstance(value, numbers.Integral) and value >= 1:
-            return int(value), name
-    return None, None
-
-
-def _count_towards_total(trial, TrialState):
-    """Whether a trial occupies one of the study's ``n_trials`` places."""
-    state = trial.state
-    if state in (TrialState.RUNNING, TrialState.WAITING):
-        return True
-    if state in (TrialState.COMPLETE, TrialState.PRUNED):
-        return True
-    return state == TrialState.FAIL and bool(trial.user_attrs.get(ATTR_FIT_FAILED))
-
-
-class _Objective:
-    """The cross-validated score of one parameter set (an Optuna objective)."""
-
-    def __init__(
-        self,
-        estimator,
-        distributions,
-        X,
-        y,
-        groups_splits,
-        scorer,
-        fit_params,
-        *,
-        n_trials,
-        pruning,
-        error_score,
-        return_train_score,
-    ):
-        self.estimator = estimator
-        self.distributions = distributions
-        self.X = X
-        self.y = y
-        self.splits = groups_splits
-        self.scorer = scorer
-        self.fit_params = fit_params
-        self.n_trials = n_trials
-        self.pruning = pruning
-        self.error_score = error_score
-        self.return_train_score = return_train_score
-
-    # -- the exact-total rule ------------------------------------------------
-    def _is_surplus(self, trial):
-        optuna = _import_optuna()
-        TrialState = optuna.trial.TrialState
-        before = [
-            t
-            for t in trial.study.get_trials(deepcopy=False)
-            if t.number < trial.number and _count_towards_total(t, TrialState)
-        ]
-        return len(before) >= self.n_trials
-
-    def __call__(self, trial):
-        optuna = _import_optuna()
-        if self._is_surplus(trial):
-            trial.set_user_attr(ATTR_SURPLUS, True)
-            raise _SurplusTrial(
-                f"trial {trial.number} is surplus: the study already holds "
-                f"{self.n_trials} running or finished trials; nothing was fitted"
-            )
-        trial.set_user_attr(ATTR_WORKER, f"{socket.gethostname()}:{os.getpid()}")
-        params = {
-            name: _suggest(trial, name, dist)
-            for name, dist in self.distributions.items()
-        }
-        estimator = clone(self.estimator).set_params(**params)
-        try:
-            pre, final = _final_step(estimator)
-            n_epochs, _ = _n_epochs(final)
-            if self.pruning and hasattr(final, "partial_fit") and n_epochs:
-                return self._by_epoch(trial, pre, final, n_epochs)
-            return self._by_fold(trial, estimator)
-        except optuna.TrialPruned:
-            raise
-        except Exception as exc:
-            if isinstance(self.error_score, str):  # "raise"
-                raise
-            trial.set_user_attr(ATTR_FIT_FAILED, True)
-            trial.set_user_attr("rfcnn:error", "".join(traceback.format_exception(exc)))
-            warnings.warn(
-                f"Trial {trial.number} failed to fit with {params}; its score is "
-                f"error_score={self.error_score!r}. The error was:\n{exc!r}",
-                FitFailedWarning,
-                stacklevel=2,
-            )
-            if math.isnan(self.error_score):
-                raise _FailedFit(repr(exc)) from exc
-            n = len(self.splits)
-            trial.set_user_attr(ATTR_TEST, [float(self.error_score)] * n)
-            return float(self.error_score)
-
-    def _record(self, trial, test, train, fit_times, score_times, n_epochs=None):
-        trial.set_user_attr(ATTR_TEST, [float(s) for s in test])
-        if train is not None:
-            trial.set_user_attr(ATTR_TRAIN, [float(s) for s in train])
-        trial.set_user_attr(ATTR_FIT_TIME, [float(t) for t in fit_times])
-        trial.set_user_attr(ATTR_SCORE_TIME, [float(t) for t in score_times])
-        if n_epochs is not None:
-            trial.set_user_attr(ATTR_EPOCHS, int(n_epochs))
-
-    # -- one estimator per fold, pruned after each fold --------------------------
-    def _by_fold(self, trial, estimator):
-        optuna = _import_optuna()
-        n_samples = _n_samples(self.X)
-        test, train, fit_times, score_times = [], [], [], []
-        for k, (tr, te) in enumerate(self.splits):
-            est = clone(estimator)
-            X_tr, y_tr = _take(self.X, tr), _subset(self.y, tr)
-            X_te, y_te = _take(self.X, te), _subset(self.y, te)
-            params = _index_params(self.fit_params, tr, n_samples)
-            t0 = time.perf_counter()
-            est.fit(X_tr, y_tr, **params)
-            t1 = time.perf_counter()
-            test.append(self.scorer(est, X_te, y_te))
-            score_times.append(time.perf_counter() - t1)
-            fit_times.append(t1 - t0)
-            if self.return_train_score:
-                train.append(self.scorer(est, X_tr, y_tr))
-            if self.pruning:
-                trial.report(float(np.mean(test)), k)
-                if k + 1 < len(self.splits) and trial.should_prune():
-                    self._record(trial, test, None, fit_times, score_times)
-                    raise optuna.TrialPruned(f"pruned after fold {k}")
-        self._record(
-            trial,
-            test,
-            train if self.return_train_score else None,
-            fit_times,
-            score_times,
-        )
-        return float(np.mean(test))
-
-    # -- fold models trained epoch by epoch with partial_fit -------------------
-    def _by_epoch(self, trial, pre, final, n_epochs):
-        optuna = _import_optuna()
-        n_samples = _n_samples(self.X)
-        folds = []
-        for tr, te in self.splits:
-            X_tr, y_tr = _take(self.X, tr), _subset(self.y, tr)
-            X_te, y_te = _take(self.X, te), _subset(self.y, te)
-            params = _index_params(self.fit_params, tr, n_samples)
-            t0 = time.perf_counter()
-            if pre is not None:
-                fold_pre = clone(pre)
-                X_tr = fold_pre.fit_transform(X_tr, y_tr)
-                X_te = fold_pre.transform(X_te)
-            model = clone(final)
-            kwargs = dict(params)
-            if (
-                is_classifier(model)
-                and "classes" in signature(model.partial_fit).parameters
-                and np.ndim(self.y) == 1
-            ):
-                kwargs["classes"] = np.unique(self.y)
-            folds.append(
-                {
-                    "model": model,
-                    "X_tr": X_tr,
-                    "y_tr": y_tr,
-                    "X_te": X_te,
-                    "y_te": y_te,
-                    "kwargs": kwargs,
-                    "fit_time": time.perf_counter() - t0,
-                    "score_time": 0.0,
-                }
-            )
-        scores = []
-        for epoch in range(n_epochs):
-            scores = []
-            for fold in folds:
-                t0 = time.perf_counter()
-                fold["model"].partial_fit(fold["X_tr"], fold["y_tr"], **fold["kwargs"])
-                fold["kwargs"].pop("classes", None)
-                t1 = time.perf_counter()
-                scores.append(self.scorer(fold["model"], fold["X_te"], fold["y_te"]))
-                fold["fit_time"] += t1 - t0
-                fold["score_time"] += time.perf_counter() - t1
-            trial.report(float(np.mean(scores)), epoch)
-            if epoch + 1 < n_epochs and trial.should_prune():
-                self._record(
-                    trial,
-                    scores,
-                    None,
-                    [f["fit_time"] for f in folds],
-                    [f["score_time"] for f in folds],
-                    n_epochs=epoch + 1,
-                )
-                raise optuna.TrialPruned(f"pruned after epoch {epoch}")
-        train = None
-        if self.return_train_score:
-            train = [self.scorer(f["model"], f["X_tr"], f["y_tr"]) for f in folds]
-        self._record(
-            trial,
-            scores,
-            train,
-            [f["fit_time"] for f in folds],
-            [f["score_time"] for f in folds],
-            n_epochs=n_epochs,
-        )
-        return float(np.mean(scores))
-
-
-def _take(X, indices):
-    """Rows ``indices`` of an array, sparse matrix, DataFrame or sequence."""
-    if hasattr(X, "iloc"):
-        return X.iloc[indices]
-    if hasattr(X, "shape"):
-        return X[indices]
-    return [X[i] for i in indices]
-
-
-def _n_samples(X):
-    return X.shape[0] if hasattr(X, "shape") else len(X)
-
-
-def _subset(y, indices):
-    return None if y is None else _take(y, indices)
-
-
-class _QuietSurplus(logging.Filter):
-    """Drop Optuna's failure log (with traceback) for surplus trials."""
-
-    def __init__(self):
-        super().__init__()
-        self.numbers = set()
-
-    def filter(self, record):
-        message = record.getMessage()
-        match = re.match(r"Trial (\d+) failed", message)
-        if match is None:
-            return True
-        if "_SurplusTrial" in message:
-            self.numbers.add(match.group(1))
-            return False
-        return match.group(1) not in self.numbers
-
-
-def _install_log_filter():
-    logger = logging.getLogger("optuna.study._optimize")
-    if not any(isinstance(f, _QuietSurplus) for f in logger.filters):
-        logger.addFilter(_QuietSurplus())
-
-
-def _run_trials(study, objective, n_trials, timeout):
-    """Run trials until the study holds ``n_trials`` finished ones (or timeout).
-
-    While other workers' trials are running and heartbeats are on, the worker
-    waits rather than leaving, so it can re-run a trial whose worker dies.
-    """
-    optuna = _import_optuna()
-    _install_log_filter()
-    TrialState = optuna.trial.TrialState
-    storage = study._storage
-    interval = (
-        storage.get_heartbeat_interval()
-        if hasattr(storage, "get_heartbeat_interval")
-        else None
-    )
-    start = time.monotonic()
-    while True:
-        if timeout is not None and time.monotonic() - start >= timeout:
-            return
-        if interval is not None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                optuna.storages.fail_stale_trials(study)
-        trials = study.get_trials(deepcopy=False)
-        done = sum(
-            1
-            for t in trials
-            if t.state.is_finished() and _count_towards_total(t, TrialState)
-        )
-        if done >= n_trials:
-            return
-        running = sum(1 for t in trials if t.state == TrialState.RUNNING)
-        waiting = sum(1 for t in trials if t.state == TrialState.WAITING)
-        if done + running >= n_trials and waiting == 0:
-            if interval is None:
-                return
-            time.sleep(min(1.0, interval / 2))
-            continue
-        study.optimize(
-            objective,
-            n_trials=1,
-            catch=(_SurplusTrial, _FailedFit),
-            gc_after_trial=False,
-        )
+__all__ = ["RFOptunaSearchCV", "run_worker"]
 
 
 def _process_worker(search, X, y, splits, fit_params, study_name, seed, reseed):
@@ -501,7 +74,7 @@ def _process_worker(search, X, y, splits, fit_params, study_name, seed, reseed):
     return True
 
 
-class RFOptunaSearchCV(MetaEstimatorMixin, BaseEstimator):
+class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
     """Optuna search over the receptive field and regularisers, with CV.
 
     A scikit-learn meta-estimator: each trial samples parameters from
@@ -644,24 +217,24 @@ class RFOptunaSearchCV(MetaEstimatorMixin, BaseEstimator):
     _parameter_constraints = {
         "estimator": [HasMethods(["fit"])],
         "param_distributions": [dict, None],
-        "n_trials": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_trials": [Interval(Integral, 1, None, closed="left")],
         "cv": ["cv_object"],
         "scoring": [str, callable, None],
         "storage": "no_validation",
         "study_name": [str, None],
         "pruning": ["boolean", HasMethods(["prune"])],
-        "n_jobs": [numbers.Integral, None],
-        "timeout": [Interval(numbers.Real, 0, None, closed="neither"), None],
+        "n_jobs": [Integral, None],
+        "timeout": [Interval(Real, 0, None, closed="neither"), None],
         "refit": ["boolean"],
         "random_state": ["random_state"],
         "sampler": [HasMethods(["sample_independent"]), None],
         "data_home": [str, os.PathLike, None],
         "heartbeat_interval": [
-            Interval(numbers.Integral, 1, None, closed="left"),
+            Interval(Integral, 1, None, closed="left"),
             None,
         ],
-        "grace_period": [Interval(numbers.Integral, 1, None, closed="left"), None],
-        "error_score": [StrOptions({"raise"}), numbers.Real],
+        "grace_period": [Interval(Integral, 1, None, closed="left"), None],
+        "error_score": [StrOptions({"raise"}), Real],
         "return_train_score": ["boolean"],
         "verbose": ["verbose"],
     }
@@ -1019,80 +592,6 @@ def clone_sampler(sampler):
     import copy
 
     return copy.deepcopy(sampler)
-
-
-def _masked_param_column(params_list, name):
-    values = np.ma.MaskedArray(
-        np.empty(len(params_list), dtype=object),
-        mask=np.ones(len(params_list), dtype=bool),
-    )
-    for i, params in enumerate(params_list):
-        if name in params:
-            values[i] = params[name]
-    return values
-
-
-def _rank(means):
-    from scipy.stats import rankdata
-
-    if np.isnan(means).all():
-        return np.ones(len(means), dtype=np.int32)
-    filled = np.where(np.isnan(means), np.nanmin(means) - 1, means)
-    return rankdata(-filled, method="min").astype(np.int32)
-
-
-def _cv_results(study, n_splits, return_train_score):
-    """Build ``cv_results_`` (scikit-learn's layout) from a study's trials."""
-    optuna = _import_optuna()
-    TrialState = optuna.trial.TrialState
-    trials = [
-        t
-        for t in study.get_trials(deepcopy=False)
-        if t.state.is_finished() and _count_towards_total(t, TrialState)
-    ]
-    trials.sort(key=lambda t: t.number)
-    n = len(trials)
-
-    def matrix(attr, only_complete):
-        out = np.full((n, n_splits), np.nan)
-        for i, t in enumerate(trials):
-            if only_complete and t.state != TrialState.COMPLETE:
-                continue
-            values = t.user_attrs.get(attr)
-            if values is not None and len(values) == n_splits:
-                out[i] = values
-        return out
-
-    results = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
-        for key, attr in (("fit_time", ATTR_FIT_TIME), ("score_time", ATTR_SCORE_TIME)):
-            m = matrix(attr, only_complete=False)
-            results[f"mean_{key}"] = np.nanmean(m, axis=1)
-            results[f"std_{key}"] = np.nanstd(m, axis=1)
-        params_list = [dict(t.params) for t in trials]
-        names = sorted({k for p in params_list for k in p})
-        for name in names:
-            results[f"param_{name}"] = _masked_param_column(params_list, name)
-        results["params"] = params_list
-        test = matrix(ATTR_TEST, only_complete=True)
-        for k in range(n_splits):
-            results[f"split{k}_test_score"] = test[:, k]
-        results["mean_test_score"] = test.mean(axis=1)
-        results["std_test_score"] = test.std(axis=1)
-        results["rank_test_score"] = _rank(results["mean_test_score"])
-        if return_train_score:
-            train = matrix(ATTR_TRAIN, only_complete=True)
-            for k in range(n_splits):
-                results[f"split{k}_train_score"] = train[:, k]
-            results["mean_train_score"] = train.mean(axis=1)
-            results["std_train_score"] = train.std(axis=1)
-    results["trial_number"] = np.array([t.number for t in trials], dtype=np.int64)
-    results["state"] = np.array([t.state.name for t in trials], dtype=object)
-    results["n_epochs"] = np.array(
-        [t.user_attrs.get(ATTR_EPOCHS, -1) for t in trials], dtype=np.int64
-    )
-    return results, [t.number for t in trials]
 
 
 def run_worker(search, X, y=None, *, groups=None, **fit_params):

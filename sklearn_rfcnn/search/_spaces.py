@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 
 from sklearn_rfcnn.exceptions import ParameterError
 
-__all__ = ["DEFAULT_SPACE_NAMES", "rf_search_space"]
+__all__ = ["DEFAULT_SPACE_NAMES", "find_rf_prefix", "rf_search_space"]
 
 #: The names :func:`rf_search_space` returns by default (``separate_axes=False``).
 DEFAULT_SPACE_NAMES = (
@@ -221,3 +221,58 @@ def to_distribution(name, value):
         "(e.g. optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)) "
         "or a non-empty list of choices."
     )
+
+
+def find_rf_prefix(estimator):
+    """Return the parameter prefix of the RF-CNN inside ``estimator``.
+
+    The RF-CNN is the (only) object whose parameters include ``rho``:
+    ``""`` for a bare estimator, ``"clf__"`` for a Pipeline step ``clf``,
+    and so on through nested pipelines.
+
+    Parameters
+    ----------
+    estimator : estimator or Pipeline
+
+    Returns
+    -------
+    prefix : str
+
+    Raises
+    ------
+    ParameterError
+        When no step, or more than one, has a ``rho`` parameter.
+
+    Examples
+    --------
+    >>> from sklearn.pipeline import Pipeline
+    >>> from sklearn.base import BaseEstimator
+    >>> class Net(BaseEstimator):
+    ...     def __init__(self, rho=7):
+    ...         self.rho = rho
+    >>> find_rf_prefix(Net()), find_rf_prefix(Pipeline([("clf", Net())]))
+    ('', 'clf__')
+    """
+    params = estimator.get_params(deep=True)
+    prefixes = sorted(
+        k[: -len("rho")] for k in params if k == "rho" or k.endswith("__rho")
+    )
+    if len(prefixes) != 1:
+        found = "none" if not prefixes else ", ".join(p + "rho" for p in prefixes)
+        raise ParameterError(
+            "param_distributions=None searches the RF-CNN's default space "
+            f"(rf_search_space) but the estimator has {found} 'rho' parameter(s); "
+            "pass param_distributions explicitly, e.g. "
+            "rf_search_space(prefix='clf__')."
+        )
+    return prefixes[0]
+
+
+def _rho_range(depth, default=(3, 10)):
+    """The default rho range, clipped to what a network of ``depth`` allows."""
+    if depth is None:
+        return default
+    from sklearn_rfcnn.receptive_field import max_rho
+
+    top = max_rho(depth)
+    return (min(default[0], top), min(default[1], top))
