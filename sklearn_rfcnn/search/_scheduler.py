@@ -43,14 +43,6 @@ class _FailedFit(Exception):
     """Raised inside a trial whose fit failed and ``error_score`` is NaN."""
 
 
-class _SurplusTrial(Exception):
-    """Raised inside a trial created after the study reached its total."""
-
-
-class _FailedFit(Exception):
-    """Raised inside a trial whose fit failed and ``error_score`` is NaN."""
-
-
 def _count_towards_total(trial, TrialState):
     """Whether a trial occupies one of the study's ``n_trials`` places."""
     state = trial.state
