@@ -12,18 +12,17 @@ Usage::
     python benchmarks/bench_estimators.py            # full sizes
     python benchmarks/bench_estimators.py --quick    # a minute on a laptop CPU
 
-Prints a table and writes ``benchmarks/results/bench_estimators.json``.
+Prints the machine and a table, and writes
+``benchmarks/results/bench_estimators.json`` (``_common.write_results``).
 """
 
 import argparse
-import json
 import os
-import platform
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from _common import format_machine, machine_info, write_results
 
 from sklearn_rfcnn import RFCNNClassifier
 from sklearn_rfcnn.utils._torch import resolve_device
@@ -102,12 +101,13 @@ def main(argv=None):
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument(
-        "--output",
-        default=str(Path(__file__).parent / "results" / "bench_estimators.json"),
+        "--output", default=None, help="JSON file (default: results/<name>.json)"
     )
     args = parser.parse_args(argv)
+    started = time.time()
     if args.threads:
         torch.set_num_threads(args.threads)
+    print(format_machine(machine_info()))
     configs = QUICK if args.quick else CONFIGS
     epochs = args.epochs or (2 if args.quick else 3)
 
@@ -167,19 +167,18 @@ def main(argv=None):
                 f"predict {row[f'{variant}_predict_speedup']:.2f}x"
             )
 
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {
+    settings = {
         "quick": args.quick,
         "epochs": epochs,
         "device": resolve_device(args.device),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-        "machine": platform.platform(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
     }
-    out.write_text(json.dumps({"meta": meta, "results": rows}, indent=1))
+    out = write_results(
+        "bench_estimators",
+        {"settings": settings, "rows": rows},
+        started=started,
+        path=args.output,
+    )
     print(f"wrote {out}")
 
 

@@ -20,25 +20,24 @@ Usage::
     python benchmarks/bench_frontend.py --quick  # 24 clips timed; memory 16, 32
 
 Audio files are written to a temporary folder (WAV, 16-bit, ``--file-sr``
-Hz, so every method also resamples) and removed afterwards. Results go to
-``benchmarks/results/bench_frontend.json``. Run with ``OMP_NUM_THREADS=1``;
-the machine's load average is recorded, since timings on a shared machine
-vary.
+Hz, so every method also resamples) and removed afterwards. The machine
+(``_common.machine_info``) is printed with the figures; results go to
+``benchmarks/results/bench_frontend.json`` (``_common.write_results``). Run
+with ``OMP_NUM_THREADS=1``; the machine's load average is recorded, since
+timings on a shared machine vary.
 """
 
 import argparse
-import json
 import os
-import platform
 import shutil
 import tempfile
 import time
 import tracemalloc
 import warnings
-from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from _common import format_machine, machine_info, write_results
 
 SR = 22050
 N_FFT, HOP, N_MELS = 2048, 512, 256
@@ -182,16 +181,17 @@ def main(argv=None):
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per clip")
     parser.add_argument("--file-sr", type=int, default=44100, help="rate of the files")
     parser.add_argument(
-        "--out",
-        default=str(Path(__file__).parent / "results" / "bench_frontend.json"),
+        "--out", default=None, help="JSON file (default: results/<name>.json)"
     )
     args = parser.parse_args(argv)
+    started = time.time()
     n_clips = args.n_clips or (24 if args.quick else 200)
     n_memory = args.memory_clips or (16 if args.quick else 1000)
 
     import torch
 
     torch.set_num_threads(1)
+    print(format_machine(machine_info()))
     warnings.simplefilter("ignore", DeprecationWarning)
     folder = tempfile.mkdtemp(prefix="bench_frontend_")
     try:
@@ -248,17 +248,10 @@ def main(argv=None):
         "max_abs_diff_db_vs_loop": max_diff,
         "cache": cache,
         "memory": memory,
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "loadavg": os.getloadavg(),
-            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
-            "torch_cuda": torch.cuda.is_available(),
-        },
+        "loadavg": os.getloadavg(),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+    out = write_results("bench_frontend", result, started=started, path=args.out)
     print(f"\nwritten to {out}")
     return result
 

@@ -25,8 +25,10 @@ bf16 autocast on a CPU without native bf16 instructions (AVX-512-BF16/AMX)
 is emulated and several times slower than float32; it is there to show that
 the models run under autocast and to measure machines that have them.
 
-Results go to ``benchmarks/results/bench_model.json``.  The machine load
-average is recorded: on a shared machine, the *best* iteration is the most
+The machine (``_common.machine_info``) is printed with the figures; results
+go to ``benchmarks/results/bench_model.json`` (``_common.write_results``;
+with ``--merge``, earlier configs/modes are read from its ``results``).  The
+machine load average is recorded: on a shared machine, the *best* iteration is the most
 representative of an idle machine (the median is reported too), and the
 "cpu" columns estimate the uncontended rate from the process CPU time,
 ``batch / (CPU seconds / threads)``.
@@ -36,7 +38,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -49,6 +50,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch
 import torch.nn.functional as F
+from _common import RESULTS_DIR, format_machine, machine_info, write_results
 from torch.utils.flop_counter import FlopCounterMode
 
 from sklearn_rfcnn.models import create_model
@@ -217,7 +219,7 @@ def main(argv=None):
     p.add_argument(
         "--output",
         type=Path,
-        default=Path(__file__).parent / "results" / "bench_model.json",
+        default=RESULTS_DIR / "bench_model.json",
     )
     p.add_argument(
         "--merge",
@@ -226,6 +228,7 @@ def main(argv=None):
         "measure (e.g. to time the slow bf16 modes in a separate run)",
     )
     args = p.parse_args(argv)
+    started = time.time()
     torch.set_num_threads(args.threads)
     warmup, iters = (1, 2) if args.quick else (2, 5)
 
@@ -233,7 +236,6 @@ def main(argv=None):
         "torch": torch.__version__,
         "threads": args.threads,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
-        "cpu": platform.processor() or platform.machine(),
         "warmup": warmup,
         "iterations": iters,
         "load_average_before": os.getloadavg(),
@@ -246,6 +248,7 @@ def main(argv=None):
         f"{'fwd/s best':>10} {'x fp32':>6} {'train/s med':>11} {'train/s best':>12} "
         f"{'x fp32':>6} {'GFLOP/s trn':>11} {'fwd/s cpu':>9} {'train/s cpu':>11}"
     )
+    print(format_machine(machine_info()))
     print(f"torch {torch.__version__}, {args.threads} threads, "
           f"{warmup} warm-up + {iters} timed iterations, "
           f"load {os.getloadavg()[0]:.2f}")  # fmt: skip
@@ -321,16 +324,18 @@ def main(argv=None):
                 f"{name}: sklearn_rfcnn CPResNet / plain implementation on this "
                 f"machine: forward x{ratio_fwd:.2f}, training step x{ratio_trn:.2f}"
             )
-    args.output.parent.mkdir(parents=True, exist_ok=True)
     if args.merge and args.output.exists():
         previous = json.loads(args.output.read_text())
+        # the shared schema nests the figures under "results"; older files
+        # (before benchmarks/_common.py) held them at the top level
+        previous = previous.get("results", previous)
         for name, entry in previous.get("configs", {}).items():
             if name not in results["configs"]:
                 results["configs"][name] = entry
             else:
                 for mode, r in entry.get("modes", {}).items():
                     results["configs"][name]["modes"].setdefault(mode, r)
-    args.output.write_text(json.dumps(results, indent=2))
+    write_results("bench_model", results, started=started, path=args.output)
     print(f"wrote {args.output}")
 
 

@@ -5,17 +5,15 @@ pruning so every run does the same work) runs with ``n_jobs=1`` (in this
 process), then with ``n_jobs=2`` (two worker processes sharing one journal
 study in a temporary folder) twice: cold (process start-up and imports
 included) and warm (joblib keeps the workers). Prints the times and ratios
-and writes ``benchmarks/results/bench_search.json`` with the time to the
-first trial and the mean per-fold fit time, which tell start-up cost from CPU
-contention.
+and writes ``benchmarks/results/bench_search.json`` (``_common.write_results``)
+with the time to the first trial and the mean per-fold fit time, which tell
+start-up cost from CPU contention.
 
 Run: ``OMP_NUM_THREADS=1 python benchmarks/bench_search.py [--quick]``.
 """
 
 import argparse
-import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +21,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
+from _common import format_machine, machine_info, write_results
 
 
 def _data(n, n_mels, n_frames, seed=0):
@@ -102,10 +101,11 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="smaller data, 2 epochs")
     parser.add_argument("--n-trials", type=int, default=16)
     parser.add_argument(
-        "--output",
-        default=str(Path(__file__).parent / "results" / "bench_search.json"),
+        "--output", default=None, help="JSON file (default: results/<name>.json)"
     )
     args = parser.parse_args(argv)
+    started = time.time()
+    print(format_machine(machine_info()))
     n, mels, frames, epochs = (48, 16, 32, 2) if args.quick else (96, 32, 64, 3)
     X, y = _data(n, mels, frames)
     times, startup, fold_fit = {}, {}, {}
@@ -135,7 +135,6 @@ def main(argv=None):
     warm = times["1_worker"] / times["2_workers_warm"]
     print(f"speed-up with 2 worker processes: {ratio:.2f}x ({warm:.2f}x warm)")
     result = {
-        "benchmark": "bench_search",
         "n_trials": args.n_trials,
         "quick": args.quick,
         "data": {"n_clips": n, "n_mels": mels, "n_frames": frames},
@@ -147,13 +146,9 @@ def main(argv=None):
         "first_trial_start_s": {k: round(v, 2) for k, v in startup.items()},
         "mean_fold_fit_time_s": {k: round(v, 3) for k, v in fold_fit.items()},
         "machine_parallel_speedup": round(machine, 2),
-        "cpu_count": os.cpu_count(),
         "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-        "python": platform.python_version(),
     }
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    out = write_results("bench_search", result, started=started, path=args.output)
     print(f"wrote {out}")
     return result
 
