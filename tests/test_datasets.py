@@ -455,3 +455,55 @@ def test_load_manifest_errors(tmp_path):
         data = load_manifest(m, on_missing="skip")
     assert data.skipped == [str(tmp_path / "missing.wav")]
     assert len(data.filenames) == 1
+
+
+# --------------------------------------------------------------------------
+# shared audio-file filter, multi-label split, one module per data set
+# --------------------------------------------------------------------------
+def test_find_audio_files_is_the_loaders_filter(tmp_path):
+    from sklearn_rfcnn.datasets import find_audio_files, is_audio_file
+
+    (tmp_path / "jazz" / "deep").mkdir(parents=True)
+    for name in ["jazz/a.WAV", "jazz/deep/b.flac", "jazz/.c.wav", "jazz/d.txt"]:
+        (tmp_path / name).write_bytes(b"")
+    found = find_audio_files(tmp_path)
+    assert found == [
+        str(tmp_path / "jazz" / "a.WAV"),
+        str(tmp_path / "jazz/deep/b.flac"),
+    ]
+    assert all(is_audio_file(p) for p in found)
+    assert load_audio_folder(tmp_path).filenames.tolist() == found
+    with pytest.raises(DataError, match="does not exist"):
+        find_audio_files(tmp_path / "nope")
+
+
+def test_multilabel_train_test_split_keeps_every_tag_testable():
+    from sklearn_rfcnn.datasets import multilabel_train_test_split
+
+    rng = np.random.RandomState(0)
+    Y = (rng.rand(40, 5) < 0.3).astype(int)
+    train, test = multilabel_train_test_split(Y, test_size=0.25, random_state=3)
+    assert len(test) == 10 and len(train) == 30
+    assert sorted(np.concatenate([train, test]).tolist()) == list(range(40))
+    pos = Y[test].sum(axis=0)
+    assert ((pos > 0) & (pos < len(test))).all()
+    again = multilabel_train_test_split(Y, test_size=0.25, random_state=3)
+    np.testing.assert_array_equal(again[1], test)
+    with pytest.raises(DataError, match="0/1 tag matrix"):
+        multilabel_train_test_split(np.arange(5))
+    with pytest.raises(ParameterError, match="n_tries=0"):
+        multilabel_train_test_split(Y, n_tries=0)
+
+
+def test_one_module_per_data_set():
+    from sklearn_rfcnn.datasets import (
+        _folder,
+        _jamendo,
+        _manifest,
+        _openmic,
+    )
+
+    assert _openmic.load_openmic is load_openmic
+    assert _jamendo.load_mtg_jamendo is load_mtg_jamendo
+    assert _folder.load_audio_folder is load_audio_folder
+    assert _manifest.load_manifest is load_manifest
