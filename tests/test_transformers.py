@@ -524,6 +524,34 @@ def test_mel_bad_input():
         clone(mel).transform(np.zeros((2, 2, 2, 100)))
 
 
+def _module_level_imports(module):
+    """Modules imported at module level (not inside functions) by ``module``."""
+    import ast
+    import importlib.util
+
+    tree = ast.parse(open(importlib.util.find_spec(module).origin).read())
+    found = set()
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+def test_mel_backends_share_spectral_tables_without_an_import_cycle():
+    base = "sklearn_rfcnn.transformers."
+    librosa_side = _module_level_imports(base + "_mel")
+    torch_side = _module_level_imports(base + "_mel_torch")
+    assert base + "_mel_torch" not in librosa_side  # imported lazily, on use
+    assert base + "_mel" not in torch_side
+    assert base + "_spectral" in librosa_side & torch_side
+    from sklearn_rfcnn.transformers import _mel_torch, _spectral
+
+    assert mel_module.a_weighting is _mel_torch.a_weighting is _spectral.a_weighting
+    assert mel_module.mel_filterbank is _mel_torch.mel_filterbank
+
+
 def test_mel_does_not_import_torch():
     code = (
         "import sys, numpy as np\n"
