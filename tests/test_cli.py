@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from sklearn_rfcnn import load_pipeline
 from sklearn_rfcnn.cli import build_parser, main
 
 TINY_FRONT_END = [
@@ -83,11 +84,12 @@ def test_fit_predict_embed_from_folder(audio_tree, capsys):
     tmp, root, _ = audio_tree
     model = tmp / "model"
     assert _fit([str(root), "-o", str(model)]) == 0
-    assert (model / "rfcnn-model.json").is_file()
-    assert (model / "classifier" / "config.json").is_file()
-    config = json.loads((model / "rfcnn-model.json").read_text())
-    assert config["target_names"] == ["high", "low"] and not config["multilabel"]
-    assert len(config["standardizer"]["mean"]) == 16  # numbers, not a pickle
+    # the model folder is a save_pipeline folder of the whole pipeline
+    saved, meta = load_pipeline(model, return_metadata=True)
+    assert [name for name, _ in saved.steps] == ["load", "mel", "norm", "clf"]
+    assert meta["target_names"] == ["high", "low"] and not meta["multilabel"]
+    assert saved.named_steps["norm"].mean_.shape == (16,)
+    assert not list(model.rglob("*.pkl"))
     capsys.readouterr()
 
     out_csv = tmp / "pred.csv"
@@ -100,7 +102,6 @@ def test_fit_predict_embed_from_folder(audio_tree, capsys):
         assert row["predicted"] in ("high", "low")
 
     # the saved front end reproduces the training features exactly
-    from sklearn_rfcnn.estimators import RFCNNClassifier
     from sklearn_rfcnn.transformers import AudioLoader, BandStandardizer, MelSpectrogram
 
     paths = [r["path"] for r in rows]
@@ -108,7 +109,7 @@ def test_fit_predict_embed_from_folder(audio_tree, capsys):
     mel = MelSpectrogram(sr=8000, n_fft=256, hop_length=64, n_mels=16)
     loader = AudioLoader(sr=8000, duration=0.5)
     std = BandStandardizer().fit(mel.fit_transform(loader.fit_transform(train)))
-    clf = RFCNNClassifier.load(model / "classifier")
+    clf = saved.named_steps["clf"]
     expected = clf.predict_proba(std.transform(mel.transform(loader.transform(paths))))
     got = np.array([[float(r["high"]), float(r["low"])] for r in rows])
     np.testing.assert_allclose(got, expected, atol=2e-6)
@@ -179,7 +180,7 @@ def test_skip_bad_lists_what_was_skipped(audio_tree, capsys):
     assert _fit([str(bad), "-o", str(model), "--skip-bad"]) == 0
     out = capsys.readouterr().out
     assert "skipped" in out and "gone.wav" in out and "corrupt.wav" in out
-    assert json.loads((model / "rfcnn-model.json").read_text())["n_train"] == 8
+    assert load_pipeline(model, return_metadata=True)[1]["n_train"] == 8
     status = main(
         [
             "predict",

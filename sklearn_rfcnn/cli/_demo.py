@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sklearn_rfcnn.cli._options import add_device_args, add_epochs, add_random_state
+
 __all__ = ["add_parser", "run"]
 
 #: The default run, sized to finish within about ten minutes on two CPU cores.
@@ -117,12 +119,7 @@ def add_parser(subparsers):
         default=None,
         help=f"mel bands of the spectrogram (default: {d['n_mels']})",
     )
-    p.add_argument(
-        "--epochs",
-        type=int,
-        default=None,
-        help=f"training epochs (default: {d['epochs']})",
-    )
+    add_epochs(p, default=None, default_text=d["epochs"])
     p.add_argument(
         "--width",
         type=int,
@@ -147,24 +144,8 @@ def add_parser(subparsers):
         help="cache folder for the rendered clips (default: $RFCNN_DATA_HOME or "
         "~/rfcnn_data)",
     )
-    p.add_argument(
-        "--random-state",
-        type=int,
-        default=0,
-        help="seed of the dataset, the split and training (default: 0)",
-    )
-    p.add_argument(
-        "--device",
-        default="auto",
-        help="torch device: auto (CUDA when present), cpu, cuda, cuda:N "
-        "(default: auto)",
-    )
-    p.add_argument(
-        "--channels-last",
-        action="store_true",
-        help="train and predict in torch's channels-last memory format (often "
-        "faster convolutions; same results up to rounding)",
-    )
+    add_random_state(p, default=0, what="the dataset, the split and training")
+    add_device_args(p, what="train and predict")
     p.add_argument(
         "--threads",
         type=int,
@@ -199,26 +180,6 @@ def _settings(args):
             "test clips; use at least 8."
         )
     return base
-
-
-def _split(target, test_fraction, random_state):
-    """Train/test indices with every tag both present and absent in the test part."""
-    from sklearn.model_selection import train_test_split
-
-    idx = np.arange(len(target))
-    rng = np.random.RandomState(random_state)
-    best = None
-    for _ in range(50):
-        train, test = train_test_split(
-            idx, test_size=test_fraction, random_state=rng.randint(2**31 - 1)
-        )
-        pos = target[test].sum(axis=0)
-        ok = int(np.sum((pos > 0) & (pos < len(test))))
-        if best is None or ok > best[0]:
-            best = (ok, np.sort(train), np.sort(test))
-        if ok == target.shape[1]:
-            break
-    return best[1], best[2]
 
 
 def _mfcc_features(waveforms, sr):
@@ -264,118 +225,6 @@ def _torch_threads():
     return int(torch.get_num_threads())
 
 
-def _figure(figsize):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=figsize, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _plot_training_curve(history, path):
-    fig = _figure((6, 4))
-    ax = fig.add_subplot()
-    epochs = [row.get("epoch", i + 1) for i, row in enumerate(history)]
-    for key, label in (
-        ("train_loss", "training loss"),
-        ("valid_loss", "validation loss"),
-    ):
-        values = [row.get(key) for row in history]
-        if any(v is not None for v in values):
-            ax.plot(
-                epochs,
-                [np.nan if v is None else v for v in values],
-                "o-",
-                label=label,
-                markersize=3,
-            )
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("binary cross-entropy")
-    ax.set_title("CP-ResNet training curve")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.savefig(path, dpi=120)
-
-
-def _plot_per_tag(per_tag, tags, prevalence, path):
-    fig = _figure((max(6, 0.55 * len(tags) + 2), 4.5))
-    ax = fig.add_subplot()
-    x = np.arange(len(tags))
-    n = len(per_tag)
-    width = 0.8 / n
-    for k, (name, values) in enumerate(per_tag.items()):
-        ax.bar(x + (k - (n - 1) / 2) * width, np.nan_to_num(values), width, label=name)
-    ax.hlines(
-        prevalence,
-        x - 0.45,
-        x + 0.45,
-        colors="black",
-        linestyles="dashed",
-        label="chance (share of positive test clips)",
-    )
-    ax.set_xticks(x, tags, rotation=45, ha="right")
-    ax.set_ylabel("average precision (test clips)")
-    ax.set_ylim(0, 1.22)
-    ax.set_yticks(np.linspace(0, 1, 6))
-    ax.set_title("Per-tag average precision")
-    ax.legend(fontsize="small", loc="upper center", ncol=2)
-    ax.grid(axis="y", alpha=0.3)
-    fig.savefig(path, dpi=120)
-
-
-def _plot_receptive_field(spec, description, tags, path):
-    from matplotlib.patches import Rectangle
-
-    from sklearn_rfcnn.receptive_field import mel_frequencies
-
-    n_mels, n_frames = spec.shape
-    rf_t, rf_f = description.time_frames, description.freq_bins
-    fig = _figure((8, 4.8))
-    ax = fig.add_subplot()
-    ax.imshow(
-        spec,
-        origin="lower",
-        aspect="auto",
-        cmap="magma",
-        extent=(0, n_frames, 0, n_mels),
-        interpolation="nearest",
-    )
-    t0 = n_frames / 2 - rf_t / 2
-    f0 = n_mels / 2 - rf_f / 2
-    ax.add_patch(
-        Rectangle(
-            (t0, f0),
-            rf_t,
-            rf_f,
-            fill=False,
-            edgecolor="cyan",
-            linewidth=2,
-            linestyle="-",
-        )
-    )
-    ax.set_xlim(min(0, t0) - 1, max(n_frames, t0 + rf_t) + 1)
-    ax.set_ylim(min(0, f0) - 1, max(n_mels, f0 + rf_f) + 1)
-    secs = description.hop_length / description.sr
-    ticks = np.arange(0, n_frames * secs + 1e-9, 0.5)
-    ax.set_xticks(ticks / secs, [f"{t:g}" for t in ticks])
-    ax.set_xlabel(f"time (s); one frame = {1000 * secs:.1f} ms")
-    edges = mel_frequencies(n_mels + 2, description.fmin, description.fmax)
-    yt = np.linspace(0, n_mels - 1, 6).astype(int)
-    ax.set_yticks(yt + 0.5, [f"{edges[i + 1]:.0f}" for i in yt])
-    ax.set_ylabel("frequency (Hz, mel scale)")
-    lo = description.hz_spans["low"]
-    mid = description.hz_spans["mid"]
-    ax.set_title(
-        f"Receptive field {rf_f} mel bins x {rf_t} frames "
-        f"({description.time_seconds:.2f} s; {mid[0]:.0f}-{mid[1]:.0f} Hz around "
-        f"the middle band, {lo[0]:.0f}-{lo[1]:.0f} Hz at the bottom)\n"
-        f"test clip tagged: {', '.join(tags) or 'none'}",
-        fontsize="small",
-    )
-    fig.savefig(path, dpi=120)
-
-
 def run(args):
     """Run the demo; returns 0 (library errors propagate to the CLI handler)."""
     start = time.perf_counter()
@@ -397,9 +246,17 @@ def run(args):
     from sklearn.svm import SVC
 
     from sklearn_rfcnn import __version__
-    from sklearn_rfcnn.datasets import make_instrument_mixtures
+    from sklearn_rfcnn.datasets import (
+        make_instrument_mixtures,
+        multilabel_train_test_split,
+    )
     from sklearn_rfcnn.estimators import RFCNNClassifier, RFCNNEmbedder
     from sklearn_rfcnn.metrics import per_tag_report, per_tag_scores
+    from sklearn_rfcnn.plotting import (
+        plot_per_tag_scores,
+        plot_receptive_field,
+        plot_training_curve,
+    )
     from sklearn_rfcnn.receptive_field import describe_receptive_field
     from sklearn_rfcnn.transformers import BandStandardizer, MelSpectrogram
     from sklearn_rfcnn.utils._torch import resolve_device
@@ -442,7 +299,9 @@ def run(args):
     )
 
     # 2. split -----------------------------------------------------------------
-    train, test = _split(Y, _TEST_FRACTION, args.random_state)
+    train, test = multilabel_train_test_split(
+        Y, test_size=_TEST_FRACTION, random_state=args.random_state
+    )
     log(f"[2/6] split: {len(train)} training clips, {len(test)} test clips")
 
     # 3. features --------------------------------------------------------------
@@ -526,14 +385,19 @@ def run(args):
         {k: row.get(k) for k in ("epoch", "train_loss", "valid_loss", "dur")}
         for row in clf.history_
     ]
-    _plot_training_curve(history, out / "training_curve.png")
-    _plot_per_tag(per_tag, tags, Y_test.mean(axis=0), out / "per_tag_ap.png")
+    plot_training_curve(
+        history, ylabel="binary cross-entropy", path=out / "training_curve.png"
+    )
+    plot_per_tag_scores(
+        per_tag, tags, chance=Y_test.mean(axis=0), path=out / "per_tag_ap.png"
+    )
     example = int(test[np.argmax(Y_test.sum(axis=1))])
-    _plot_receptive_field(
+    example_tags = [tg for tg, on in zip(tags, Y[example]) if on]
+    plot_receptive_field(
         S[example],
         description,
-        [tg for tg, on in zip(tags, Y[example]) if on],
-        out / "receptive_field.png",
+        subtitle=f"test clip tagged: {', '.join(example_tags) or 'none'}",
+        path=out / "receptive_field.png",
     )
     (out / "per_tag_report.txt").write_text(
         f"{cnn_name} on {len(test)} test clips\n\n{report_text}\n"

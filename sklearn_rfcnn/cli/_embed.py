@@ -11,12 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sklearn_rfcnn.cli._model import (
-    collect_audio_paths,
-    extract_features,
-    load_clips,
-    load_model,
-)
+from sklearn_rfcnn.cli._model import collect_audio_paths, load_clips, read_model
 
 __all__ = ["add_parser", "run"]
 
@@ -48,6 +43,8 @@ def add_parser(subparsers):
 
 def run(args):
     """Embed and write the arrays; returns 0."""
+    from sklearn.pipeline import Pipeline
+
     from sklearn_rfcnn.cli import CLIError
     from sklearn_rfcnn.estimators import RFCNNEmbedder
 
@@ -59,11 +56,17 @@ def run(args):
         raise CLIError(f"--output {str(out)!r} must end in .npy.")
     if not out.parent.is_dir():
         raise CLIError(f"the folder of --output {str(out)!r} does not exist.")
-    model = load_model(args.model)
+    pipe, _ = read_model(args.model)
     paths = collect_audio_paths(args.inputs)
-    waves, kept = load_clips(paths, model.loader, skip_bad=args.skip_bad, log=log)
-    embedder = RFCNNEmbedder.from_classifier(model.classifier)
-    E = np.asarray(embedder.transform(extract_features(model, waves)), np.float32)
+    waves, kept = load_clips(paths, pipe[0], skip_bad=args.skip_bad, log=log)
+    # the saved front end, then the trained network as a feature extractor
+    embed = Pipeline(
+        [
+            *pipe.steps[1:-1],
+            ("embed", RFCNNEmbedder.from_classifier(pipe.steps[-1][1])),
+        ]
+    )
+    E = np.asarray(embed.transform(waves), np.float32)
     np.save(out, E)
     paths_file = out.with_suffix(".paths.txt")
     paths_file.write_text("".join(f"{paths[i]}\n" for i in kept))

@@ -3,8 +3,9 @@
 The training data are either a folder with one sub-folder per class (GTZAN
 style; single-label classification) or a CSV manifest of audio paths and
 their labels or tags (see :func:`sklearn_rfcnn.datasets.load_manifest`).  The
-saved folder holds the trained network and its audio front end, ready for
-``rfcnn predict`` and ``rfcnn embed``.
+saved folder is a :func:`sklearn_rfcnn.save_pipeline` folder of the whole
+pipeline (audio front end and network), ready for ``rfcnn predict``,
+``rfcnn embed`` and :func:`sklearn_rfcnn.load_pipeline`.
 """
 
 import os
@@ -13,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from sklearn_rfcnn.cli._model import (
+from sklearn_rfcnn.cli._model import check_output_folder, load_clips
+from sklearn_rfcnn.cli._options import (
     add_frontend_args,
     add_network_args,
-    load_clips,
+    frontend_kwargs,
     network_kwargs,
-    save_model,
 )
 
 __all__ = ["add_parser", "run"]
@@ -124,8 +125,12 @@ def _read_input(args, log):
 
 def run(args):
     """Train and save; returns 0 (errors propagate to the CLI's one-line handler)."""
+    from sklearn.pipeline import Pipeline
+
+    from sklearn_rfcnn import save_pipeline
     from sklearn_rfcnn.cli import CLIError
     from sklearn_rfcnn.estimators import RFCNNClassifier
+    from sklearn_rfcnn.inspection import describe_pipeline
     from sklearn_rfcnn.transformers import AudioLoader, BandStandardizer, MelSpectrogram
 
     def log(message):
@@ -133,10 +138,21 @@ def run(args):
 
     data = _read_input(args, log)
     out = Path(args.output).expanduser()
-    loader = AudioLoader(sr=args.sr, duration=args.duration)
-    waves, kept = load_clips(
-        list(data.filenames), loader, skip_bad=args.skip_bad, log=log
+    check_output_folder(out, overwrite=args.overwrite)
+    loader_kwargs, mel_kwargs = frontend_kwargs(args)
+    pipe = Pipeline(
+        [
+            ("load", AudioLoader(**loader_kwargs)),
+            ("mel", MelSpectrogram(**mel_kwargs)),
+            ("norm", BandStandardizer()),
+            (
+                "clf",
+                RFCNNClassifier(**network_kwargs(args), verbose=0 if args.quiet else 1),
+            ),
+        ]
     )
+    paths = list(data.filenames)
+    waves, kept = load_clips(paths, pipe[0], skip_bad=args.skip_bad, log=log)
     y = data.target[kept]
     names = [str(t) for t in data.target_names]
     if data.multilabel:
@@ -153,39 +169,20 @@ def run(args):
         f"training on {len(y)} files, "
         f"{'tags' if data.multilabel else 'classes'}: {', '.join(names)}"
     )
-    mel = MelSpectrogram(
-        sr=args.sr,
-        n_fft=args.n_fft,
-        hop_length=args.hop_length,
-        n_mels=args.n_mels,
-        fmin=args.fmin,
-        fmax=args.fmax,
-        scale=args.scale,
-    )
-    S = mel.fit_transform(waves)
-    standardizer = BandStandardizer().fit(S)
-    Z = standardizer.transform(S)
-    clf = RFCNNClassifier(**network_kwargs(args), verbose=0 if args.quiet else 1)
-    clf.fit(Z, y)
-    meta = {
+    # The files are decoded once: the loader is fitted on the paths (it only
+    # validates), the rest of the pipeline on the decoded clips.
+    pipe[0].fit([paths[i] for i in kept])
+    pipe[1:].fit(waves, y)
+    metadata = {
         "target_names": names,
         "multilabel": bool(data.multilabel),
-        "n_frames": int(S.shape[-1]),
         "n_train": len(y),
         "source": os.fspath(Path(args.input).expanduser().resolve()),
     }
-    save_model(
-        out,
-        loader=loader,
-        mel=mel,
-        standardizer=standardizer,
-        classifier=clf,
-        meta=meta,
-        overwrite=args.overwrite,
-    )
-    rf = clf.receptive_field_
+    save_pipeline(pipe, out, metadata=metadata, overwrite=args.overwrite)
+    desc = describe_pipeline(pipe)
     log(
-        f"saved model to {out} (receptive field {rf.freq} x {rf.time} px = "
-        f"{rf.time * args.hop_length / args.sr:.2f} s)"
+        f"saved model to {out} (receptive field {desc.rf.freq} x {desc.rf.time} "
+        f"px = {desc.time_seconds:.2f} s)"
     )
     return 0

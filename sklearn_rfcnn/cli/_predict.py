@@ -1,7 +1,11 @@
 """``rfcnn predict``: tag or classify audio files with a model from ``rfcnn fit``.
 
 Writes a CSV with one row per file: its path, one probability column per tag
-(or class), and the predicted tags (joined by ``;``) or class.
+(or class), and the predicted tags (joined by ``;``) or class.  The numbers
+are the saved pipeline's own ``predict_proba`` and ``predict``, so they equal
+``sklearn_rfcnn.load_pipeline(MODEL).predict(files)``: a tag is predicted
+where its probability exceeds the threshold, as
+:meth:`RFCNNClassifier.predict <sklearn_rfcnn.RFCNNClassifier.predict>` does.
 """
 
 import csv
@@ -9,14 +13,7 @@ import io
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from sklearn_rfcnn.cli._model import (
-    collect_audio_paths,
-    extract_features,
-    load_clips,
-    load_model,
-)
+from sklearn_rfcnn.cli._model import collect_audio_paths, load_clips, read_model
 
 __all__ = ["add_parser", "run"]
 
@@ -28,7 +25,8 @@ def add_parser(subparsers):
         help="write a CSV of tag (or class) probabilities for audio files",
         description="Load a model folder written by 'rfcnn fit' and write a CSV "
         "with one row per audio file: 'path', one probability column per tag "
-        "or class, and 'predicted' (the tags at or above the threshold, joined "
+        "or class, and 'predicted' (the tags whose probability exceeds the "
+        "threshold, joined "
         "by ';', or the most probable class). Folders among the inputs are "
         "searched recursively for wav/flac/ogg/mp3 files.",
     )
@@ -44,8 +42,8 @@ def add_parser(subparsers):
         "--threshold",
         type=float,
         default=None,
-        help="probability at or above which a tag is predicted (tagging models "
-        "only; default: the model's threshold, 0.5)",
+        help="probability above which a tag is predicted (tagging models only; "
+        "default: the threshold saved with the model)",
     )
     p.add_argument(
         "--skip-bad",
@@ -66,24 +64,21 @@ def run(args):
 
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise CLIError(f"--threshold={args.threshold} must lie in [0, 1].")
-    model = load_model(args.model)
+    pipe, metadata = read_model(args.model)
     paths = collect_audio_paths(args.inputs)
-    waves, kept = load_clips(paths, model.loader, skip_bad=args.skip_bad, log=log)
-    proba = model.classifier.predict_proba(extract_features(model, waves))
-    multilabel = model.config["multilabel"]
-    if multilabel:
-        names = list(model.config["target_names"])
-        threshold = (
-            model.classifier.threshold if args.threshold is None else args.threshold
-        )
-        thresholds = np.broadcast_to(np.asarray(threshold, dtype=float), (len(names),))
-        predicted = [
-            ";".join(n for n, p, t in zip(names, row, thresholds) if p >= t)
-            for row in proba
-        ]
+    waves, kept = load_clips(paths, pipe[0], skip_bad=args.skip_bad, log=log)
+    model = pipe[1:]  # the saved pipeline after its AudioLoader
+    clf_name, clf = pipe.steps[-1]
+    if args.threshold is not None:
+        model.set_params(**{f"{clf_name}__threshold": args.threshold})
+    proba = model.predict_proba(waves)
+    labels = model.predict(waves)
+    if metadata.get("multilabel", labels.ndim == 2):
+        names = list(metadata.get("target_names", [str(c) for c in clf.classes_]))
+        predicted = [";".join(n for n, on in zip(names, row) if on) for row in labels]
     else:
-        names = [str(c) for c in model.classifier.classes_]
-        predicted = [names[i] for i in np.argmax(proba, axis=1)]
+        names = [str(c) for c in clf.classes_]
+        predicted = [str(label) for label in labels]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["path", *names, "predicted"])

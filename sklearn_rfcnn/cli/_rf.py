@@ -6,6 +6,7 @@ not imported; other architectures are built (tiny width) and asked for their
 ``rf_layers()``.
 """
 
+from sklearn_rfcnn.cli._options import add_sr
 from sklearn_rfcnn.receptive_field import (
     cp_resnet_layers,
     describe_receptive_field,
@@ -34,7 +35,7 @@ def add_parser(subparsers):
     p.add_argument(
         "--depth", type=int, default=26, help="CP-ResNet depth, 6n+2 (default: 26)"
     )
-    p.add_argument("--sr", type=float, default=22050, help="sampling rate in Hz")
+    add_sr(p)
     p.add_argument("--hop-length", type=int, default=512, help="STFT hop in samples")
     p.add_argument("--n-mels", type=int, default=256, help="number of mel bands")
     p.add_argument("--fmin", type=float, default=0.0, help="lowest mel edge, Hz")
@@ -76,10 +77,9 @@ def _rf_of(args):
 def run(args):
     """Print the description; library errors propagate to the CLI's one-line handler."""
     rf = _rf_of(args)
-    sr = int(args.sr) if float(args.sr).is_integer() else args.sr
     desc = describe_receptive_field(
         rf,
-        sr=sr,
+        sr=args.sr,
         hop_length=args.hop_length,
         n_mels=args.n_mels,
         fmin=args.fmin,

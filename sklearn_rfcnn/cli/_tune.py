@@ -19,6 +19,8 @@ in frames and seconds and writes ``optimization_history.png``,
 import json
 import sys
 
+from sklearn_rfcnn.cli._options import add_epochs, add_random_state, add_sr
+
 __all__ = ["add_parser", "run"]
 
 
@@ -66,7 +68,7 @@ def add_parser(subparsers):
     )
     src.add_argument("--n-clips", type=int, default=200, help="demo clips")
     src.add_argument("--duration", type=float, default=3.0, help="demo clip length")
-    src.add_argument("--sr", type=float, default=22050, help="sampling rate, Hz")
+    add_sr(src)
     src.add_argument("--hop-length", type=int, default=512, help="STFT hop")
     src.add_argument("--n-mels", type=int, default=128, help="demo mel bands")
     s = p.add_argument_group("search (worker mode)")
@@ -90,13 +92,13 @@ def add_parser(subparsers):
         metavar="KEY=VALUE",
         help="fixed RFCNNClassifier parameter (JSON value), repeatable",
     )
-    s.add_argument("--max-epochs", type=int, default=10, help="epochs per fold")
+    add_epochs(s, default=10, what="training epochs per fold")
     s.add_argument("--no-pruning", action="store_true", help="never prune")
     s.add_argument("--heartbeat-interval", type=int, default=60)
     s.add_argument("--grace-period", type=int, default=None)
     s.add_argument("--timeout", type=float, default=None, help="seconds")
     s.add_argument("--n-jobs", type=int, default=1, help="worker processes here")
-    s.add_argument("--seed", type=int, default=None, help="sampler seed")
+    add_random_state(s, default=None, what="the search (sampler)")
     s.add_argument("-v", "--verbose", action="count", default=0)
     p.set_defaults(run=run)
     return p
@@ -127,13 +129,11 @@ def _load_data(args):
     bunch = make_instrument_mixtures(
         n_clips=args.n_clips,
         duration=args.duration,
-        sr=int(args.sr),
+        sr=args.sr,
         random_state=0,
         data_home=args.data_home,
     )
-    mel = MelSpectrogram(
-        sr=int(args.sr), hop_length=args.hop_length, n_mels=args.n_mels
-    )
+    mel = MelSpectrogram(sr=args.sr, hop_length=args.hop_length, n_mels=args.n_mels)
     return mel.fit_transform(bunch.waveforms), np.asarray(bunch.target)
 
 
@@ -193,7 +193,7 @@ def _worker(args):
         fixed = dict(_key_value(t) for t in args.fixed)
     except ValueError as exc:
         raise CLIError(str(exc)) from None
-    params = {"max_epochs": args.max_epochs, "verbose": 0, "random_state": 0}
+    params = {"max_epochs": args.epochs, "verbose": 0, "random_state": 0}
     params.update(fixed)
     try:
         clf = RFCNNClassifier(**params)
@@ -224,7 +224,7 @@ def _worker(args):
         pruning=not args.no_pruning,
         n_jobs=args.n_jobs,
         timeout=args.timeout,
-        random_state=args.seed,
+        random_state=args.random_state,
         data_home=args.data_home,
         heartbeat_interval=args.heartbeat_interval,
         grace_period=args.grace_period,

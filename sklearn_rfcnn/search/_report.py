@@ -53,7 +53,11 @@ def receptive_field_seconds(params, *, sr=22050, hop_length=512, depth=26):
     >>> receptive_field_seconds({"rho_t": 7, "rho_f": 2}, sr=44100)
     (135, 1.567)
     """
-    from sklearn_rfcnn.receptive_field import cp_resnet_layers, receptive_field
+    from sklearn_rfcnn.receptive_field import (
+        cp_resnet_layers,
+        describe_receptive_field,
+        receptive_field,
+    )
 
     p = _rf_params(params, {"depth": depth})
     rho_t = p.get("rho_t", p.get("rho"))
@@ -63,8 +67,11 @@ def receptive_field_seconds(params, *, sr=22050, hop_length=512, depth=26):
     layers = cp_resnet_layers(
         rho, rho_f=p.get("rho_f", rho), rho_t=rho_t, depth=int(p["depth"])
     )
-    frames = int(receptive_field(layers).time)
-    return frames, round(frames * hop_length / sr, 3)
+    # Only the time axis is reported, so the mel settings do not matter here.
+    desc = describe_receptive_field(
+        receptive_field(layers), sr=sr, hop_length=hop_length
+    )
+    return int(desc.time_frames), round(desc.time_seconds, 3)
 
 
 def _importances(study):

@@ -1,0 +1,227 @@
+"""Command-line options shared by several subcommands, each declared once.
+
+Every option that more than one subcommand takes is defined here, so its
+spelling, type and meaning cannot drift apart between subcommands; older
+spellings stay as aliases (``--max-epochs`` for ``--epochs``, ``--seed`` for
+``--random-state``).  Only the default and the help's wording of what the
+option seeds or counts may differ per subcommand.
+"""
+
+import argparse
+
+__all__ = [
+    "add_device_args",
+    "add_epochs",
+    "add_frontend_args",
+    "add_network_args",
+    "add_random_state",
+    "add_sr",
+    "frontend_kwargs",
+    "network_kwargs",
+    "sample_rate",
+]
+
+
+def sample_rate(text):
+    """argparse type of ``--sr``: a positive number of Hz, an int when whole."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a sampling rate in Hz (e.g. 22050)"
+        ) from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive rate in Hz")
+    return int(value) if value.is_integer() else value
+
+
+def add_sr(group, *, default=22050):
+    """``--sr``: sampling rate in Hz (one definition for every subcommand)."""
+    group.add_argument(
+        "--sr",
+        type=sample_rate,
+        default=default,
+        help=f"sampling rate in Hz (default: {default})",
+    )
+
+
+def add_epochs(group, *, default=None, default_text=None, what="training epochs"):
+    """``--epochs`` (alias ``--max-epochs``): the estimators' ``max_epochs``."""
+    shown = default_text if default_text is not None else default
+    group.add_argument(
+        "--epochs",
+        "--max-epochs",
+        dest="epochs",
+        type=int,
+        default=default,
+        help=f"{what} (default: {shown})",
+    )
+
+
+def add_random_state(group, *, default=0, what="the run"):
+    """``--random-state`` (alias ``--seed``): an int seed."""
+    group.add_argument(
+        "--random-state",
+        "--seed",
+        dest="random_state",
+        type=int,
+        default=default,
+        help=f"seed of {what} (default: {default})",
+    )
+
+
+def add_device_args(group, *, what="run"):
+    """``--device`` and ``--channels-last``."""
+    group.add_argument(
+        "--device",
+        default="auto",
+        help="torch device: auto (CUDA when present), cpu, cuda, cuda:N "
+        "(default: auto)",
+    )
+    group.add_argument(
+        "--channels-last",
+        action="store_true",
+        help=f"{what} in torch's channels-last memory format (often faster "
+        "convolutions; same results up to rounding)",
+    )
+
+
+def add_frontend_args(p, *, duration=10.0, n_mels=256):
+    """Audio loading and spectrogram options (``rfcnn fit``)."""
+    g = p.add_argument_group("audio front end")
+    add_sr(g)
+    g.add_argument(
+        "--duration",
+        type=float,
+        default=duration,
+        help="clip length in seconds: longer files are cut, shorter ones "
+        f"zero-padded (default: {duration:g})",
+    )
+    g.add_argument(
+        "--n-fft", type=int, default=2048, help="STFT window in samples (default: 2048)"
+    )
+    g.add_argument(
+        "--hop-length", type=int, default=512, help="STFT hop in samples (default: 512)"
+    )
+    g.add_argument(
+        "--n-mels",
+        type=int,
+        default=n_mels,
+        help=f"number of mel bands (default: {n_mels})",
+    )
+    g.add_argument(
+        "--fmin", type=float, default=0.0, help="lowest mel edge in Hz (default: 0)"
+    )
+    g.add_argument(
+        "--fmax",
+        type=float,
+        default=None,
+        help="highest mel edge in Hz (default: sr/2)",
+    )
+    g.add_argument(
+        "--scale",
+        choices=["perceptual", "db", "power"],
+        default="perceptual",
+        help="spectrogram scale: the papers' A-weighted 'perceptual' dB, plain "
+        "log-mel 'db', or 'power' (default: perceptual)",
+    )
+
+
+def frontend_kwargs(args):
+    """``(AudioLoader kwargs, MelSpectrogram kwargs)`` from the front-end options."""
+    loader = {"sr": args.sr, "duration": args.duration}
+    mel = {
+        "sr": args.sr,
+        "n_fft": args.n_fft,
+        "hop_length": args.hop_length,
+        "n_mels": args.n_mels,
+        "fmin": args.fmin,
+        "fmax": args.fmax,
+        "scale": args.scale,
+    }
+    return loader, mel
+
+
+def add_network_args(p, *, epochs=None, width=None, rho=None):
+    """CP-ResNet and training options; unset ones keep RFCNNClassifier's defaults."""
+    g = p.add_argument_group("network and training")
+
+    def default_text(value):
+        return value if value is not None else "RFCNNClassifier's default"
+
+    g.add_argument(
+        "--rho",
+        type=int,
+        default=rho,
+        help="receptive-field parameter rho of CP-ResNet "
+        f"(default: {default_text(rho)})",
+    )
+    g.add_argument(
+        "--rho-f", type=int, default=None, help="rho along frequency only (optional)"
+    )
+    g.add_argument(
+        "--rho-t", type=int, default=None, help="rho along time only (optional)"
+    )
+    g.add_argument(
+        "--width",
+        type=int,
+        default=width,
+        help=f"base channel width (default: {default_text(width)})",
+    )
+    g.add_argument(
+        "--depth", type=int, default=None, help="CP-ResNet depth 6n+2 (default: 26)"
+    )
+    add_epochs(g, default=epochs, default_text=default_text(epochs))
+    g.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="mini-batch size (default: RFCNNClassifier's)",
+    )
+    g.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="Adam learning rate (default: RFCNNClassifier's)",
+    )
+    g.add_argument(
+        "--mixup-alpha",
+        type=float,
+        default=None,
+        help="mix-up Beta parameter, 0 disables (default: RFCNNClassifier's)",
+    )
+    g.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=None,
+        help="share of the training clips held out to report validation loss "
+        "(default: RFCNNClassifier's)",
+    )
+    add_device_args(g, what="run the network")
+    add_random_state(g, default=0, what="data splits, initialisation and augmentation")
+
+
+def network_kwargs(args):
+    """``RFCNNClassifier`` keyword arguments from the options that were set."""
+    mapping = {
+        "rho": "rho",
+        "rho_f": "rho_f",
+        "rho_t": "rho_t",
+        "width": "width",
+        "depth": "depth",
+        "epochs": "max_epochs",
+        "batch_size": "batch_size",
+        "lr": "lr",
+        "mixup_alpha": "mixup_alpha",
+        "validation_fraction": "validation_fraction",
+    }
+    kwargs = {
+        param: getattr(args, opt)
+        for opt, param in mapping.items()
+        if getattr(args, opt, None) is not None
+    }
+    kwargs["device"] = args.device
+    if getattr(args, "channels_last", False):
+        kwargs["channels_last"] = True
+    kwargs["random_state"] = args.random_state
+    return kwargs
