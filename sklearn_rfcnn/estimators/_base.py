@@ -49,7 +49,8 @@ from sklearn.utils.validation import (
 from skorch.callbacks import EarlyStopping
 from skorch.helper import predefined_split
 
-from sklearn_rfcnn.estimators._net import _bucket_loader, _ClipDataset, _RFCNNNet
+from sklearn_rfcnn.estimators._data import _bucket_loader, _ClipDataset
+from sklearn_rfcnn.estimators._net import _RFCNNNet
 from sklearn_rfcnn.estimators.callbacks import (
     PAPER_DECAY_END,
     LRSchedule,
@@ -62,13 +63,14 @@ from sklearn_rfcnn.exceptions import (
     ParameterError,
     RFCNNWarning,
 )
-from sklearn_rfcnn.models import create_model, get_model_entrypoint, list_models
+from sklearn_rfcnn.models import create_model, get_model_entrypoint
 from sklearn_rfcnn.receptive_field import receptive_field
 from sklearn_rfcnn.utils._sklearn_compat import (
     Interval,
     StrOptions,
     validate_data,
 )
+from sklearn_rfcnn.utils._stratify import multilabel_holdout
 from sklearn_rfcnn.utils._torch import resolve_device, seeded_torch
 from sklearn_rfcnn.utils._validation import ParamValidationMixin
 
@@ -81,6 +83,12 @@ _PROBA_EPS = np.finfo(np.float64).eps
 #: validation loss); change it with
 #: ``net_params={"callbacks__early_stopping__patience": k}``.
 _EARLY_STOPPING_PATIENCE = 5
+
+#: ``optimizer`` parameter -> torch optimizer.
+_OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+
+#: Hold-out used by ``early_stopping=True`` when ``validation_fraction`` is None.
+_EARLY_STOPPING_FRACTION = 0.1
 
 #: Keyword arguments a registered network may take from the estimator.
 _MODEL_PARAMS = (
@@ -139,11 +147,11 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
 
     _parameter_constraints = {
         "arch": [str],
-        "rho": [Interval(numbers.Integral, 0, None, closed="left")],
+        "rho": [Interval(numbers.Integral, 0, None, closed="left"), None],
         "rho_f": [Interval(numbers.Integral, 0, None, closed="left"), None],
         "rho_t": [Interval(numbers.Integral, 0, None, closed="left"), None],
-        "width": [Interval(numbers.Integral, 1, None, closed="left")],
-        "depth": [Interval(numbers.Integral, 1, None, closed="left")],
+        "width": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "depth": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "frequency_aware": ["boolean"],
         "shake_shake": ["boolean"],
         "mixup_alpha": [Interval(numbers.Real, 0, None, closed="left")],
@@ -152,11 +160,15 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
         "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
         "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
-        "lr_schedule": [StrOptions({"linear", "constant"})],
+        "optimizer": [StrOptions({"adam", "adamw"})],
+        "lr_schedule": [StrOptions({"cosine", "linear", "constant"})],
+        "warmup": [Interval(numbers.Real, 0, 1, closed="left")],
         "swa": ["boolean"],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="left"), None],
         "early_stopping": ["boolean"],
         "threshold": [Interval(numbers.Real, 0, 1, closed="both"), "array-like"],
+        "class_weight": [StrOptions({"balanced"}), dict, "array-like", None],
+        "output_bias": [StrOptions({"prior", "zero"})],
         "device": [str, torch.device],
         "precision": [StrOptions({"auto", "32", "bf16", "16"})],
         "channels_last": ["boolean"],
@@ -170,11 +182,11 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
         self,
         *,
         arch="cp_resnet",
-        rho=7,
+        rho=None,
         rho_f=None,
         rho_t=None,
-        width=128,
-        depth=26,
+        width=None,
+        depth=None,
         frequency_aware=False,
         shake_shake=False,
         mixup_alpha=0.3,
@@ -183,11 +195,15 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
         weight_decay=0.0,
         max_epochs=100,
         batch_size=32,
+        optimizer="adam",
         lr_schedule="linear",
+        warmup=0.0,
         swa=False,
-        validation_fraction=0.1,
+        validation_fraction=None,
         early_stopping=False,
         threshold=0.5,
+        class_weight=None,
+        output_bias="zero",
         device="auto",
         precision="auto",
         channels_last=False,
@@ -210,11 +226,15 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
         self.weight_decay = weight_decay
         self.max_epochs = max_epochs
         self.batch_size = batch_size
+        self.optimizer = optimizer
         self.lr_schedule = lr_schedule
+        self.warmup = warmup
         self.swa = swa
         self.validation_fraction = validation_fraction
         self.early_stopping = early_stopping
         self.threshold = threshold
+        self.class_weight = class_weight
+        self.output_bias = output_bias
         self.device = device
         self.precision = precision
         self.channels_last = channels_last
@@ -397,16 +417,40 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
     # ------------------------------------------------------------------
     # network and net
     # ------------------------------------------------------------------
-    def _create_module(self, in_channels, n_outputs):
-        if self.arch not in list_models():
+    def _model_kwargs(self):
+        """The model parameters the user set, checked against ``arch``.
+
+        A parameter left at its default (None, or False for the switches)
+        lets the architecture use its own standard value; a parameter the
+        architecture cannot take raises instead of being silently ignored.
+        """
+        entrypoint = get_model_entrypoint(self.arch)  # "did you mean" on typos
+        accepted = inspect.signature(entrypoint).parameters
+        kwargs, unusable = {}, []
+        for name in _MODEL_PARAMS:
+            value = getattr(self, name)
+            if value is None or value is False:
+                continue
+            if name in accepted:
+                kwargs[name] = value
+            else:
+                unusable.append(f"{name}={value!r}")
+        if unusable:
             raise ParameterError(
-                f"arch={self.arch!r} is not a registered model; available: "
-                f"{', '.join(list_models())}."
+                f"arch={self.arch!r} cannot use {', '.join(unusable)}; its "
+                f"parameters are {', '.join(p for p in accepted if p in _MODEL_PARAMS)}"
+                ". Leave the others at None/False (the receptive-field parameters "
+                "rho, rho_f, rho_t and the variants frequency_aware, shake_shake "
+                'are for arch="cp_resnet").'
             )
-        accepted = inspect.signature(get_model_entrypoint(self.arch)).parameters
-        kwargs = {k: getattr(self, k) for k in _MODEL_PARAMS if k in accepted}
+        return kwargs
+
+    def _create_module(self, in_channels, n_outputs):
         return create_model(
-            self.arch, in_channels=in_channels, n_classes=n_outputs, **kwargs
+            self.arch,
+            in_channels=in_channels,
+            n_classes=n_outputs,
+            **self._model_kwargs(),
         )
 
     def _amp_dtype(self, device):
@@ -416,10 +460,96 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
             precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "32"
         return {"32": None, "bf16": torch.bfloat16, "16": torch.float16}[precision]
 
-    def _build_net(self, module, device, rng):
+    def _class_weight_vector(self, y_enc, mask):
+        """``class_weight`` as one float32 weight per class or per tag, or None.
+
+        Classes: the weight of every clip of that class (``"balanced"``:
+        ``n / (n_classes * count)``, as :func:`sklearn.utils.compute_class_weight`).
+        Tags: the weight of a *positive* entry relative to a negative one, as
+        ``pos_weight`` of :class:`torch.nn.BCEWithLogitsLoss` (``"balanced"``:
+        ``n_negative / n_positive`` over the known entries of each tag, so
+        that a tag's positives and negatives weigh the same in total; 1 for a
+        tag without positives).
+        """
+        cw = self.class_weight
+        if cw is None:
+            return None
+        n_out = self.n_outputs_
+        if isinstance(cw, str):  # "balanced"
+            if self._multilabel:
+                known = np.ones_like(y_enc) if mask is None else mask
+                pos = (known * (y_enc > 0.5)).sum(axis=0)
+                neg = (known * (y_enc <= 0.5)).sum(axis=0)
+                weights = np.where(pos > 0, neg / np.maximum(pos, 1), 1.0)
+            else:
+                counts = np.bincount(y_enc, minlength=n_out).astype(np.float64)
+                present = counts > 0
+                weights = np.ones(n_out)
+                weights[present] = len(y_enc) / (present.sum() * counts[present])
+        elif isinstance(cw, dict):
+            keys = list(self.classes_)
+            weights = np.ones(n_out)
+            for label, w in cw.items():
+                if label not in keys:
+                    raise ParameterError(
+                        f"class_weight has the key {label!r}, which is not among "
+                        f"the {'tag indices' if self._multilabel else 'classes'} "
+                        f"{np.asarray(keys).tolist()}."
+                    )
+                weights[keys.index(label)] = w
+        else:
+            weights = np.asarray(cw, dtype=np.float64)
+            if weights.shape != (n_out,):
+                raise ParameterError(
+                    f"class_weight has shape {weights.shape}; give one weight per "
+                    f"{'tag' if self._multilabel else 'class'}, shape ({n_out},), "
+                    "in the order of classes_."
+                )
+        if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+            raise ParameterError(
+                "class_weight must be finite and non-negative; got "
+                f"{np.asarray(weights).tolist()}."
+            )
+        return np.asarray(weights, dtype=np.float32)
+
+    def _init_output_bias(self, module, y_enc, mask, class_weight):
+        """Start the logits at the (class-weighted) label prior of the training data.
+
+        Tags: the log-odds of each tag's share of positive entries; classes:
+        the log of each class's share.  The loss then starts at the entropy
+        of the labels instead of that of a coin flip, which short trainings
+        cannot afford to unlearn (measured in ``benchmarks/recipe_study.py``).
+        """
+        init = getattr(module, "init_output_bias", None)
+        if init is None:  # a network without the hook keeps its own init
+            return
+        n_out = self.n_outputs_
+        cw = np.ones(n_out) if class_weight is None else class_weight
+        if self._multilabel:
+            known = np.ones_like(y_enc) if mask is None else mask
+            pos = cw * (known * (y_enc > 0.5)).sum(axis=0)
+            neg = (known * (y_enc <= 0.5)).sum(axis=0)
+            p = np.clip((pos + 0.5) / (pos + neg + 1.0), 1e-3, 1 - 1e-3)
+            bias = np.log(p) - np.log1p(-p)
+        else:
+            counts = cw * np.bincount(y_enc, minlength=n_out)
+            p = (counts + 0.5) / (counts.sum() + 0.5 * n_out)
+            bias = np.log(p) - np.log(p).mean()
+        ref = next(module.parameters())
+        init(torch.as_tensor(bias, dtype=ref.dtype, device=ref.device))
+
+    def _build_net(self, module, device, rng, class_weight=None):
         cuda = device.startswith("cuda")
         callbacks = [
-            ("lr_schedule", LRSchedule(self.max_epochs, kind=self.lr_schedule))
+            (
+                "lr_schedule",
+                LRSchedule(
+                    self.max_epochs,
+                    kind=self.lr_schedule,
+                    warmup=self.warmup,
+                    floor=0.0 if self.lr_schedule == "cosine" else 0.01,
+                ),
+            )
         ]
         if self.early_stopping:
             callbacks.append(
@@ -434,9 +564,7 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
             )
         if self.swa:
             start = _ceil_fraction(PAPER_DECAY_END, self.max_epochs)
-            callbacks.append(
-                ("swa", StochasticWeightAveraging(start, batch_size=self.batch_size))
-            )
+            callbacks.append(("swa", StochasticWeightAveraging(start)))
         callbacks.extend(copy.deepcopy(self.callbacks or []))
         criterion = (
             torch.nn.BCEWithLogitsLoss
@@ -445,7 +573,7 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
         )
         kwargs = dict(
             criterion=criterion,
-            optimizer=torch.optim.Adam,
+            optimizer=_OPTIMIZERS[self.optimizer],
             optimizer__weight_decay=self.weight_decay,
             lr=self.lr,
             max_epochs=self.max_epochs,
@@ -464,14 +592,23 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
             roll=0 if self._two_d else self.roll,
             rng=rng,
             amp_dtype=self._amp_dtype(device),
+            class_weight=class_weight,
             channels_last=bool(self.channels_last),
         )
         kwargs.update(self.net_params or {})
         return _RFCNNNet(module, **kwargs)
 
+    def _validation_fraction(self):
+        """The hold-out actually used: None unless something uses one."""
+        if self.validation_fraction:
+            return self.validation_fraction
+        if self.early_stopping:
+            return _EARLY_STOPPING_FRACTION
+        return None
+
     def _split(self, dataset, y_enc, seed):
         """Internal hold-out: (train, valid) datasets; valid is None when off."""
-        fraction = self.validation_fraction
+        fraction = self._validation_fraction()
         n = len(dataset)
         n_valid = math.ceil(fraction * n) if fraction else 0
         if n_valid == 0 or n - n_valid < 2:
@@ -483,13 +620,15 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
                     stacklevel=4,
                 )
             return dataset, None
+        if self._multilabel:
+            train, valid = multilabel_holdout(y_enc, n_valid, random_state=seed)
+            return dataset.subset(train), dataset.subset(valid)
         splitter = ShuffleSplit(n_splits=1, test_size=n_valid, random_state=seed)
-        if not self._multilabel:
-            counts = np.bincount(y_enc, minlength=self.n_outputs_)
-            if counts.min() >= 2 and min(n_valid, n - n_valid) >= self.n_outputs_:
-                splitter = StratifiedShuffleSplit(
-                    n_splits=1, test_size=n_valid, random_state=seed
-                )
+        counts = np.bincount(y_enc, minlength=self.n_outputs_)
+        if counts.min() >= 2 and min(n_valid, n - n_valid) >= self.n_outputs_:
+            splitter = StratifiedShuffleSplit(
+                n_splits=1, test_size=n_valid, random_state=seed
+            )
         train, valid = next(splitter.split(np.zeros(n), y_enc))
         return dataset.subset(train), dataset.subset(valid)
 
@@ -506,11 +645,6 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
         if self._multilabel:
             self._threshold_array()
         dataset = _ClipDataset(clips, y_enc, sample_weight, mask)
-        if self.early_stopping and not self.validation_fraction:
-            raise ParameterError(
-                "early_stopping=True needs an internal hold-out; set "
-                "validation_fraction > 0 (e.g. 0.1)."
-            )
 
         if first:
             device = resolve_device(self.device)
@@ -520,8 +654,11 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
             in_channels = self._clip_shape[0]
             with seeded_torch(int(torch_seed), device):
                 module = self._create_module(in_channels, self.n_outputs_)
-                net = self._build_net(module, device, rng)
+                class_weight = self._class_weight_vector(y_enc, mask)
+                net = self._build_net(module, device, rng, class_weight)
                 net.initialize()
+                if self.output_bias == "prior":
+                    self._init_output_bias(net.module_, y_enc, mask, class_weight)
             self.receptive_field_ = receptive_field(module)
         else:
             net = self.net_
@@ -587,18 +724,22 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
 _PARAMETERS_DOC = """arch : str, default="cp_resnet"
         Registered network (:func:`sklearn_rfcnn.models.list_models`):
         ``"cp_resnet"``, or the baselines ``"vgg_cnn"``, ``"resnet18"``,
-        ``"resnet34"``.  Each network takes only the model parameters below
-        that its constructor accepts (baselines ignore ``rho`` etc.).
-    rho : int >= 0, default=7
+        ``"resnet34"``.  A model parameter below that the network cannot take
+        (``rho`` for a baseline, say) raises a :class:`ParameterError` when
+        set; left at None/False it does not reach the network.
+    rho : int >= 0 or None, default=None
         Receptive-field regulariser of CP-ResNet: the number of 3x3
-        convolutions after the first block (0..``depth - 4``); the fitted
-        receptive field in pixels is ``receptive_field_``.
+        convolutions after the first block (0..``depth - 4``); None is the
+        network's default, 5 (RF 87 px).  The fitted receptive field in
+        pixels is ``receptive_field_``.
     rho_f, rho_t : int >= 0 or None, default=None
         Separate rho along frequency / time (None: ``rho``).
-    width : int >= 1, default=128
-        Base channel count; the pooled embedding has ``4 * width`` features.
-    depth : int, default=26
-        Network depth, of the form ``6 n + 2``.
+    width : int >= 1 or None, default=None
+        Base channel count; None is the architecture's standard width (128
+        for CP-ResNet as in the paper, 64 for VGG-style and ResNet-18/34).
+        CP-ResNet's pooled embedding has ``4 * width`` features.
+    depth : int or None, default=None
+        CP-ResNet depth, of the form ``6 n + 2`` (None: 26).
     frequency_aware : bool, default=False
         Add the frequency-coordinate channel in every block (CP-FAResNet).
     shake_shake : bool, default=False
@@ -611,32 +752,59 @@ _PARAMETERS_DOC = """arch : str, default="cp_resnet"
         Random circular shift of each training clip along time by up to
         ``roll`` frames.  0 switches it off; never applied to 2-D ``X``.
     lr : float >= 0, default=1e-3
-        Base learning rate of Adam.
+        Peak learning rate.
     weight_decay : float >= 0, default=0.0
-        Adam's weight decay.
+        Weight decay: decoupled (AdamW) with ``optimizer="adamw"``, an L2
+        penalty in the gradient with ``"adam"``.
     max_epochs : int >= 1, default=100
         Epochs of ``fit``.
     batch_size : int >= 1, default=32
         Mini-batch size for training and inference.
-    lr_schedule : {"linear", "constant"}, default="linear"
-        ``"linear"``: the paper's schedule scaled to ``max_epochs`` -- flat for
-        the first 1/7 of the epochs, then a linear decay that reaches the
-        floor ``lr / 100`` at 5/7, then the floor (the reference trains 350
-        epochs with corners at 50 and 250).  The rate of every epoch is in
+    optimizer : {"adam", "adamw"}, default="adam"
+        Adam (the paper's) or AdamW (decoupled weight decay).
+    lr_schedule : {"cosine", "linear", "constant"}, default="linear"
+        ``"cosine"``: after the warm-up, a half cosine from ``lr`` to 0 over
+        the remaining training, updated every batch.  ``"linear"``: the
+        paper's schedule scaled to ``max_epochs`` -- flat for the first 1/7
+        of the epochs, then a linear decay that reaches the floor ``lr / 100``
+        at 5/7, then the floor (the reference trains 350 epochs with corners
+        at 50 and 250).  The rate at the start of every epoch is in
         ``history_[:, "lr"]``.
+    warmup : float in [0, 1), default=0.0
+        Fraction of ``max_epochs`` over which the learning rate rises
+        linearly (per batch) from ~0 to ``lr``.
     swa : bool, default=False
         Stochastic weight averaging over the epochs from 5/7 of training on
         (the reference starts at epoch 250 of 350); the averaged weights
         replace the final ones and batch-norm statistics are recomputed on
         the training data.
-    validation_fraction : float in [0, 1) or None, default=0.1
-        Internal hold-out (stratified for class labels when possible) whose
-        loss is reported as ``valid_loss``.  0 or None trains on everything.
+    validation_fraction : float in [0, 1) or None, default=None
+        Internal hold-out whose loss is reported as ``valid_loss``: stratified
+        for class labels, and for tags by iterative stratification (every
+        tag with two or more positive clips lands on both sides).  None (or
+        0) trains on every clip -- unless ``early_stopping`` needs a hold-out,
+        which is then 0.1.
     early_stopping : bool, default=False
         Stop when the validation loss has not improved for 5 epochs and
-        restore the best weights (needs ``validation_fraction``).
+        restore the best weights (holds out ``validation_fraction``, or a
+        tenth of the clips when that is None).
     threshold : float in [0, 1] or array-like of shape (n_tags,), default=0.5
         Multi-label decision threshold(s) of ``predict``.
+    class_weight : "balanced", dict, array-like of shape (n_outputs,) or None, \
+            default=None
+        Classes: the weight of every clip of a class in the loss, as in
+        scikit-learn (``"balanced"``: ``n_samples / (n_classes * count)``; a
+        dict maps labels to weights; an array is in ``classes_`` order).
+        Tags: the weight of a tag's *positive* entries relative to its
+        negatives (``pos_weight`` of :class:`torch.nn.BCEWithLogitsLoss`;
+        ``"balanced"``: ``n_negative / n_positive`` per tag, so both sides
+        weigh the same; a dict maps tag indices to weights).  Multiplies
+        ``sample_weight``.
+    output_bias : {"prior", "zero"}, default="prior"
+        Initial bias of the logits: ``"prior"`` starts them at the label
+        prior of the training data (log-odds per tag, log-share per class,
+        class-weighted), ``"zero"`` at 0 as the paper does (a coin flip per
+        tag, which a short training spends hundreds of steps unlearning).
     device : str or torch.device, default="auto"
         ``"auto"`` uses CUDA when present, else the CPU.
     precision : {"auto", "32", "bf16", "16"}, default="auto"

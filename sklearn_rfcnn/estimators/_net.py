@@ -1,13 +1,13 @@
-"""The private skorch net the estimators own, and its data plumbing.
+"""The private skorch net the estimators own.
 
 Nothing here is public: :class:`~sklearn_rfcnn.RFCNNClassifier` and
 :class:`~sklearn_rfcnn.RFCNNEmbedder` build a :class:`_RFCNNNet` in ``fit`` and
 keep it as ``net_``.  The net differs from skorch's ``NeuralNet`` in five ways:
 
-* the training step applies the paper's augmentations on the batch: a random
-  circular roll along time (per example) and mixup with a per-sample
-  ``lam = max(lam, 1 - lam)``, ``lam ~ Beta(alpha, alpha)``, that mixes the
-  inputs and the *losses* (not the labels);
+* the training step applies the augmentations of :mod:`._augment` on the
+  batch: a random circular roll along time (per example) and mixup with a
+  per-sample ``lam = max(lam, 1 - lam)``, ``lam ~ Beta(alpha, alpha)``, that
+  mixes the inputs and the *losses* (not the labels);
 * the loss is a weighted mean over known entries: per-sample weights
   (``sample_weight``) and, for multi-label targets, a mask of known
   (clip, tag) pairs, so partially labelled tag matrices train correctly;
@@ -20,8 +20,9 @@ keep it as ``net_``.  The net differs from skorch's ``NeuralNet`` in five ways:
   batch is moved to the device and given its memory format.
 
 Variable-length input (a list of ``(C, F, T_i)`` clips) is handled by
-:class:`_ClipDataset` and :func:`_bucket_loader`: every batch holds clips of
-one length, so no padding or cropping ever changes what the network sees.
+:class:`~._data._ClipDataset` and :func:`~._data._bucket_loader`: every batch
+holds clips of one length, so no padding or cropping ever changes what the
+network sees.
 """
 
 import contextlib
@@ -30,141 +31,12 @@ import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.utils import TeeGenerator
-from torch.utils.data import DataLoader, Dataset, Sampler
+
+from sklearn_rfcnn.estimators._augment import AUGMENTATIONS, draw_mixup
+from sklearn_rfcnn.estimators._data import _BucketBatchSampler
+from sklearn_rfcnn.estimators.callbacks import ScientificPrintLog
 
 __all__ = []
-
-
-# --------------------------------------------------------------------------
-# data
-# --------------------------------------------------------------------------
-class _ClipDataset(Dataset):
-    """Clips plus targets, sample weights and a mask of known target entries.
-
-    Parameters
-    ----------
-    X : ndarray of shape (n, C, F, T) or list of ndarray of shape (C, F, T_i)
-        float32 clips.
-    y : ndarray of shape (n,) or (n, n_outputs), or None
-        Encoded targets (int64 class indices, or float32 multi-hot rows).
-    sample_weight : ndarray of shape (n,), or None
-    mask : ndarray of shape (n, n_outputs), or None
-        1 where a target entry is known (multi-label only).
-    """
-
-    def __init__(self, X, y=None, sample_weight=None, mask=None):
-        self.X = X
-        self.y = y
-        self.sample_weight = sample_weight
-        self.mask = mask
-        if isinstance(X, np.ndarray):
-            self.lengths = np.full(X.shape[0], X.shape[-1], dtype=np.int64)
-        else:
-            self.lengths = np.array([x.shape[-1] for x in X], dtype=np.int64)
-
-    def __len__(self):
-        return len(self.lengths)
-
-    def __getitem__(self, i):
-        x = torch.from_numpy(np.ascontiguousarray(self.X[i]))
-        if self.y is None:
-            return x, torch.zeros((), dtype=torch.float32)
-        target = {"y": torch.as_tensor(self.y[i])}
-        target["w"] = torch.as_tensor(
-            1.0 if self.sample_weight is None else self.sample_weight[i],
-            dtype=torch.float32,
-        )
-        if self.mask is not None:
-            target["m"] = torch.as_tensor(self.mask[i], dtype=torch.float32)
-        return x, target
-
-    def subset(self, indices):
-        """A dataset of the selected rows (shares no state with ``self``)."""
-        indices = np.asarray(indices)
-        if isinstance(self.X, np.ndarray):
-            X = self.X[indices]
-        else:
-            X = [self.X[i] for i in indices]
-        pick = lambda a: None if a is None else a[indices]  # noqa: E731
-        return _ClipDataset(X, pick(self.y), pick(self.sample_weight), pick(self.mask))
-
-
-class _BucketBatchSampler(Sampler):
-    """Batches of clips that all have the same number of frames.
-
-    Clips are grouped by length; each group is cut into batches of at most
-    ``batch_size`` clips.  With ``shuffle`` the order inside each group and the
-    order of the batches are drawn from torch's (forked, seeded) default RNG.
-    When training (``merge_singletons``), a trailing batch of one clip is merged
-    into the previous batch of its group, because batch normalisation cannot
-    train on a single example with a 1x1 feature map.
-    """
-
-    def __init__(self, lengths, batch_size, shuffle=False, merge_singletons=False):
-        self.lengths = np.asarray(lengths)
-        self.batch_size = int(batch_size)
-        self.shuffle = shuffle
-        self.merge_singletons = merge_singletons
-
-    def _batches(self):
-        batches = []
-        for length in np.unique(self.lengths):
-            idx = np.flatnonzero(self.lengths == length)
-            if self.shuffle:
-                idx = idx[torch.randperm(len(idx)).numpy()]
-            group = [
-                idx[i : i + self.batch_size].tolist()
-                for i in range(0, len(idx), self.batch_size)
-            ]
-            if self.merge_singletons and len(group) > 1 and len(group[-1]) == 1:
-                group[-2].extend(group.pop())
-            batches.extend(group)
-        if self.shuffle and len(batches) > 1:
-            batches = [batches[i] for i in torch.randperm(len(batches)).tolist()]
-        elif not self.shuffle:
-            # keep the input order as far as possible (stable over buckets)
-            batches.sort(key=lambda b: b[0])
-        return batches
-
-    def __iter__(self):
-        yield from self._batches()
-
-    def __len__(self):
-        return len(self._batches())
-
-
-def _bucket_loader(dataset, batch_size, shuffle=False, pin_memory=False, **kwargs):
-    """A DataLoader over equal-length batches (skorch's ``iterator_*`` hook)."""
-    sampler = _BucketBatchSampler(
-        dataset.lengths, batch_size, shuffle=shuffle, merge_singletons=shuffle
-    )
-    return DataLoader(dataset, batch_sampler=sampler, pin_memory=pin_memory, **kwargs)
-
-
-# --------------------------------------------------------------------------
-# augmentation
-# --------------------------------------------------------------------------
-def _roll_time(X, shifts):
-    """Circularly shift each example of ``X`` (B, C, F, T) by ``shifts[b]`` frames."""
-    T = X.shape[-1]
-    shifts = torch.as_tensor(shifts, device=X.device, dtype=torch.long)
-    index = (torch.arange(T, device=X.device)[None, :] - shifts[:, None]) % T
-    index = index[:, None, None, :].expand_as(X)
-    return torch.gather(X, -1, index)
-
-
-def _mixup_coefficients(rng, batch_size, alpha):
-    """Per-sample mixing weights ``lam = max(lam, 1 - lam)`` and a partner order."""
-    lam = rng.beta(alpha, alpha, size=batch_size)
-    lam = np.maximum(lam, 1.0 - lam).astype(np.float32)
-    perm = rng.permutation(batch_size)
-    return lam, perm
-
-
-def _mix_inputs(X, lam, perm):
-    """``lam * X + (1 - lam) * X[perm]`` with one ``lam`` per example."""
-    lam = torch.as_tensor(lam, device=X.device, dtype=X.dtype).view(-1, 1, 1, 1)
-    return lam * X + (1.0 - lam) * X[torch.as_tensor(perm, device=X.device)]
 
 
 # --------------------------------------------------------------------------
@@ -188,6 +60,9 @@ class _RFCNNNet(NeuralNet):
     channels_last : bool
         Keep the module in ``torch.channels_last`` memory format (converted
         whenever skorch (re)builds it) and give every input batch that format.
+    class_weight : array-like of shape (n_outputs,) or None
+        Per-class weight of each sample's loss (multi-class), or weight of the
+        positive entries of each tag (multi-label, as ``pos_weight``).
     """
 
     def __init__(
@@ -200,9 +75,11 @@ class _RFCNNNet(NeuralNet):
         rng=None,
         amp_dtype=None,
         channels_last=False,
+        class_weight=None,
         **kwargs,
     ):
         super().__init__(module, *args, **kwargs)
+        self.class_weight = class_weight
         self.multilabel = multilabel
         self.mixup_alpha = mixup_alpha
         self.roll = roll
@@ -226,9 +103,6 @@ class _RFCNNNet(NeuralNet):
 
     def get_default_callbacks(self):
         """skorch's defaults, with the epoch table printing ``lr`` legibly."""
-        # imported here: callbacks imports this module
-        from sklearn_rfcnn.estimators.callbacks import ScientificPrintLog
-
         return [
             (name, ScientificPrintLog() if name == "print_log" else cb)
             for name, cb in super().get_default_callbacks()
@@ -271,10 +145,17 @@ class _RFCNNNet(NeuralNet):
 
     def _entry_weights(self, yi, shape):
         w = yi["w"]
+        cw = None
+        if self.class_weight is not None:
+            cw = torch.as_tensor(self.class_weight, device=w.device, dtype=w.dtype)
         if self.multilabel:
             w = w[:, None].expand(shape)
             if "m" in yi:
                 w = w * yi["m"]
+            if cw is not None:
+                w = w * torch.where(yi["y"] > 0.5, cw, torch.ones_like(cw))
+        elif cw is not None:
+            w = w * cw[yi["y"]]
         return w
 
     def mixed_loss(self, logits, yi, lam=None, perm=None):
@@ -303,15 +184,10 @@ class _RFCNNNet(NeuralNet):
         return num / den.clamp_min(1e-12)
 
     def augment(self, Xi):
-        """Apply the training-time roll and draw mixup coefficients."""
-        lam = perm = None
-        if self.roll and Xi.shape[-1] > 1:
-            shifts = self.rng.integers(-self.roll, self.roll + 1, size=Xi.shape[0])
-            Xi = _roll_time(Xi, shifts)
-        if self.mixup_alpha and Xi.shape[0] > 1:
-            lam, perm = _mixup_coefficients(self.rng, Xi.shape[0], self.mixup_alpha)
-            Xi = _mix_inputs(Xi, lam, perm)
-        return Xi, lam, perm
+        """Apply the training-time augmentations, then draw mixup (see ``_augment``)."""
+        for _, augmentation in AUGMENTATIONS:
+            Xi = augmentation(Xi, self.rng, self)
+        return draw_mixup(Xi, self.rng, self.mixup_alpha)
 
     # -- skorch template methods ----------------------------------------
     def train_step_single(self, batch, **fit_params):

@@ -72,6 +72,11 @@ def _params_to_json(estimator):
         params["random_state"] = None  # a RandomState instance: its role is over
     params["device"] = str(params["device"])
     params["threshold"] = np.asarray(params["threshold"]).tolist()
+    cw = params.get("class_weight")
+    if isinstance(cw, dict):  # keys may be ints: keep their type through JSON
+        params["class_weight"] = {"items": [[k, v] for k, v in cw.items()]}
+    elif cw is not None and not isinstance(cw, str):
+        params["class_weight"] = np.asarray(cw, dtype=np.float64).tolist()
     try:
         json.dumps(params, default=_json_default)
     except TypeError as exc:
@@ -116,6 +121,9 @@ class _PersistenceMixin:
             "receptive_field": list(self.receptive_field_),
             "history": net.history.to_list(),
             "rng_state": net.rng.bit_generator.state,
+            "class_weight": (
+                None if net.class_weight is None else np.asarray(net.class_weight)
+            ),
         }
         if hasattr(self, "feature_names_in_"):
             fitted["feature_names_in"] = _encode_array(self.feature_names_in_)
@@ -165,7 +173,13 @@ class _PersistenceMixin:
                 f"{os.fspath(config_file)!r} has format version "
                 f"{config['format_version']}; upgrade sklearn-rfcnn to load it."
             )
-        estimator = cls(**config["params"])
+        params = dict(config["params"])
+        cw = params.get("class_weight")
+        if isinstance(cw, dict) and "items" in cw:
+            params["class_weight"] = {
+                (k if not isinstance(k, list) else tuple(k)): v for k, v in cw["items"]
+            }
+        estimator = cls(**params)
         fitted = config["fitted"]
         estimator.classes_ = _decode_array(fitted["classes"])
         estimator.n_outputs_ = fitted["n_outputs"]
@@ -196,7 +210,10 @@ class _PersistenceMixin:
         module.load_state_dict(state)
         rng = np.random.default_rng()
         rng.bit_generator.state = fitted["rng_state"]
-        net = estimator._build_net(module, device, rng)
+        class_weight = fitted.get("class_weight")
+        if class_weight is not None:
+            class_weight = np.asarray(class_weight, dtype=np.float32)
+        net = estimator._build_net(module, device, rng, class_weight)
         net.initialize()
         net.history = History(fitted["history"])
         estimator.net_ = net

@@ -17,14 +17,20 @@ import math
 from numbers import Number
 
 import torch
-from skorch.callbacks import Callback, PrintLog
+from skorch.callbacks import Callback, LRScheduler, PrintLog
 from skorch.utils import Ansi
 from tabulate import tabulate
-from torch.optim.swa_utils import AveragedModel
+from torch.optim.lr_scheduler import LambdaLR
+from torch.optim.swa_utils import AveragedModel, update_bn
 
-from sklearn_rfcnn.estimators._net import _BucketBatchSampler
+from sklearn_rfcnn.estimators._data import _BucketBatchSampler
 
-__all__ = ["LRSchedule", "ScientificPrintLog", "StochasticWeightAveraging"]
+__all__ = [
+    "LRSchedule",
+    "ScientificPrintLog",
+    "StochasticWeightAveraging",
+    "refresh_batch_norm",
+]
 
 #: Fractions of training where the paper's schedule starts and ends its
 #: decay: epochs 50 and 250 of the reference configuration's 350.
@@ -32,38 +38,64 @@ PAPER_DECAY_START = 50 / 350
 PAPER_DECAY_END = 250 / 350
 
 
-class LRSchedule(Callback):
-    """Per-epoch learning rate: the paper's linear schedule or a constant.
+class LRSchedule(LRScheduler):
+    """Learning rate over training: a warm-up, then cosine, linear or constant.
 
-    The reference configuration trains 350 epochs at ``lr`` until epoch 50,
-    decays linearly towards 0 until epoch 250, and then stays at ``lr / 100``.
-    Here the two corner points are fractions of ``max_epochs`` (``1/7`` and
-    ``5/7``), and the decay never goes below the floor, so for epoch ``e``
-    (counted from 0) the factor applied to ``lr`` is::
+    Three shapes, all scaled to ``max_epochs``:
+
+    * ``"cosine"``: after the warm-up, a half cosine from ``lr`` down to
+      ``floor * lr`` at the end of the last epoch, updated before every
+      training batch.
+    * ``"linear"``: the paper's schedule.  The reference configuration trains
+      350 epochs at ``lr`` until epoch 50, decays linearly towards 0 until
+      epoch 250, and then stays at ``lr / 100``; here the corners are
+      fractions of ``max_epochs`` (``decay_start=1/7``, ``decay_end=5/7``) and
+      the rate is set once per epoch.
+    * ``"constant"``: ``lr`` throughout (after the warm-up).
+
+    For epoch ``e`` of the ``"linear"`` schedule (counted from 0) the factor
+    applied to ``lr`` is::
 
         1                                     e <  s
         max(floor, 1 - (e - s) / (E - s))     s <= e < E
         floor                                 e >= E
 
     with ``s = decay_start * max_epochs`` and ``E = decay_end * max_epochs``.
-    Epochs past ``max_epochs`` (``partial_fit``) stay at the floor.
+    The warm-up, when ``warmup > 0``, rises linearly from ``lr / warmup_steps``
+    over the first ``warmup * max_epochs`` epochs and is updated per batch.
+    Epochs past ``max_epochs`` (``partial_fit``) stay at the floor (cosine
+    and linear).  The rate at the start of every epoch is recorded in the
+    history as ``"lr"``.
+
+    It is skorch's :class:`~skorch.callbacks.LRScheduler` over a
+    :class:`torch.optim.lr_scheduler.LambdaLR` stepped after every training
+    batch, whose factor is a function of the fraction of training done; the
+    number of batches per epoch is read from the training data at the start
+    of every epoch.  It works on any skorch net.
 
     Parameters
     ----------
     max_epochs : int >= 1
         The length of training the schedule is scaled to.
-    kind : {"linear", "constant"}, default="linear"
-        ``"constant"`` keeps the factor at 1 (and still records ``"lr"``).
+    kind : {"cosine", "linear", "constant"}, default="linear"
+        Shape of the schedule.
     decay_start, decay_end : float in [0, 1], default=1/7, 5/7
-        Where the decay starts and ends, as fractions of ``max_epochs``.
+        Where the ``"linear"`` decay starts and ends, as fractions of
+        ``max_epochs``.
     floor : float in [0, 1], default=0.01
-        Smallest factor.
+        Smallest factor (the end of the cosine and of the linear decay).
+    warmup : float in [0, 1), default=0.0
+        Fraction of ``max_epochs`` over which the rate rises linearly to
+        ``lr``.
 
     Examples
     --------
     >>> sched = LRSchedule(max_epochs=7)
     >>> [round(sched.factor(e), 2) for e in range(8)]
     [1.0, 1.0, 0.75, 0.5, 0.25, 0.01, 0.01, 0.01]
+    >>> cos = LRSchedule(max_epochs=10, kind="cosine", warmup=0.1, floor=0.0)
+    >>> [round(cos.factor_at(p), 3) for p in (0.05, 0.1, 0.55, 1.0)]
+    [0.5, 1.0, 0.5, 0.0]
     """
 
     def __init__(
@@ -73,17 +105,43 @@ class LRSchedule(Callback):
         decay_start=PAPER_DECAY_START,
         decay_end=PAPER_DECAY_END,
         floor=0.01,
+        warmup=0.0,
     ):
+        super().__init__(policy=LambdaLR, event_name=None, step_every="batch")
         self.max_epochs = max_epochs
         self.kind = kind
         self.decay_start = decay_start
         self.decay_end = decay_end
         self.floor = floor
+        self.warmup = warmup
+
+    @property
+    def kwargs(self):
+        # the only argument of the torch scheduler (skorch would pass them all)
+        return {"lr_lambda": self._lr_lambda}
 
     def factor(self, epoch):
-        """The multiplier of the base learning rate at ``epoch`` (from 0)."""
+        """The multiplier of the base learning rate at the start of ``epoch``."""
+        return self.factor_at(epoch / self.max_epochs, epoch=epoch)
+
+    def factor_at(self, progress, epoch=None):
+        """The multiplier at ``progress`` (epochs done / ``max_epochs``).
+
+        ``epoch`` is the current epoch index; the ``"linear"`` schedule is
+        a function of it (a step per epoch), the others of ``progress``.
+        """
+        if self.warmup > 0 and progress < self.warmup:
+            return max(progress / self.warmup, 1e-3)
         if self.kind == "constant":
             return 1.0
+        if self.kind == "cosine":
+            if progress >= 1.0:
+                return self.floor
+            span = max(1.0 - self.warmup, 1e-12)
+            t = (progress - self.warmup) / span
+            return self.floor + (1.0 - self.floor) * 0.5 * (1.0 + math.cos(math.pi * t))
+        if epoch is None:
+            epoch = math.floor(progress * self.max_epochs)
         start = self.decay_start * self.max_epochs
         end = self.decay_end * self.max_epochs
         if epoch < start:
@@ -92,12 +150,44 @@ class LRSchedule(Callback):
             return self.floor
         return max(self.floor, 1.0 - (epoch - start) / (end - start))
 
-    def on_epoch_begin(self, net, **kwargs):
-        epoch = len(net.history) - 1
-        lr = net.lr * self.factor(epoch)
-        for group in net.optimizer_.param_groups:
-            group["lr"] = lr
-        net.history.record("lr", lr)
+    def _lr_lambda(self, step):
+        epoch, within = divmod(step, self.n_batches_)
+        progress = (epoch + within / self.n_batches_) / self.max_epochs
+        return self.factor_at(progress, epoch=epoch)
+
+    def initialize(self):
+        super().initialize()
+        self.n_batches_ = 1
+        return self
+
+    def _get_scheduler(self, net, policy, **scheduler_kwargs):
+        # count batches, not epochs, so that partial_fit continues the curve
+        last = self.batch_idx_ - 1 if self.batch_idx_ else -1
+        for group in net.optimizer_.param_groups:  # e.g. a fresh optimizer
+            group.setdefault("initial_lr", net.lr)  # after load(): resume
+        return policy(net.optimizer_, last_epoch=last, **scheduler_kwargs)
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        self.n_batches_ = _n_train_batches(net, X)
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+
+    def on_epoch_begin(self, net, dataset_train=None, **kwargs):
+        self.n_batches_ = _n_train_batches(net, dataset_train)
+        net.history.record("lr", net.optimizer_.param_groups[0]["lr"])
+
+
+def _n_train_batches(net, dataset):
+    """Training batches per epoch (for per-batch schedules); at least 1."""
+    batch_size = getattr(net, "iterator_train__batch_size", None) or net.batch_size
+    lengths = getattr(dataset, "lengths", None)
+    if lengths is not None:
+        sampler = _BucketBatchSampler(lengths, batch_size, merge_singletons=True)
+        return max(len(sampler), 1)
+    try:
+        n = len(dataset)
+    except TypeError:
+        return 1
+    return max(math.ceil(n / batch_size), 1)
 
 
 class ScientificPrintLog(PrintLog):
@@ -185,10 +275,11 @@ class StochasticWeightAveraging(Callback):
     every epoch are folded into a running average
     (:class:`torch.optim.swa_utils.AveragedModel`).  At the end of training the
     averaged weights replace the module's, and the batch-norm running
-    statistics are recomputed with one pass over the training data
-    (:func:`torch.optim.swa_utils.update_bn`), as the paper does after each
-    SWA update.  The number of averaged snapshots is recorded in the history
-    as ``"swa_n_averaged"``.
+    statistics are recomputed with one pass over the training data in the
+    net's training batches (:func:`refresh_batch_norm`, i.e.
+    :func:`torch.optim.swa_utils.update_bn`), as the paper does after each
+    SWA update.  Works on any skorch net.  The number of averaged snapshots
+    is recorded in the history as ``"swa_n_averaged"``.
 
     The reference configuration averages every third epoch from epoch 250 of
     350; this callback averages every epoch from ``start_epoch``.
@@ -197,13 +288,10 @@ class StochasticWeightAveraging(Callback):
     ----------
     start_epoch : int >= 0
         First epoch whose weights enter the average.
-    batch_size : int >= 1, default=32
-        Batch size of the batch-norm refresh pass.
     """
 
-    def __init__(self, start_epoch, batch_size=32):
+    def __init__(self, start_epoch):
         self.start_epoch = start_epoch
-        self.batch_size = batch_size
 
     def initialize(self):
         self.averaged_ = None
@@ -223,7 +311,7 @@ class StochasticWeightAveraging(Callback):
             return
         net.module_.load_state_dict(self.averaged_.module.state_dict())
         if X is not None and _has_batch_norm(net.module_):
-            _refresh_batch_norm(net, X, self.batch_size)
+            refresh_batch_norm(net, net.get_dataset(X, y))
 
 
 def _has_batch_norm(module):
@@ -232,29 +320,30 @@ def _has_batch_norm(module):
     )
 
 
-@torch.no_grad()
-def _refresh_batch_norm(net, dataset, batch_size):
-    """Recompute BN running statistics as a cumulative average over ``dataset``."""
-    module = net.module_
-    momenta = {}
-    for m in module.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.reset_running_stats()
-            momenta[m] = m.momentum
-            m.momentum = None  # cumulative moving average
-    was_training = module.training
-    module.train()
-    sampler = _BucketBatchSampler(dataset.lengths, batch_size, merge_singletons=True)
-    for indices in sampler:
-        Xi = torch.stack([dataset[i][0] for i in indices])
-        # the estimators' net also applies its memory format (channels_last)
-        prepare = getattr(net, "prepare_input", None)
-        Xi = prepare(Xi) if prepare is not None else Xi.to(net.device)
-        with net._autocast():
-            module(Xi)
-    for m, momentum in momenta.items():
-        m.momentum = momentum
-    module.train(was_training)
+def _inputs(net, dataset):
+    """The input tensors of ``dataset`` in training batches, on the net's device."""
+    iterator = net.get_iterator(dataset, training=True)
+    prepare = getattr(net, "prepare_input", None)  # the estimators' memory format
+    for batch in iterator:
+        Xi = batch[0] if isinstance(batch, (list, tuple)) else batch
+        yield prepare(Xi) if prepare is not None else Xi.to(net.device)
+
+
+def refresh_batch_norm(net, dataset):
+    """Recompute the module's batch-norm statistics with one pass over ``dataset``.
+
+    :func:`torch.optim.swa_utils.update_bn` (a cumulative average over every
+    batch) on the net's training iterator, so batches are formed as in
+    training (the estimators' nets merge a trailing single clip).
+
+    Parameters
+    ----------
+    net : skorch.NeuralNet
+        An initialised net; ``net.module_`` is updated in place.
+    dataset : torch Dataset or array-like
+        Training data (anything ``net.get_dataset`` accepts).
+    """
+    update_bn(_inputs(net, dataset), net.module_)
 
 
 def _ceil_fraction(fraction, n):

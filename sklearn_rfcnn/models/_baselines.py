@@ -51,6 +51,16 @@ class _BaselineMixin:
         """The final linear layer."""
         return self.fc
 
+    @torch.no_grad()
+    def init_output_bias(self, bias: torch.Tensor) -> None:
+        """Set the bias of the final linear layer (e.g. the label prior's log-odds).
+
+        Parameters
+        ----------
+        bias : torch.Tensor [shape=(n_classes,)]
+        """
+        self.fc.bias.copy_(torch.as_tensor(bias))
+
     def reset_classifier(self, n_classes: int) -> None:
         """Replace the final linear layer for ``n_classes`` outputs."""
         n_classes = check_model_int("n_classes", n_classes)

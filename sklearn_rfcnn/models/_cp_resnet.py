@@ -404,6 +404,20 @@ class CPResNet(nn.Module):
         """The 1x1 classifier convolution."""
         return self.classifier
 
+    @torch.no_grad()
+    def init_output_bias(self, bias: torch.Tensor) -> None:
+        """Set the bias of the logits, e.g. to the log-odds of the label prior.
+
+        The logits are ``classifier_bn(classifier(x))`` pooled; with the
+        classifier at zero (its initialisation) they equal the BN bias, which
+        this sets.
+
+        Parameters
+        ----------
+        bias : torch.Tensor [shape=(n_classes,)]
+        """
+        self.classifier_bn.bias.copy_(torch.as_tensor(bias))
+
     def reset_classifier(self, n_classes: int) -> None:
         """Replace the classifier (zero-initialised) for ``n_classes`` outputs."""
         n_classes = check_model_int("n_classes", n_classes)

@@ -1,0 +1,120 @@
+"""Helpers every benchmark shares: the machine description and JSON output.
+
+Every script under ``benchmarks/`` prints its figures together with
+:func:`machine_info` (CPU model and vector extensions, torch version and
+threads) and writes one JSON document with :func:`write_results`::
+
+    {"benchmark": ..., "command": ..., "machine": {...}, "started": ...,
+     "wall_s": ..., "results": ...}
+"""
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["RESULTS_DIR", "format_machine", "machine_info", "write_results"]
+
+#: Where benchmark results are written (committed for published runs).
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+_EXTENSIONS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_fp16")
+
+
+def _cpu_flags():
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def _cpu_model():
+    try:
+        out = subprocess.run(
+            ["lscpu"], capture_output=True, text=True, check=False, timeout=10
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    for line in out.splitlines():
+        if line.strip().startswith("Model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def machine_info():
+    """Describe this machine: CPU, vector extensions, torch, threads, GPU.
+
+    Returns
+    -------
+    info : dict
+        ``cpu``, ``cores``, ``vector_extensions`` (those of AVX2, AVX-512,
+        AVX-512-BF16, AMX the CPU reports), ``torch``, ``torch_cpu_capability``,
+        ``torch_threads``, ``cuda`` (the device name or None), ``python``,
+        ``platform``.
+    """
+    import torch
+
+    flags = _cpu_flags()
+    try:
+        capability = torch.backends.cpu.get_cpu_capability()
+    except AttributeError:  # pragma: no cover - old torch
+        capability = None
+    return {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "vector_extensions": [e for e in _EXTENSIONS if e in flags],
+        "torch": torch.__version__,
+        "torch_cpu_capability": capability,
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def format_machine(info):
+    """One line for the console: ``AMD EPYC (2 cores; avx2, avx512f) torch 2.13``."""
+    ext = ", ".join(info["vector_extensions"]) or "no AVX2"
+    gpu = f"; GPU {info['cuda']}" if info["cuda"] else ""
+    return (
+        f"{info['cpu']} ({info['cores']} cores; {ext}; torch capability "
+        f"{info['torch_cpu_capability']}) torch {info['torch']}, "
+        f"{info['torch_threads']} thread(s){gpu}"
+    )
+
+
+def write_results(name, results, *, started, path=None):
+    """Write ``results`` with the machine description as JSON; return the path.
+
+    Parameters
+    ----------
+    name : str
+        Benchmark name; the default file is ``RESULTS_DIR / f"{name}.json"``.
+    results : object
+        JSON-serialisable figures.
+    started : float
+        ``time.time()`` when the run began (``wall_s`` is measured from it).
+    path : str or path-like, default=None
+        Output file instead of the default.
+    """
+    path = Path(path) if path is not None else RESULTS_DIR / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "benchmark": name,
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": machine_info(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started)),
+        "wall_s": round(time.time() - started, 1),
+        "results": results,
+    }
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2, default=float) + "\n")
+    os.replace(tmp, path)
+    return path

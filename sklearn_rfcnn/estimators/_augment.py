@@ -1,0 +1,61 @@
+"""Training-time augmentations of the estimators' net (private).
+
+Each augmentation is one function ``(X, rng, net) -> X`` applied to a batch
+``(B, C, F, T)`` on the device before the forward pass, and one estimator
+parameter that switches it on (its value is read from the net).  They run in
+the order of :data:`AUGMENTATIONS`; mixup, which also mixes the *losses*,
+draws its coefficients last (:func:`draw_mixup`).  Adding an augmentation is
+one function here, one entry in :data:`AUGMENTATIONS` and one parameter.
+
+All randomness comes from the net's numpy ``Generator`` (seeded from the
+estimator's ``random_state``).
+"""
+
+import numpy as np
+import torch
+
+__all__ = []
+
+
+# --------------------------------------------------------------------------
+def _roll_time(X, shifts):
+    """Circularly shift each example of ``X`` (B, C, F, T) by ``shifts[b]`` frames."""
+    T = X.shape[-1]
+    shifts = torch.as_tensor(shifts, device=X.device, dtype=torch.long)
+    index = (torch.arange(T, device=X.device)[None, :] - shifts[:, None]) % T
+    index = index[:, None, None, :].expand_as(X)
+    return torch.gather(X, -1, index)
+
+
+def _mixup_coefficients(rng, batch_size, alpha):
+    """Per-sample mixing weights ``lam = max(lam, 1 - lam)`` and a partner order."""
+    lam = rng.beta(alpha, alpha, size=batch_size)
+    lam = np.maximum(lam, 1.0 - lam).astype(np.float32)
+    perm = rng.permutation(batch_size)
+    return lam, perm
+
+
+def _mix_inputs(X, lam, perm):
+    """``lam * X + (1 - lam) * X[perm]`` with one ``lam`` per example."""
+    lam = torch.as_tensor(lam, device=X.device, dtype=X.dtype).view(-1, 1, 1, 1)
+    return lam * X + (1.0 - lam) * X[torch.as_tensor(perm, device=X.device)]
+
+
+def _augment_roll(X, rng, net):
+    """Random circular shift along time of up to ``net.roll`` frames per example."""
+    if not net.roll or X.shape[-1] <= 1:
+        return X
+    shifts = rng.integers(-net.roll, net.roll + 1, size=X.shape[0])
+    return _roll_time(X, shifts)
+
+
+#: ``(name, function)``: the input augmentations, applied in this order.
+AUGMENTATIONS = (("roll", _augment_roll),)
+
+
+def draw_mixup(X, rng, alpha):
+    """Mix the batch with itself: ``(X_mixed, lam, perm)``, or ``(X, None, None)``."""
+    if not alpha or X.shape[0] <= 1:
+        return X, None, None
+    lam, perm = _mixup_coefficients(rng, X.shape[0], alpha)
+    return _mix_inputs(X, lam, perm), lam, perm

@@ -1,0 +1,36 @@
+"""Benchmark scripts run end to end (smoke tests; figures are not asserted)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_accuracy_quick_runs_and_writes_valid_json(tmp_path):
+    out = tmp_path / "accuracy_quick.json"
+    env = {**os.environ, "RFCNN_DATA_HOME": str(tmp_path / "data")}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "accuracy.py"), "--quick",
+         "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    assert doc["benchmark"] == "accuracy_quick"
+    assert {"cpu", "vector_extensions", "torch"} <= set(doc["machine"])
+    names = [r["name"] for r in doc["results"]["rows"]]
+    assert any(n.startswith("MFCC") for n in names)
+    assert any(n.startswith("CP-ResNet rho=") for n in names)
+    assert any("Optuna" in n for n in names)
+    for row in doc["results"]["rows"]:
+        assert 0.0 <= row["summary"]["test"]["map"]["mean"] <= 1.0
+    assert out.with_name("accuracy_quick_rf.png").stat().st_size > 0
