@@ -48,6 +48,7 @@ _SUBMODULES = {
     "inspection",
     "metrics",
     "models",
+    "plotting",
     "receptive_field",
     "search",
     "transformers",

@@ -2,7 +2,6 @@
 
 import csv
 import json
-import os
 
 import numpy as np
 import pytest
@@ -142,6 +141,74 @@ def test_fit_predict_tags_from_manifest(audio_tree, capsys):
     assert _fit([str(manifest), "-o", str(model), "--overwrite"]) == 0
 
 
+def test_fit_then_predict_is_exactly_the_saved_pipeline(audio_tree, capsys):
+    tmp, root, manifest = audio_tree
+    model = tmp / "tagger"
+    assert _fit([str(manifest), "-o", str(model)]) == 0
+    files = sorted(str(p) for p in root.rglob("*.wav"))
+    out_csv = tmp / "pred.csv"
+    assert main(["predict", str(model), *files, "-o", str(out_csv)]) == 0
+    rows = list(csv.DictReader(out_csv.open()))
+    pipe, meta = load_pipeline(model, return_metadata=True)
+    names = meta["target_names"]
+    proba = pipe.predict_proba(files)
+    labels = pipe.predict(files)
+    assert [r["path"] for r in rows] == files
+    got = [[r[n] for n in names] for r in rows]
+    assert got == [[f"{p:.6f}" for p in row] for row in proba]
+    expected = [";".join(n for n, on in zip(names, row) if on) for row in labels]
+    assert [r["predicted"] for r in rows] == expected
+
+    # a tag whose probability equals the threshold is not predicted, exactly as
+    # RFCNNClassifier.predict (proba > threshold) decides
+    t = float(pipe.predict_proba([files[0]])[0, 0])  # the CLI's batch of one
+    capsys.readouterr()
+    assert main(["predict", str(model), files[0], "--threshold", repr(t)]) == 0
+    predicted = capsys.readouterr().out.splitlines()[1].rsplit(",", 1)[1]
+    assert names[0] not in predicted.split(";")
+    pipe.set_params(clf__threshold=t)
+    assert pipe.predict([files[0]])[0, 0] == 0
+    below = float(np.nextafter(t, 0.0))
+    assert main(["predict", str(model), files[0], "--threshold", repr(below)]) == 0
+    predicted = capsys.readouterr().out.splitlines()[1].rsplit(",", 1)[1]
+    assert names[0] in predicted.split(";")
+
+
+def test_shared_options_have_one_definition_and_old_spellings():
+    parser = build_parser()
+    common = ["-o", "m", *TINY_FRONT_END]
+    for spelling in (["--epochs", "3"], ["--max-epochs", "3"]):
+        args = parser.parse_args(["fit", "in", *common, *spelling])
+        assert args.epochs == 3
+    for spelling in (["--random-state", "5"], ["--seed", "5"]):
+        args = parser.parse_args(["fit", "in", *common, *spelling])
+        assert args.random_state == 5
+        args = parser.parse_args(["tune", "--study", "s", *spelling])
+        assert args.random_state == 5
+        args = parser.parse_args(["demo", *spelling])
+        assert args.random_state == 5
+    args = parser.parse_args(["tune", "--study", "s", "--max-epochs", "2"])
+    assert args.epochs == 2
+    args = parser.parse_args(["tune", "--study", "s", "--epochs", "4"])
+    assert args.epochs == 4
+    for sub in (["rf"], ["tune", "--study", "s"], ["fit", "in", "-o", "m"]):
+        args = parser.parse_args([*sub, "--sr", "22050"])
+        assert args.sr == 22050 and isinstance(args.sr, int)
+        assert parser.parse_args([*sub, "--sr", "22050.0"]).sr == 22050
+    assert parser.parse_args(["rf", "--sr", "44100.5"]).sr == 44100.5
+    with pytest.raises(SystemExit):
+        parser.parse_args(["rf", "--sr", "-1"])
+
+
+def test_old_model_folders_get_a_clear_error(tmp_path, capsys):
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "rfcnn-model.json").write_text("{}")
+    assert main(["predict", str(old), str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "older 'rfcnn fit'" in err and len(err.strip().splitlines()) == 1
+
+
 def test_bad_inputs_are_one_line_errors(audio_tree, capsys, tmp_path):
     tmp, root, manifest = audio_tree
 
@@ -213,7 +280,7 @@ def test_skip_bad_lists_what_was_skipped(audio_tree, capsys):
     assert (tmp / "e.paths.txt").read_text().strip().endswith("high1.wav")
 
 
-def test_demo_quick_end_to_end(tmp_path, capsys):
+def test_demo_quick_end_to_end(tmp_path, capsys, monkeypatch):
     out = tmp_path / "report"
     status = main(
         [
@@ -252,8 +319,22 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     assert rf["pixels"] == {"freq": 39, "time": 39}  # rho=2
     assert rf["time_seconds"] == pytest.approx(39 * 512 / 22050)
     assert len(metrics["history"]) == 2
-    assert os.listdir(tmp_path / "home" / "instrument_mixtures")
-    # the rendered clips are cached: a second run reuses them
+    cache = tmp_path / "home" / "instrument_mixtures"
+    clips = sorted(cache.rglob("*.wav"))
+    assert len(clips) == 48
+    stamps = {p: p.stat().st_mtime_ns for p in clips}
+    # the rendered clips are cached: a second run renders nothing and leaves
+    # every cached file untouched
+    from sklearn_rfcnn.datasets import _instruments
+
+    rendered = []
+    real_render = _instruments._render_clip
+
+    def counting_render(*args, **kwargs):
+        rendered.append(args[0])
+        return real_render(*args, **kwargs)
+
+    monkeypatch.setattr(_instruments, "_render_clip", counting_render)
     assert (
         main(
             [
@@ -273,6 +354,10 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     )
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics["history"]) == 1 and metrics["data"]["n_test"] == 10
+    assert rendered == []
+    assert sorted(cache.rglob("*.wav")) == clips
+    assert {p: p.stat().st_mtime_ns for p in clips} == stamps
+    assert metrics["data"]["cache_folder"] == str(clips[0].parent)
 
 
 def test_demo_rejects_bad_options(tmp_path, capsys):
