@@ -45,7 +45,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS_DIR, format_machine, machine_info, write_results
+from _common import format_machine, machine_info, write_results
 from _data import available_soundfonts, load_spectrograms
 
 from sklearn_rfcnn import BandStandardizer, RFCNNClassifier, RFCNNEmbedder
@@ -72,6 +72,10 @@ FULL = dict(
     variant_rho=6,
     n_trials=8,
     crossfit_folds=3,
+    # standard widths (64) cost 15x (VGG) and 3-5x (ResNet) a CP-ResNet epoch
+    # here: scaled so that every CNN row fits the 2-core budget
+    baseline_width={"vgg_cnn": 8, "resnet18": 16, "resnet34": 16},
+    jobs=2,
 )
 QUICK = dict(
     n_clips=60,
@@ -86,6 +90,8 @@ QUICK = dict(
     variant_rho=2,
     n_trials=2,
     crossfit_folds=2,
+    baseline_width={"vgg_cnn": 2, "resnet18": 2, "resnet34": 2},
+    jobs=1,
 )
 
 
@@ -141,8 +147,9 @@ def cnn(cfg, seed, **params):
         device="cpu",
         random_state=seed,
     )
-    if params.get("arch", "cp_resnet") != "cp_resnet":
-        base.pop("width")  # baselines keep their standard width
+    arch = params.get("arch", "cp_resnet")
+    if arch != "cp_resnet":
+        base["width"] = cfg["baseline_width"][arch]
     return RFCNNClassifier(**{**base, **params})
 
 
@@ -210,65 +217,63 @@ def rows(cfg):
     out.append(
         (f"CP-ResNet Shake-Shake rho={r}", "cnn", {"rho": r, "shake_shake": True})
     )
-    out.append((f"CP-ResNet rho={r} embedding + SVM (in-sample)", "embed", {"rho": r}))
-    out.append(
-        (f"CP-ResNet rho={r} embedding + SVM (cross-fitted)", "crossfit", {"rho": r})
-    )
+    out.append((f"CP-ResNet rho={r} embedding + SVM", "embed", {"rho": r}))
     out.append(("RFOptunaSearchCV over rf_search_space()", "optuna", {}))
     return out
 
 
-def run_row(kind, params, cfg, seed, data, other, cache):
-    """Fit one row for one seed; return its test scores (and on ``other``)."""
+def _both(model_score, Y, te, X, Xo):
+    """Scores on the test clips, and on their other-SoundFont rendering."""
+    result = {"test": scores(Y[te], model_score(X[te]))}
+    if Xo is not None:
+        result["other_soundfont"] = scores(Y[te], model_score(Xo[te]))
+    return result
+
+
+def run_row(kind, params, cfg, seed, data, other):
+    """Fit one row for one seed; return ``(scores, extra)``.
+
+    ``scores`` maps a variant name (``""`` for the row itself) to the test
+    scores and those on the other SoundFont.
+    """
+    import torch
+
+    torch.set_num_threads(1)
     sp = data["split"]
     tr, te = sp["train"], sp["test"]
     Y = data["Y"]
-    extra = {}
     if kind in ("mfcc_logreg", "mfcc_svm"):
         model = (ovr_logreg if kind == "mfcc_logreg" else ovr_svm)(seed)
         model.fit(data["mfcc"][tr], Y[tr])
-        result = {"test": scores(Y[te], decision(model, data["mfcc"][te]))}
-        if other is not None:
-            result["other_soundfont"] = scores(
-                Y[te], decision(model, other["mfcc"][te])
-            )
-        return result, extra
+        Xo = None if other is None else other["mfcc"]
+        score = lambda Z: decision(model, Z)  # noqa: E731
+        return {"": _both(score, Y, te, data["mfcc"], Xo)}, {}
     norm = BandStandardizer().fit(data["S"][tr])
     X = norm.transform(data["S"])
     Xo = norm.transform(other["S"]) if other is not None else None
     if kind == "cnn":
         clf = cnn(cfg, seed, **params).fit(X[tr], Y[tr])
-        cache[(seed, tuple(sorted(params.items())))] = clf
         rf = clf.receptive_field_
+        desc = describe_receptive_field(rf, sr=SR, hop_length=HOP, n_mels=cfg["n_mels"])
         extra = {
             "rf_px": int(rf.time),
-            "rf_seconds": float(
-                describe_receptive_field(
-                    rf, sr=SR, hop_length=HOP, n_mels=cfg["n_mels"]
-                ).time_seconds
-            ),
+            "rf_seconds": float(desc.time_seconds),
             "n_params": int(sum(p.numel() for p in clf.net_.module_.parameters())),
+            "width": int(clf.net_.module_.width),
         }
-        result = {"test": scores(Y[te], clf.predict_proba(X[te]))}
-        if Xo is not None:
-            result["other_soundfont"] = scores(Y[te], clf.predict_proba(Xo[te]))
-        return result, extra
-    if kind in ("embed", "crossfit"):
-        key = (seed, tuple(sorted(params.items())))
-        clf = cache.get(key) or cnn(cfg, seed, **params).fit(X[tr], Y[tr])
+        return {"": _both(clf.predict_proba, Y, te, X, Xo)}, extra
+    if kind == "embed":
+        clf = cnn(cfg, seed, **params).fit(X[tr], Y[tr])
         emb = RFCNNEmbedder.from_classifier(clf)
-        Z_train = (
-            emb.transform(X[tr])
-            if kind == "embed"
-            else crossfit_embeddings(cfg, seed, X[tr], Y[tr], params)
-        )
-        svm = ovr_svm(seed).fit(Z_train, Y[tr])
-        result = {"test": scores(Y[te], decision(svm, emb.transform(X[te])))}
-        if Xo is not None:
-            result["other_soundfont"] = scores(
-                Y[te], decision(svm, emb.transform(Xo[te]))
-            )
-        return result, extra
+        out = {"CNN alone": _both(clf.predict_proba, Y, te, X, Xo)}
+        for variant, Z_train in (
+            ("in-sample", emb.transform(X[tr])),
+            ("cross-fitted", crossfit_embeddings(cfg, seed, X[tr], Y[tr], params)),
+        ):
+            svm = ovr_svm(seed).fit(Z_train, Y[tr])
+            score = lambda Z, svm=svm: decision(svm, emb.transform(Z))  # noqa: E731
+            out[variant] = _both(score, Y, te, X, Xo)
+        return out, {}
     if kind == "optuna":
         from sklearn.model_selection import PredefinedSplit
 
@@ -293,11 +298,14 @@ def run_row(kind, params, cfg, seed, data, other, cache):
         search.fit(X[idx], Y[idx])
         clf = cnn(cfg, seed, **search.best_params_).fit(X[tr], Y[tr])
         extra = {"best_params": search.best_params_}
-        result = {"test": scores(Y[te], clf.predict_proba(X[te]))}
-        if Xo is not None:
-            result["other_soundfont"] = scores(Y[te], clf.predict_proba(Xo[te]))
-        return result, extra
+        return {"": _both(clf.predict_proba, Y, te, X, Xo)}, extra
     raise ValueError(kind)
+
+
+def _timed(func, *args):
+    start = time.perf_counter()
+    res, extra = func(*args)
+    return res, extra, time.perf_counter() - start
 
 
 def summarise(per_seed):
@@ -336,13 +344,12 @@ def plot(results, chance, path):
             xytext=(4, 4),
             fontsize=8,
         )
-    styles = iter(["--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)), (0, (1, 1))])
+    styles = iter(["--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)), (0, (1, 1))] * 3)
     for r in results:
         if r in sweep or "summary" not in r:
             continue
-        if not any(
-            k in r["name"] for k in ("MFCC", "VGG", "ResNet-", "FAResNet", "Shake")
-        ):
+        keys = ("MFCC", "VGG", "ResNet-", "FAResNet", "Shake", "SVM (")
+        if not any(k in r["name"] for k in keys) or "CNN alone" in r["name"]:
             continue
         ax.axhline(
             r["summary"]["test"]["map"]["mean"],
@@ -382,32 +389,40 @@ def main(argv=None):
         flush=True,
     )
     chance = float(data["Y"][sp["test"]].mean(axis=0).mean())
-    results, cache = [], {}
+    from joblib import Parallel, delayed
+
+    todo = []
     for name, kind, params in rows(cfg):
         if args.only and not any(o in name for o in args.only):
             continue
         seeds = cfg["seeds"][:1] if kind == "optuna" else cfg["seeds"]
-        per_seed, extra, t0 = [], {}, time.perf_counter()
-        for seed in seeds:
-            res, extra = run_row(kind, params, cfg, seed, data, other, cache)
-            res["seed"] = seed
-            per_seed.append(res)
-        row = {
-            "name": name,
-            "kind": kind,
-            "params": params,
-            **extra,
-            "per_seed": per_seed,
-            "summary": summarise(per_seed),
-            "seconds": round(time.perf_counter() - t0, 1),
-        }
-        results.append(row)
-        t = row["summary"]["test"]["map"]
-        o = row["summary"].get("other_soundfont", {}).get("map")
-        line = f"{name:52s} mAP {t['mean']:.3f} +- {t['std']:.3f}"
+        todo.extend((name, kind, params, seed) for seed in seeds)
+    t0 = time.perf_counter()
+    done = Parallel(n_jobs=cfg["jobs"], return_as="generator")(
+        delayed(_timed)(run_row, kind, params, cfg, seed, data, other)
+        for name, kind, params, seed in todo
+    )
+    collected = {}
+    for (name, kind, params, seed), (res, extra, seconds) in zip(todo, done):
+        print(f"  {name} seed {seed}: {seconds:.0f} s", flush=True)
+        for variant, r in res.items():
+            key = name if not variant else f"{name} ({variant})"
+            entry = collected.setdefault(
+                key, {"name": key, "kind": kind, "params": params, "per_seed": []}
+            )
+            entry.update(extra)
+            entry["per_seed"].append({**r, "seed": seed, "seconds": round(seconds, 1)})
+    results = []
+    for entry in collected.values():
+        entry["summary"] = summarise(entry["per_seed"])
+        results.append(entry)
+        t = entry["summary"]["test"]["map"]
+        o = entry["summary"].get("other_soundfont", {}).get("map")
+        line = f"{entry['name']:58s} mAP {t['mean']:.3f} +- {t['std']:.3f}"
         if o:
             line += f" | csound {o['mean']:.3f} +- {o['std']:.3f}"
-        print(f"{line}  ({row['seconds']:.0f} s)", flush=True)
+        print(line, flush=True)
+    print(f"total {time.perf_counter() - t0:.0f} s", flush=True)
     doc = {
         "config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()},
         "chance_map": chance,

@@ -108,6 +108,13 @@ CONFIGS = {
     "cos_2e-3_bal": _cos(2e-3, class_weight="balanced"),
     "cos_2e-3_swa": _cos(2e-3, swa=True),
     "cos_2e-3_bs16": _cos(2e-3, batch_size=16),
+    # the classifier's batch norm after pooling instead of on the class map
+    "cos_2e-3_pooled": _cos(2e-3, head="pooled"),
+    "cos_2e-3_pooled_prior": _cos(2e-3, head="pooled", output_bias="prior"),
+    "cos_2e-3_pooled_mix0": _cos(2e-3, head="pooled", mixup_alpha=0.0),
+    "cos_4e-3_pooled": _cos(4e-3, head="pooled"),
+    "cos_1e-3_pooled": _cos(1e-3, head="pooled"),
+    "old_pooled": {**_OLD, "head": "pooled"},
     "lin_2e-3": {
         **_OLD,
         "lr": 2e-3,

@@ -353,11 +353,23 @@ def test_epoch_table_prints_late_learning_rate_legibly(multiclass, capsys):
 
 def test_precision_bf16_on_cpu_and_auto_is_float32(multiclass):
     X, y = multiclass
-    clf = RFCNNClassifier(**FAST, precision="bf16").fit(X, y)
-    assert clf.net_.amp_dtype == torch.bfloat16
+    seen = {}
+
+    def spy(module, inputs, output):
+        seen.setdefault(module.training, set()).add(output.dtype)
+
+    clf = RFCNNClassifier(**FAST, precision="bf16").fit(X[:4], y[:4])
+    clf.net_.module_.stem.conv.register_forward_hook(spy)
+    clf.partial_fit(X, y)
     assert np.isfinite(clf.predict_proba(X)).all()
-    auto = RFCNNClassifier(**FAST).fit(X, y)
-    assert auto.net_.amp_dtype is None
+    # the convolutions really ran in bf16, in training and at inference
+    assert seen == {True: {torch.bfloat16}, False: {torch.bfloat16}}
+    seen.clear()
+    auto = RFCNNClassifier(**FAST).fit(X[:4], y[:4])
+    auto.net_.module_.stem.conv.register_forward_hook(spy)
+    auto.partial_fit(X, y)
+    auto.predict_proba(X)
+    assert seen == {True: {torch.float32}, False: {torch.float32}}
 
 
 @pytest.mark.parametrize("arch", ["vgg_cnn", "resnet18", "cp_resnet"])
@@ -465,12 +477,20 @@ def test_model_parameters_reach_the_network(multiclass):
     X, y = multiclass
     narrow_time = RFCNNClassifier(**FAST, rho_f=4, rho_t=1).fit(X, y)
     assert narrow_time.receptive_field_.freq > narrow_time.receptive_field_.time
+    plain = RFCNNClassifier(**FAST).fit(X, y).net_.module_
+    assert not plain.frequency_aware and not plain.shake_shake
+    assert plain.depth == 26 and plain.head == "map"
     variant = RFCNNClassifier(
-        **{**FAST, "width": 6}, frequency_aware=True, shake_shake=True
+        **{**FAST, "width": 6}, frequency_aware=True, shake_shake=True, head="pooled"
     ).fit(X, y)
-    assert variant.net_.module_.num_features == 24
+    module = variant.net_.module_
+    assert module.num_features == 24 and module.width == 6
+    assert module.frequency_aware and module.shake_shake and module.head == "pooled"
+    assert all(b.branch2 is not None for b in module.blocks)  # two branches
+    assert all(b.branch1.frequency_aware for b in module.blocks)
     assert variant.predict(X).shape == y.shape
     deeper = RFCNNClassifier(**{**FAST, "depth": 14, "rho": 9}).fit(X, y)
+    assert deeper.net_.module_.depth == 14 and len(deeper.net_.module_.blocks) == 6
     assert deeper.receptive_field_ != narrow_time.receptive_field_
 
 

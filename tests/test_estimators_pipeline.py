@@ -122,12 +122,23 @@ def test_variable_length_audio(audio, tmp_path):
 
 def test_grid_search_over_rho_in_parallel(audio):
     paths, _, labels = audio
+    def rf(estimator, X, y):  # the fitted candidate's receptive field (px)
+        return estimator[-1].receptive_field_.time
+
     search = GridSearchCV(
-        _pipe(max_epochs=2), {"clf__rho": [1, 2]}, cv=2, n_jobs=2, error_score="raise"
+        _pipe(max_epochs=2),
+        {"clf__rho": [1, 2]},
+        cv=2,
+        n_jobs=2,
+        error_score="raise",
+        scoring={"accuracy": "accuracy", "rf": rf},
+        refit="accuracy",
     )
     search.fit(paths, labels)
     assert search.best_params_["clf__rho"] in (1, 2)
-    assert len(search.cv_results_["mean_test_score"]) == 2
+    assert len(search.cv_results_["mean_test_accuracy"]) == 2
+    # rho reached the networks fitted in the worker processes: RF 31 vs 39 px
+    assert list(search.cv_results_["mean_test_rf"]) == [31, 39]
 
 
 def test_embedder_svc_pipeline(audio):

@@ -29,7 +29,6 @@ import copy
 import inspect
 import math
 import numbers
-import os
 import warnings
 
 import numpy as np
@@ -59,15 +58,16 @@ from sklearn_rfcnn.estimators.callbacks import (
 )
 from sklearn_rfcnn.exceptions import (
     DataError,
-    InputTypeError,
     ParameterError,
     RFCNNWarning,
 )
 from sklearn_rfcnn.models import create_model, get_model_entrypoint
 from sklearn_rfcnn.receptive_field import receptive_field
+from sklearn_rfcnn.utils._checks import _is_ragged, _reject_strings
 from sklearn_rfcnn.utils._sklearn_compat import (
     Interval,
     StrOptions,
+    _fit_context,
     validate_data,
 )
 from sklearn_rfcnn.utils._stratify import multilabel_holdout
@@ -99,51 +99,38 @@ _MODEL_PARAMS = (
     "depth",
     "frequency_aware",
     "shake_shake",
+    "head",
 )
 
 
-def _is_stringlike(obj):
-    return isinstance(obj, (str, bytes, os.PathLike))
-
-
-def _reject_strings(X, name):
-    """Raise InputTypeError when X holds strings (e.g. file paths)."""
-    first = None
-    if _is_stringlike(X):
-        first = X
-    elif isinstance(X, np.ndarray) and X.dtype.kind in "USa":
-        first = X.ravel()[0] if X.size else ""
-    elif isinstance(X, (list, tuple)) and len(X) and _is_stringlike(X[0]):
-        first = X[0]
-    elif (
-        isinstance(X, np.ndarray) and X.dtype == object and X.size
-    ) and _is_stringlike(X.ravel()[0]):
-        first = X.ravel()[0]
-    if first is not None:
-        raise InputTypeError(
-            f"{name} expects spectrogram arrays, but X holds strings (e.g. "
-            f"{os.fspath(first) if not isinstance(first, bytes) else first!r}). "
-            "To classify audio files, put AudioLoader and MelSpectrogram in front "
-            "of it in a Pipeline."
-        )
-
-
-def _is_ragged(X):
-    """True for a sequence of arrays whose shapes are not all equal."""
-    if isinstance(X, np.ndarray) and X.dtype != object:
-        return False
-    if not isinstance(X, (list, tuple, np.ndarray)) or len(X) == 0:
-        return False
-    if not all(hasattr(x, "shape") for x in X):
-        return False
-    return len({tuple(x.shape) for x in X}) > 1
+#: Fitted state of every RF-CNN estimator besides ``net_`` and ``history_``:
+#: what :meth:`RFCNNEmbedder.from_classifier` shares and ``save``/``load``
+#: persist (``_persistence._ENCODERS`` has one entry per name).
+_FITTED_ATTRIBUTES = (
+    "classes_",
+    "n_outputs_",
+    "n_features_in_",
+    "feature_names_in_",
+    "receptive_field_",
+    "_multilabel",
+    "_indicator_dtype",
+    "_clip_shape",
+    "_two_d",
+)
 
 
 class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
     """Common parameters and training of the RF-CNN estimators (private).
 
-    See :class:`~sklearn_rfcnn.RFCNNClassifier` for the parameters.
+    See :class:`~sklearn_rfcnn.RFCNNClassifier` for the parameters.  A
+    subclass docstring's ``%(parameters)s`` is replaced by the shared
+    ``Parameters`` section.
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__doc__ and "%(parameters)s" in cls.__doc__:
+            cls.__doc__ = cls.__doc__.replace("%(parameters)s", _PARAMETERS_DOC)
 
     _parameter_constraints = {
         "arch": [str],
@@ -154,6 +141,7 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
         "depth": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "frequency_aware": ["boolean"],
         "shake_shake": ["boolean"],
+        "head": [StrOptions({"map", "pooled"}), None],
         "mixup_alpha": [Interval(numbers.Real, 0, None, closed="left")],
         "roll": [Interval(numbers.Integral, 0, None, closed="left")],
         "lr": [Interval(numbers.Real, 0, None, closed="left")],
@@ -189,6 +177,7 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
         depth=None,
         frequency_aware=False,
         shake_shake=False,
+        head=None,
         mixup_alpha=0.3,
         roll=50,
         lr=1e-3,
@@ -220,6 +209,7 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
         self.depth = depth
         self.frequency_aware = frequency_aware
         self.shake_shake = shake_shake
+        self.head = head
         self.mixup_alpha = mixup_alpha
         self.roll = roll
         self.lr = lr
@@ -244,8 +234,74 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
         self.net_params = net_params
 
     # ------------------------------------------------------------------
-    # parameter validation
+    # training (public)
     # ------------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None, mask=None):
+        """Train the network from scratch for ``max_epochs`` epochs.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, F, T), (n, C, F, T) or (n, n_features), \
+                or list of arrays of shape (F, T_i)
+            Spectrograms.
+        y : array-like of shape (n,) or (n, n_tags)
+            Class labels, or a 0/1 indicator matrix for multi-label tagging.
+        sample_weight : array-like of shape (n,), default=None
+            Non-negative weight of each clip's loss.
+        mask : array-like of shape (n, n_tags), default=None
+            Multi-label only: 1 where the tag of a clip is known, 0 where it is
+            unknown (excluded from the loss).
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        return self._fit(X, y, sample_weight=sample_weight, mask=mask)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None, sample_weight=None, mask=None):
+        """Train one more epoch (the first call builds the network).
+
+        Each call is one epoch over the given data, with the learning rate the
+        schedule assigns to that point of training (the floor after
+        ``max_epochs``); the internal hold-out, when ``validation_fraction``
+        is set, is drawn from each call's data.  Early stopping and SWA act
+        within a call, so they are meant for :meth:`fit`.
+
+        Parameters
+        ----------
+        X : array-like or list of arrays
+            Spectrograms, as in :meth:`fit`.
+        y : array-like of shape (n,) or (n, n_tags)
+            Labels or indicator matrix.
+        classes : array-like of shape (n_classes,), default=None
+            Every class label, needed on the first call when ``y`` of that
+            call does not contain them all; ignored afterwards.
+        sample_weight : array-like of shape (n,), default=None
+            Weight of each clip's loss.
+        mask : array-like of shape (n, n_tags), default=None
+            Known entries of a multi-label ``y``.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        return self._fit(
+            X,
+            y,
+            sample_weight=sample_weight,
+            mask=mask,
+            classes=classes,
+            incremental=True,
+        )
+
+    def _check_params_extra(self):
+        """Cross-parameter checks that need no data (run before every fit)."""
+        self._model_kwargs()  # parameters the chosen architecture cannot use
+
     # ------------------------------------------------------------------
     # data validation
     # ------------------------------------------------------------------

@@ -4,9 +4,8 @@ import numpy as np
 from sklearn.base import ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from sklearn_rfcnn.estimators._base import _PARAMETERS_DOC, _BaseRFCNN
+from sklearn_rfcnn.estimators._base import _BaseRFCNN
 from sklearn_rfcnn.estimators._persistence import _PersistenceMixin
-from sklearn_rfcnn.utils._sklearn_compat import _fit_context
 
 __all__ = ["RFCNNClassifier"]
 
@@ -83,70 +82,6 @@ class RFCNNClassifier(ClassifierMixin, _PersistenceMixin, _BaseRFCNN):
     RF(freq=39, time=39)
     """
 
-    _parameter_constraints = {**_BaseRFCNN._parameter_constraints}
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None, mask=None):
-        """Train the network from scratch for ``max_epochs`` epochs.
-
-        Parameters
-        ----------
-        X : array-like of shape (n, F, T), (n, C, F, T) or (n, n_features), \
-                or list of arrays of shape (F, T_i)
-            Spectrograms.
-        y : array-like of shape (n,) or (n, n_tags)
-            Class labels, or a 0/1 indicator matrix for multi-label tagging.
-        sample_weight : array-like of shape (n,), default=None
-            Non-negative weight of each clip's loss.
-        mask : array-like of shape (n, n_tags), default=None
-            Multi-label only: 1 where the tag of a clip is known, 0 where it is
-            unknown (excluded from the loss).
-
-        Returns
-        -------
-        self : RFCNNClassifier
-            The fitted classifier.
-        """
-        return self._fit(X, y, sample_weight=sample_weight, mask=mask)
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, classes=None, sample_weight=None, mask=None):
-        """Train one more epoch (the first call builds the network).
-
-        Each call is one epoch over the given data, with the learning rate the
-        schedule assigns to that epoch (the floor after ``max_epochs``); the
-        internal hold-out, when ``validation_fraction`` is set, is drawn from
-        each call's data.  Early stopping and SWA act within a call, so they
-        are meant for :meth:`fit`.
-
-        Parameters
-        ----------
-        X : array-like or list of arrays
-            Spectrograms, as in :meth:`fit`.
-        y : array-like of shape (n,) or (n, n_tags)
-            Labels or indicator matrix.
-        classes : array-like of shape (n_classes,), default=None
-            Every class label, needed on the first call when ``y`` of that
-            call does not contain them all; ignored afterwards.
-        sample_weight : array-like of shape (n,), default=None
-            Weight of each clip's loss.
-        mask : array-like of shape (n, n_tags), default=None
-            Known entries of a multi-label ``y``.
-
-        Returns
-        -------
-        self : RFCNNClassifier
-            The updated classifier.
-        """
-        return self._fit(
-            X,
-            y,
-            sample_weight=sample_weight,
-            mask=mask,
-            classes=classes,
-            incremental=True,
-        )
-
     def predict_proba(self, X):
         """Class probabilities, or per-tag probabilities for tagging.
 
@@ -203,8 +138,3 @@ class RFCNNClassifier(ClassifierMixin, _PersistenceMixin, _BaseRFCNN):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = True
         return tags
-
-
-RFCNNClassifier.__doc__ = RFCNNClassifier.__doc__.replace(
-    "%(parameters)s", _PARAMETERS_DOC
-)

@@ -3,11 +3,10 @@
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from sklearn_rfcnn.estimators._base import _PARAMETERS_DOC, _BaseRFCNN
+from sklearn_rfcnn.estimators._base import _FITTED_ATTRIBUTES, _BaseRFCNN
 from sklearn_rfcnn.estimators._classifier import RFCNNClassifier
 from sklearn_rfcnn.estimators._persistence import _PersistenceMixin
 from sklearn_rfcnn.exceptions import ParameterError
-from sklearn_rfcnn.utils._sklearn_compat import _fit_context
 
 __all__ = ["RFCNNEmbedder"]
 
@@ -66,68 +65,6 @@ class RFCNNEmbedder(
     array(['rfcnnembedder0', 'rfcnnembedder1'], dtype=object)
     """
 
-    _parameter_constraints = {**_BaseRFCNN._parameter_constraints}
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None, mask=None):
-        """Train the network supervised on ``(X, y)``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n, F, T), (n, C, F, T) or (n, n_features), \
-                or list of arrays of shape (F, T_i)
-            Spectrograms.
-        y : array-like of shape (n,) or (n, n_tags)
-            Class labels or a 0/1 indicator matrix.
-        sample_weight : array-like of shape (n,), default=None
-            Weight of each clip's loss.
-        mask : array-like of shape (n, n_tags), default=None
-            Known entries of a multi-label ``y``.
-
-        Returns
-        -------
-        self : RFCNNEmbedder
-            The fitted embedder.
-        """
-        return self._fit(X, y, sample_weight=sample_weight, mask=mask)
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, classes=None, sample_weight=None, mask=None):
-        """Train one more epoch (the first call builds the network).
-
-        Each call is one epoch over the given data, with the learning rate the
-        schedule assigns to that epoch (the floor after ``max_epochs``); the
-        internal hold-out, when ``validation_fraction`` is set, is drawn from
-        each call's data.  Early stopping and SWA act within a call, so they
-        are meant for :meth:`fit`.
-
-        Parameters
-        ----------
-        X : array-like or list of arrays
-            Spectrograms.
-        y : array-like of shape (n,) or (n, n_tags)
-            Labels or indicator matrix.
-        classes : array-like of shape (n_classes,), default=None
-            Every class label, for the first call.
-        sample_weight : array-like of shape (n,), default=None
-            Weight of each clip's loss.
-        mask : array-like of shape (n, n_tags), default=None
-            Known entries of a multi-label ``y``.
-
-        Returns
-        -------
-        self : RFCNNEmbedder
-            The updated embedder.
-        """
-        return self._fit(
-            X,
-            y,
-            sample_weight=sample_weight,
-            mask=mask,
-            classes=classes,
-            incremental=True,
-        )
-
     def transform(self, X):
         """Pooled embeddings of X.
 
@@ -181,11 +118,9 @@ class RFCNNEmbedder(
             )
         check_is_fitted(classifier)
         embedder = cls(**classifier.get_params(deep=False))
-        for key, value in vars(classifier).items():
-            if key.startswith("__") or key.startswith("_sklearn"):
-                continue
-            if key.endswith("_") or key.startswith("_"):
-                setattr(embedder, key, value)
+        for key in ("net_", "history_", *_FITTED_ATTRIBUTES):
+            if hasattr(classifier, key):
+                setattr(embedder, key, getattr(classifier, key))
         return embedder
 
     @property
@@ -196,6 +131,3 @@ class RFCNNEmbedder(
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
-
-
-RFCNNEmbedder.__doc__ = RFCNNEmbedder.__doc__.replace("%(parameters)s", _PARAMETERS_DOC)

@@ -29,6 +29,7 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 from skorch.history import History
 
+from sklearn_rfcnn.estimators._base import _FITTED_ATTRIBUTES
 from sklearn_rfcnn.exceptions import DataError, ParameterError, RFCNNWarning
 from sklearn_rfcnn.receptive_field import RF
 from sklearn_rfcnn.utils._torch import resolve_device
@@ -87,6 +88,30 @@ def _params_to_json(estimator):
     return params
 
 
+def _dtype_str(dtype):
+    return None if dtype is None else np.dtype(dtype).str
+
+
+#: ``config.json`` key -> (attribute, encode, decode), one per entry of
+#: :data:`~sklearn_rfcnn.estimators._base._FITTED_ATTRIBUTES`.
+_ENCODERS = {
+    "classes": ("classes_", _encode_array, _decode_array),
+    "n_outputs": ("n_outputs_", int, int),
+    "n_features_in": ("n_features_in_", int, int),
+    "feature_names_in": ("feature_names_in_", _encode_array, _decode_array),
+    "receptive_field": ("receptive_field_", list, lambda v: RF(*v)),
+    "multilabel": ("_multilabel", bool, bool),
+    "indicator_dtype": (
+        "_indicator_dtype",
+        _dtype_str,
+        lambda v: None if v is None else np.dtype(v),
+    ),
+    "clip_shape": ("_clip_shape", list, tuple),
+    "two_d": ("_two_d", bool, bool),
+}
+assert sorted(a for a, _, _ in _ENCODERS.values()) == sorted(_FITTED_ATTRIBUTES)
+
+
 class _PersistenceMixin:
     """``save(path)`` / ``load(path)`` for estimators built on ``_BaseRFCNN``."""
 
@@ -109,24 +134,19 @@ class _PersistenceMixin:
         path.mkdir(parents=True, exist_ok=True)
         net = self.net_
         fitted = {
-            "classes": _encode_array(self.classes_),
-            "n_outputs": int(self.n_outputs_),
-            "n_features_in": int(self.n_features_in_),
-            "multilabel": bool(self._multilabel),
-            "indicator_dtype": (
-                np.dtype(self._indicator_dtype).str if self._multilabel else None
-            ),
-            "clip_shape": list(self._clip_shape),
-            "two_d": bool(self._two_d),
-            "receptive_field": list(self.receptive_field_),
-            "history": net.history.to_list(),
-            "rng_state": net.rng.bit_generator.state,
-            "class_weight": (
-                None if net.class_weight is None else np.asarray(net.class_weight)
-            ),
+            key: encode(getattr(self, attr))
+            for key, (attr, encode, _) in _ENCODERS.items()
+            if getattr(self, attr, None) is not None
         }
-        if hasattr(self, "feature_names_in_"):
-            fitted["feature_names_in"] = _encode_array(self.feature_names_in_)
+        fitted.update(
+            {
+                "history": net.history.to_list(),
+                "rng_state": net.rng.bit_generator.state,
+                "class_weight": (
+                    None if net.class_weight is None else np.asarray(net.class_weight)
+                ),
+            }
+        )
         config = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
@@ -181,17 +201,9 @@ class _PersistenceMixin:
             }
         estimator = cls(**params)
         fitted = config["fitted"]
-        estimator.classes_ = _decode_array(fitted["classes"])
-        estimator.n_outputs_ = fitted["n_outputs"]
-        estimator.n_features_in_ = fitted["n_features_in"]
-        if "feature_names_in" in fitted:
-            estimator.feature_names_in_ = _decode_array(fitted["feature_names_in"])
-        estimator._multilabel = fitted["multilabel"]
-        if fitted["indicator_dtype"] is not None:
-            estimator._indicator_dtype = np.dtype(fitted["indicator_dtype"])
-        estimator._clip_shape = tuple(fitted["clip_shape"])
-        estimator._two_d = fitted["two_d"]
-        estimator.receptive_field_ = RF(*fitted["receptive_field"])
+        for key, (attr, _, decode) in _ENCODERS.items():
+            if fitted.get(key) is not None:
+                setattr(estimator, attr, decode(fitted[key]))
 
         try:
             device = resolve_device(estimator.device)

@@ -28,6 +28,7 @@ from sklearn_rfcnn.models._layers import (
     same_padding,
     shake_shake,
 )
+from sklearn_rfcnn.exceptions import ParameterError
 from sklearn_rfcnn.models._registry import register_model
 from sklearn_rfcnn.receptive_field import (
     RF,
@@ -202,6 +203,14 @@ class CPResNet(nn.Module):
     shake_shake : bool, default=False
         Two residual branches per block mixed with Shake-Shake (random per
         sample in training, 0.5/0.5 in eval).  Draws use torch's global RNG.
+    head : {"map", "pooled"}, default="map"
+        Where the classifier's batch norm sits.  ``"map"`` is the reference
+        head: 1x1 conv, BN over the class *map*, then global average pooling,
+        so in training each logit map has unit variance over batch and
+        positions and the pooled logits start out with a small spread (the
+        spatial noise averages out).  ``"pooled"`` pools first and normalises
+        the pooled logits (BN over the batch), so their spread across clips
+        starts at ``gamma = 1``; same parameters, same receptive field.
 
     Attributes
     ----------
@@ -248,8 +257,15 @@ class CPResNet(nn.Module):
         depth: int = 26,
         frequency_aware: bool = False,
         shake_shake: bool = False,
+        head: str = "map",
     ) -> None:
         super().__init__()
+        if head not in ("map", "pooled"):
+            raise ParameterError(
+                f"head={head!r} is not one of 'map' (the paper's: BN on the "
+                "class map, then pooling) or 'pooled' (pooling, then BN)."
+            )
+        self.head = head
         in_channels = check_model_int("in_channels", in_channels)
         n_classes = check_model_int("n_classes", n_classes)
         width = check_model_int("width", width)
@@ -380,6 +396,8 @@ class CPResNet(nn.Module):
         if x.dim() == 4:
             if pre_logits:
                 return x.mean(dim=(2, 3))
+            if self.head == "pooled":
+                x = x.mean(dim=(2, 3), keepdim=True)
             return self.classifier_bn(self.classifier(x)).mean(dim=(2, 3))
         if pre_logits:
             return x
