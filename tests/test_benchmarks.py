@@ -16,8 +16,13 @@ def test_accuracy_quick_runs_and_writes_valid_json(tmp_path):
     out = tmp_path / "accuracy_quick.json"
     env = {**os.environ, "RFCNN_DATA_HOME": str(tmp_path / "data")}
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "accuracy.py"), "--quick",
-         "--out", str(out)],
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "accuracy.py"),
+            "--quick",
+            "--out",
+            str(out),
+        ],
         capture_output=True,
         text=True,
         env=env,

@@ -479,13 +479,13 @@ def test_model_parameters_reach_the_network(multiclass):
     assert narrow_time.receptive_field_.freq > narrow_time.receptive_field_.time
     plain = RFCNNClassifier(**FAST).fit(X, y).net_.module_
     assert not plain.frequency_aware and not plain.shake_shake
-    assert plain.depth == 26 and plain.head == "map"
+    assert plain.depth == 26 and plain.head == "pooled"  # the recipe default
     variant = RFCNNClassifier(
-        **{**FAST, "width": 6}, frequency_aware=True, shake_shake=True, head="pooled"
+        **{**FAST, "width": 6}, frequency_aware=True, shake_shake=True, head="map"
     ).fit(X, y)
     module = variant.net_.module_
     assert module.num_features == 24 and module.width == 6
-    assert module.frequency_aware and module.shake_shake and module.head == "pooled"
+    assert module.frequency_aware and module.shake_shake and module.head == "map"
     assert all(b.branch2 is not None for b in module.blocks)  # two branches
     assert all(b.branch1.frequency_aware for b in module.blocks)
     assert variant.predict(X).shape == y.shape

@@ -122,6 +122,7 @@ def test_variable_length_audio(audio, tmp_path):
 
 def test_grid_search_over_rho_in_parallel(audio):
     paths, _, labels = audio
+
     def rf(estimator, X, y):  # the fitted candidate's receptive field (px)
         return estimator[-1].receptive_field_.time
 

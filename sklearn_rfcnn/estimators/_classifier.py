@@ -18,8 +18,11 @@ class RFCNNClassifier(ClassifierMixin, _PersistenceMixin, _BaseRFCNN):
     indicator matrix ``y`` (sigmoid + binary cross-entropy), decided from ``y``
     as :class:`~sklearn.neural_network.MLPClassifier` does.  The estimator
     owns a skorch net built in ``fit`` (``net_``), trained with the paper's
-    recipe: Adam, mixup of inputs and losses, a random time roll, a linear
-    learning-rate schedule and optional stochastic weight averaging.
+    regularisers (mixup of inputs and losses, a random time roll, optional
+    stochastic weight averaging) under a recipe measured for short runs
+    (AdamW, warm-up and cosine decay, the classifier's batch norm after
+    pooling); the paper's values are one parameter away (user guide, "The
+    training recipe").
 
     ``X`` is a batch of spectrograms ``(n, n_bands, n_frames)``, a
     multi-channel batch ``(n, n_channels, n_bands, n_frames)``, a list of

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sklearn_rfcnn.exceptions import ParameterError
 from sklearn_rfcnn.models._layers import (
     BatchNorm2d,
     TinySafeMaxPool2d,
@@ -28,7 +29,6 @@ from sklearn_rfcnn.models._layers import (
     same_padding,
     shake_shake,
 )
-from sklearn_rfcnn.exceptions import ParameterError
 from sklearn_rfcnn.models._registry import register_model
 from sklearn_rfcnn.receptive_field import (
     RF,
