@@ -37,6 +37,7 @@ against receptive field in seconds).
 """
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -368,12 +369,46 @@ def plot(results, chance, path):
     fig.savefig(path, dpi=120)
 
 
+def markdown(doc):
+    """The results of a run as a Markdown table (``--report``)."""
+    other = doc["results"]["other_soundfont"]
+    head = "| model | RF (s) | mAP | PR-AUC | ROC-AUC |"
+    sep = "|---|---|---|---|---|"
+    if other:
+        head += f" mAP on {other} |"
+        sep += "---|"
+    lines = [head, sep]
+    for r in doc["results"]["rows"]:
+        t = r["summary"]["test"]
+        cells = [
+            r["name"],
+            f"{r['rf_seconds']:.2f}" if "rf_seconds" in r else "",
+            *(
+                f"{t[m]['mean']:.3f} ± {t[m]['std']:.3f}"
+                for m in ("map", "pr_auc", "roc_auc")
+            ),
+        ]
+        if other:
+            o = r["summary"]["other_soundfont"]["map"]
+            cells.append(f"{o['mean']:.3f} ± {o['std']:.3f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    chance = doc["results"]["chance_map"]
+    lines.append(f"\nChance level (mean tag prevalence in the test part): {chance:.3f}")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke test")
+    parser.add_argument(
+        "--report", metavar="JSON", help="print a written run as Markdown and exit"
+    )
     parser.add_argument("--only", nargs="*", help="run only rows whose name has this")
     parser.add_argument("--out", default=None, help="JSON output path")
     args = parser.parse_args(argv)
+    if args.report:
+        print(markdown(json.loads(Path(args.report).read_text())))
+        return None
     cfg = QUICK if args.quick else FULL
     started = time.time()
     info = machine_info()

@@ -26,7 +26,7 @@ def test_accuracy_quick_runs_and_writes_valid_json(tmp_path):
         capture_output=True,
         text=True,
         env=env,
-        timeout=600,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     doc = json.loads(out.read_text())

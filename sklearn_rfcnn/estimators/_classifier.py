@@ -50,7 +50,7 @@ class RFCNNClassifier(ClassifierMixin, _PersistenceMixin, _BaseRFCNN):
         Column names, when fitted on a DataFrame.
     receptive_field_ : RF
         Maximum receptive field of the network in input pixels, a named pair
-        ``(freq, time)``; see :func:`sklearn_rfcnn.receptive_field.describe_pipeline`
+        ``(freq, time)``; see :func:`sklearn_rfcnn.inspection.describe_pipeline`
         for seconds and Hz.
     history_ : skorch.History
         Per-epoch training record (``train_loss``, ``valid_loss``, ``lr``,
