@@ -346,6 +346,7 @@ def plot(results, chance, path):
             fontsize=8,
         )
     styles = iter(["--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)), (0, (1, 1))] * 3)
+    k = 0
     for r in results:
         if r in sweep or "summary" not in r:
             continue
@@ -357,8 +358,9 @@ def plot(results, chance, path):
             ls=next(styles, "--"),
             lw=1,
             label=r["name"],
-            color=None,
+            color=f"C{k % 9 + 1}",
         )
+        k += 1
     ax.axhline(chance, color="black", lw=1, label="chance (mean tag prevalence)")
     ax.set_xscale("log")
     ax.set_xlabel("receptive field along time (seconds, log scale)")
@@ -406,8 +408,12 @@ def main(argv=None):
     parser.add_argument("--only", nargs="*", help="run only rows whose name has this")
     parser.add_argument("--out", default=None, help="JSON output path")
     args = parser.parse_args(argv)
-    if args.report:
-        print(markdown(json.loads(Path(args.report).read_text())))
+    if args.report:  # the table, and the plot drawn again beside the JSON
+        path = Path(args.report)
+        doc = json.loads(path.read_text())
+        print(markdown(doc))
+        res = doc["results"]
+        plot(res["rows"], res["chance_map"], path.with_name(path.stem + "_rf.png"))
         return None
     cfg = QUICK if args.quick else FULL
     started = time.time()

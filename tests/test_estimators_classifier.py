@@ -16,20 +16,12 @@ from sklearn_rfcnn.exceptions import (
     ParameterError,
     RFCNNWarning,
 )
-from sklearn_rfcnn.utils._testing import FAST_CNN_PARAMS
+from sklearn_rfcnn.utils._testing import FAST_CNN_PARAMS, make_band_tags
 
 FAST = dict(FAST_CNN_PARAMS)
 
 
-def make_bands(n, n_tags=3, F=12, T=16, seed=0, strength=1.5):
-    """Noise spectrograms; tag j present <=> band j of the mel axis is louder."""
-    rng = np.random.default_rng(seed)
-    Y = (rng.random((n, n_tags)) < 0.4).astype(int)
-    X = rng.normal(size=(n, F, T)).astype(np.float32)
-    band = F // n_tags
-    for j in range(n_tags):
-        X[:, j * band : (j + 1) * band, :] += strength * Y[:, j, None, None]
-    return X, Y
+make_bands = make_band_tags
 
 
 @pytest.fixture(scope="module")
@@ -230,12 +222,14 @@ def test_roll_shifts_each_example_circularly(bands):
 
 def test_linear_lr_schedule_recorded_in_history(bands):
     X, Y = bands
-    clf = RFCNNClassifier(**{**FAST, "max_epochs": 7}).fit(X, Y)
+    linear = {"lr_schedule": "linear", "warmup": 0.0}
+    clf = RFCNNClassifier(**{**FAST, **linear, "max_epochs": 7}).fit(X, Y)
     sched = LRSchedule(7)
     expected = [FAST["lr"] * sched.factor(e) for e in range(7)]
     np.testing.assert_allclose(clf.history_[:, "lr"], expected)
     assert expected[0] == FAST["lr"] and expected[-1] == pytest.approx(FAST["lr"] / 100)
-    const = RFCNNClassifier(**{**FAST, "lr_schedule": "constant"}).fit(X, Y)
+    const = RFCNNClassifier(**{**FAST, "lr_schedule": "constant", "warmup": 0.0})
+    const.fit(X, Y)
     np.testing.assert_allclose(const.history_[:, "lr"], FAST["lr"])
 
 
@@ -341,7 +335,9 @@ def test_epoch_table_prints_late_learning_rate_legibly(multiclass, capsys):
     # late in the linear schedule lr is lr / 100 = 1e-4: skorch's default
     # ".4f" would print it as 0.0000
     X, y = multiclass
-    clf = RFCNNClassifier(**{**FAST, "max_epochs": 7, "verbose": 1}).fit(X, y)
+    linear = {"lr_schedule": "linear", "warmup": 0.0}
+    clf = RFCNNClassifier(**{**FAST, **linear, "max_epochs": 7, "verbose": 1})
+    clf.fit(X, y)
     lines = capsys.readouterr().out.strip().splitlines()
     header, rows = lines[0].split(), [line.split() for line in lines[2:]]
     assert header[:2] == ["epoch", "lr"] and len(rows) == 7

@@ -11,19 +11,12 @@ from sklearn_rfcnn.exceptions import ParameterError
 from sklearn_rfcnn.models import CPResNet
 from sklearn_rfcnn.models._baselines import VGGCNN, ResNet
 from sklearn_rfcnn.utils._stratify import multilabel_holdout
-from sklearn_rfcnn.utils._testing import FAST_CNN_PARAMS
+from sklearn_rfcnn.utils._testing import FAST_CNN_PARAMS, make_band_tags
 
 FAST = dict(FAST_CNN_PARAMS)
 
 
-def make_bands(n, n_tags=3, F=12, T=16, seed=0, strength=1.5):
-    rng = np.random.default_rng(seed)
-    Y = (rng.random((n, n_tags)) < 0.4).astype(int)
-    X = rng.normal(size=(n, F, T)).astype(np.float32)
-    band = F // n_tags
-    for j in range(n_tags):
-        X[:, j * band : (j + 1) * band, :] += strength * Y[:, j, None, None]
-    return X, Y
+make_bands = make_band_tags
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +144,14 @@ def test_class_weight_dict_for_classes_reaches_the_loss_and_the_model():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 8, 12)).astype(np.float32)
     y = np.array(["a", "b", "c"])[rng.integers(0, 3, 60)]
-    params = {**FAST, "max_epochs": 6, "lr": 3e-2, "mixup_alpha": 0.0}
+    params = {
+        **FAST,
+        "max_epochs": 6,
+        "lr": 3e-2,
+        "mixup_alpha": 0.0,
+        "lr_schedule": "constant",
+        "warmup": 0.0,
+    }
     heavy = RFCNNClassifier(**params, class_weight={"c": 50.0}).fit(X, y)
     np.testing.assert_allclose(heavy.net_.class_weight, [1, 1, 50])
     plain = RFCNNClassifier(**params).fit(X, y)

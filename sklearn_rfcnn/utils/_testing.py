@@ -12,6 +12,7 @@ __all__ = [
     "EXPECTED_FAILED_CHECKS",
     "FAST_CNN_PARAMS",
     "TINY_PARAMS",
+    "make_band_tags",
     "make_tone",
     "write_tones",
 ]
@@ -34,6 +35,9 @@ TINY_PARAMS = {
         "lr": 1e-2,
         "mixup_alpha": 0.0,
         "roll": 0,
+        "optimizer": "adam",
+        "weight_decay": 0.0,
+        "warmup": 0.0,
         "lr_schedule": "cosine",
         "validation_fraction": None,
         "verbose": 0,
@@ -149,3 +153,19 @@ def write_tones(directory, freqs, duration=0.5, sr=8000, fmt="wav", channels=1):
         sf.write(path, y, sr)
         paths.append(path)
     return paths
+
+
+def make_band_tags(n, n_tags=3, F=12, T=16, seed=0, strength=1.5):
+    """Noise spectrograms ``(n, F, T)`` and tags; tag j <=> band j is louder.
+
+    A tiny tagging task for the estimators' tests: each of ``n_tags`` tags is
+    present in a clip with probability 0.4, and then the ``F // n_tags`` mel
+    bands of that tag are raised by ``strength``.
+    """
+    rng = np.random.default_rng(seed)
+    Y = (rng.random((n, n_tags)) < 0.4).astype(int)
+    X = rng.normal(size=(n, F, T)).astype(np.float32)
+    band = F // n_tags
+    for j in range(n_tags):
+        X[:, j * band : (j + 1) * band, :] += strength * Y[:, j, None, None]
+    return X, Y
