@@ -269,3 +269,13 @@ def test_class_weight_survives_save_and_load(bands, tmp_path, class_weight):
     np.testing.assert_array_equal(loaded.net_.class_weight, clf.net_.class_weight)
     assert loaded.get_params()["class_weight"] == clf.get_params()["class_weight"]
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+
+
+def test_output_bias_prior_starts_at_the_label_prior(bands):
+    X, Y = bands
+    params = {**FAST, "lr": 0.0, "max_epochs": 1}
+    prior = RFCNNClassifier(**params, output_bias="prior").fit(X, Y)
+    expected = (Y.sum(axis=0) + 0.5) / (len(Y) + 1.0)
+    np.testing.assert_allclose(prior.predict_proba(X[:3]), [expected] * 3, rtol=1e-4)
+    zero = RFCNNClassifier(**params, output_bias="zero").fit(X, Y)
+    np.testing.assert_allclose(zero.predict_proba(X[:3]), 0.5, rtol=1e-6)

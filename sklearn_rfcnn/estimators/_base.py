@@ -124,6 +124,12 @@ _FITTED_ATTRIBUTES = (
 )
 
 
+def _tag_counts(Y, mask):
+    """Known positive and negative entries of each tag: ``(pos, neg)``."""
+    known = np.ones_like(Y) if mask is None else mask
+    return (known * (Y > 0.5)).sum(axis=0), (known * (Y <= 0.5)).sum(axis=0)
+
+
 class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
     """Common parameters and training of the RF-CNN estimators (private).
 
@@ -540,9 +546,7 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
         n_out = self.n_outputs_
         if isinstance(cw, str):  # "balanced"
             if self._multilabel:
-                known = np.ones_like(y_enc) if mask is None else mask
-                pos = (known * (y_enc > 0.5)).sum(axis=0)
-                neg = (known * (y_enc <= 0.5)).sum(axis=0)
+                pos, neg = _tag_counts(y_enc, mask)
                 weights = np.where(pos > 0, neg / np.maximum(pos, 1), 1.0)
             else:
                 counts = np.bincount(y_enc, minlength=n_out).astype(np.float64)
@@ -589,9 +593,8 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
         n_out = self.n_outputs_
         cw = np.ones(n_out) if class_weight is None else class_weight
         if self._multilabel:
-            known = np.ones_like(y_enc) if mask is None else mask
-            pos = cw * (known * (y_enc > 0.5)).sum(axis=0)
-            neg = (known * (y_enc <= 0.5)).sum(axis=0)
+            pos, neg = _tag_counts(y_enc, mask)
+            pos = cw * pos
             p = np.clip((pos + 0.5) / (pos + neg + 1.0), 1e-3, 1 - 1e-3)
             bias = np.log(p) - np.log1p(-p)
         else:
