@@ -122,7 +122,11 @@ def _kill_and_rerun(tmp_path, storage):
                 study = _load(storage, "killed")
             except Exception:  # not created yet (KeyError), or no schema yet
                 continue
-            running = study.get_trials(states=(TrialState.RUNNING,))
+            # a trial counts once its parameters are drawn (it is then fitting);
+            # a snapshot taken earlier would hold no parameters yet
+            running = [
+                t for t in study.get_trials(states=(TrialState.RUNNING,)) if t.params
+            ]
     assert running, "the first worker never started a trial"
     doomed.send_signal(signal.SIGKILL)
     doomed.wait(timeout=30)
