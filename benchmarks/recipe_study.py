@@ -119,6 +119,9 @@ CONFIGS = {
     "cos_1e-3_pooled_bal": _cos(1e-3, head="pooled", class_weight="balanced"),
     "cos_1e-3_pooled_mix0": _cos(1e-3, head="pooled", mixup_alpha=0.0),
     "cos_1e-3_pooled_wd0": _cos(1e-3, head="pooled", weight_decay=0.0),
+    # issue 12: precision at the same memory format (the default recipe otherwise)
+    "fp32": {"precision": "32", "channels_last": True},
+    "bf16": {"precision": "bf16", "channels_last": True},
     "lin_2e-3": {
         **_OLD,
         "lr": 2e-3,

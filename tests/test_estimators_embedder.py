@@ -53,9 +53,11 @@ def test_transform_variable_length_list(data):
 
 def test_from_classifier_reuses_the_network(data):
     X, y = data
-    clf = RFCNNClassifier(**FAST).fit(X, y)
+    # float32: compared with a plain float32 forward pass below
+    clf = RFCNNClassifier(**FAST, precision="32").fit(X, y)
     emb = RFCNNEmbedder.from_classifier(clf)
     assert emb.net_ is clf.net_
+    assert (emb.precision_, emb.channels_last_) == ("32", clf.channels_last_)
     assert emb.get_params() == clf.get_params()
     np.testing.assert_array_equal(emb.classes_, clf.classes_)
     Z = emb.transform(X)

@@ -91,9 +91,9 @@ def data():
     return X, y
 
 
-def test_default_is_off_and_value_is_validated(data):
-    assert RFCNNClassifier().channels_last is False
-    assert RFCNNEmbedder().get_params()["channels_last"] is False
+def test_default_is_auto_and_value_is_validated(data):
+    assert RFCNNClassifier().channels_last == "auto"
+    assert RFCNNEmbedder().get_params()["channels_last"] == "auto"
     X, y = data
     with pytest.raises(ParameterError, match="channels_last"):
         RFCNNClassifier(**FAST, channels_last="yes").fit(X, y)
@@ -123,9 +123,13 @@ def test_fit_predict_run_in_channels_last(data, precision):
 def test_off_keeps_the_default_format(data):
     X, y = data
     clf = RFCNNClassifier(
-        **FAST, validation_fraction=0.25, callbacks=[("spy", InputSpy())]
+        **FAST,
+        validation_fraction=0.25,
+        channels_last=False,
+        callbacks=[("spy", InputSpy())],
     ).fit(X, y)
     clf.predict(X)
+    assert clf.channels_last_ is False
     assert all(w.is_contiguous() for w in _conv_weights(clf))
     assert not any(w.is_contiguous(memory_format=CL) for w in _conv_weights(clf))
     records = _spy(clf).records
@@ -167,7 +171,9 @@ def test_embedder_transform(data):
 def test_same_predictions_as_default_format(data, tmp_path):
     """One trained network run in both formats gives the same numbers."""
     X, y = data
-    clf = RFCNNClassifier(**FAST, validation_fraction=None).fit(X, y)
+    clf = RFCNNClassifier(**FAST, validation_fraction=None, channels_last=False)
+    clf.fit(X, y)
+    assert clf.channels_last_ is False
     clf.save(tmp_path / "model")
     config_file = tmp_path / "model" / "config.json"
     config = json.loads(config_file.read_text())
@@ -176,7 +182,7 @@ def test_same_predictions_as_default_format(data, tmp_path):
     config_file.write_text(json.dumps(config))
 
     switched = RFCNNClassifier.load(tmp_path / "model")
-    assert switched.channels_last is True
+    assert switched.channels_last is True and switched.channels_last_ is True
     assert all(w.is_contiguous(memory_format=CL) for w in _conv_weights(switched))
     np.testing.assert_allclose(
         switched.predict_proba(X), clf.predict_proba(X), rtol=0, atol=1e-4
@@ -204,15 +210,16 @@ def test_save_load_keeps_the_option(data, tmp_path):
 
 
 def test_file_without_the_key_loads_with_default(data, tmp_path):
-    """Models saved before the option existed load in the default format."""
+    """Models saved before the option existed load with the default ("auto")."""
     X, y = data
     clf = RFCNNClassifier(**FAST).fit(X, y)
+    assert clf.channels_last_ is True  # "auto" on the CPU
     clf.save(tmp_path / "old")
     config_file = tmp_path / "old" / "config.json"
     config = json.loads(config_file.read_text())
     del config["params"]["channels_last"]
     config_file.write_text(json.dumps(config))
     loaded = RFCNNClassifier.load(tmp_path / "old")
-    assert loaded.channels_last is False
-    assert all(w.is_contiguous() for w in _conv_weights(loaded))
+    assert loaded.channels_last == "auto" and loaded.channels_last_ is True
+    assert all(w.is_contiguous(memory_format=CL) for w in _conv_weights(loaded))
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))

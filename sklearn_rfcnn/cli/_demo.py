@@ -30,7 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
-from sklearn_rfcnn.cli._options import add_device_args, add_epochs, add_random_state
+from sklearn_rfcnn.cli._options import (
+    add_device_args,
+    add_epochs,
+    add_random_state,
+    channels_last_param,
+)
 
 __all__ = ["add_parser", "run"]
 
@@ -324,7 +329,8 @@ def run(args):
         max_epochs=cfg["epochs"],
         **{k: cfg[k] for k in ("batch_size", "lr") if k in cfg},
         device=device,
-        channels_last=args.channels_last,
+        channels_last=channels_last_param(args),
+        precision=args.precision,
         random_state=args.random_state,
         verbose=1,
     )
@@ -412,7 +418,8 @@ def run(args):
             "hop_length": _HOP,
             "n_fft": _N_FFT,
             "random_state": args.random_state,
-            "channels_last": args.channels_last,
+            "channels_last": channels_last_param(args),
+            "precision": args.precision,
         },
         "data": {
             "n_train": len(train),

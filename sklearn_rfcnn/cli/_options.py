@@ -16,6 +16,7 @@ __all__ = [
     "add_network_args",
     "add_random_state",
     "add_sr",
+    "channels_last_param",
     "frontend_kwargs",
     "network_kwargs",
     "sample_rate",
@@ -71,7 +72,7 @@ def add_random_state(group, *, default=0, what="the run"):
 
 
 def add_device_args(group, *, what="run"):
-    """``--device`` and ``--channels-last``."""
+    """``--device``, ``--precision`` and ``--channels-last``."""
     group.add_argument(
         "--device",
         default="auto",
@@ -79,11 +80,29 @@ def add_device_args(group, *, what="run"):
         "(default: auto)",
     )
     group.add_argument(
-        "--channels-last",
-        action="store_true",
-        help=f"{what} in torch's channels-last memory format (often faster "
-        "convolutions; same results up to rounding)",
+        "--precision",
+        choices=["auto", "32", "bf16", "16"],
+        default="auto",
+        help="autocast precision; auto: bf16 on a CPU with native bf16 (AMX, "
+        "AVX-512-BF16) or a GPU, float32 elsewhere (default: auto)",
     )
+    group.add_argument(
+        "--channels-last",
+        choices=["auto", "on", "off"],
+        nargs="?",
+        const="on",
+        default="auto",
+        help=f"{what} in torch's channels-last memory format (often faster "
+        "convolutions; same results up to rounding); auto: on for CPUs and "
+        "mixed-precision GPUs (default: auto; a bare --channels-last is on)",
+    )
+
+
+def channels_last_param(args):
+    """The estimator's ``channels_last`` from ``--channels-last``."""
+    return {"auto": "auto", "on": True, "off": False}[
+        getattr(args, "channels_last", "auto") or "auto"
+    ]
 
 
 def add_frontend_args(p, *, duration=10.0, n_mels=256):
@@ -221,7 +240,7 @@ def network_kwargs(args):
         if getattr(args, opt, None) is not None
     }
     kwargs["device"] = args.device
-    if getattr(args, "channels_last", False):
-        kwargs["channels_last"] = True
+    kwargs["channels_last"] = channels_last_param(args)
+    kwargs["precision"] = getattr(args, "precision", "auto")
     kwargs["random_state"] = args.random_state
     return kwargs

@@ -71,7 +71,14 @@ from sklearn_rfcnn.utils._sklearn_compat import (
     validate_data,
 )
 from sklearn_rfcnn.utils._stratify import multilabel_holdout
-from sklearn_rfcnn.utils._torch import resolve_device, seeded_torch
+from sklearn_rfcnn.utils._torch import (
+    AMP_DTYPES,
+    cpu_native_bf16,
+    resolve_channels_last,
+    resolve_device,
+    resolve_precision,
+    seeded_torch,
+)
 from sklearn_rfcnn.utils._validation import ParamValidationMixin
 
 __all__ = []
@@ -121,6 +128,8 @@ _FITTED_ATTRIBUTES = (
     "_indicator_dtype",
     "_clip_shape",
     "_two_d",
+    "precision_",
+    "channels_last_",
 )
 
 
@@ -170,7 +179,7 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
         "output_bias": [StrOptions({"prior", "zero"})],
         "device": [str, torch.device],
         "precision": [StrOptions({"auto", "32", "bf16", "16"})],
-        "channels_last": ["boolean"],
+        "channels_last": ["boolean", StrOptions({"auto"})],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "callbacks": [list, None],
@@ -206,7 +215,7 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
         output_bias="zero",
         device="auto",
         precision="auto",
-        channels_last=False,
+        channels_last="auto",
         random_state=None,
         verbose=1,
         callbacks=None,
@@ -522,12 +531,35 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
             **self._model_kwargs(),
         )
 
-    def _amp_dtype(self, device):
-        precision = self.precision
-        if precision == "auto":
-            cuda = device.startswith("cuda")
-            precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "32"
-        return {"32": None, "bf16": torch.bfloat16, "16": torch.float16}[precision]
+    def _resolve_execution(self, device):
+        """``(precision, channels_last)`` on ``device``: "auto" decided from it.
+
+        See :func:`~sklearn_rfcnn.utils._torch.resolve_precision` and
+        :func:`~sklearn_rfcnn.utils._torch.resolve_channels_last`.
+        """
+        precision = resolve_precision(self.precision, device)
+        return precision, resolve_channels_last(self.channels_last, device, precision)
+
+    def _execution_summary(self):
+        """One line saying how the net runs and why (printed once by ``fit``)."""
+        device = str(self.net_.device if hasattr(self, "net_") else self.device)
+        name = {"32": "float32", "bf16": "bf16 autocast", "16": "float16 autocast"}
+        text = f"{type(self).__name__}: {device}, {name[self.precision_]}"
+        if self.precision == "auto" and device.startswith("cpu"):
+            flags = cpu_native_bf16()
+            text += (
+                f" (native bf16: {', '.join(flags)})"
+                if flags
+                else " (no native bf16 on this CPU)"
+            )
+        layout = "channels-last" if self.channels_last_ else "contiguous (NCHW)"
+        text += f", {layout} memory format"
+        auto = [
+            p for p in ("precision", "channels_last") if getattr(self, p) == "auto"
+        ]
+        if auto:
+            text += f"; chosen by {' and '.join(f'{p}=auto' for p in auto)}"
+        return text
 
     def _class_weight_vector(self, y_enc, mask):
         """``class_weight`` as one float32 weight per class or per tag, or None.
@@ -605,7 +637,14 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
         init(torch.as_tensor(bias, dtype=ref.dtype, device=ref.device))
 
     def _build_net(self, module, device, rng, class_weight=None):
+        """The skorch net for ``module`` on ``device``.
+
+        Also decides (and records as ``precision_`` / ``channels_last_``) how
+        the net runs on this device: a loaded model decides afresh for the
+        machine it is loaded on.
+        """
         cuda = device.startswith("cuda")
+        self.precision_, self.channels_last_ = self._resolve_execution(device)
         callbacks = [
             (
                 "lr_schedule",
@@ -657,9 +696,9 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
             mixup_alpha=self.mixup_alpha,
             roll=0 if self._two_d else self.roll,
             rng=rng,
-            amp_dtype=self._amp_dtype(device),
+            amp_dtype=AMP_DTYPES[self.precision_],
             class_weight=class_weight,
-            channels_last=bool(self.channels_last),
+            channels_last=self.channels_last_,
         )
         kwargs.update(self.net_params or {})
         return _RFCNNNet(module, **kwargs)
@@ -726,6 +765,8 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
                 if self.output_bias == "prior":
                     self._init_output_bias(net.module_, y_enc, mask, class_weight)
             self.receptive_field_ = receptive_field(module)
+            if self.verbose:
+                print(self._execution_summary(), flush=True)
         else:
             net = self.net_
         epochs = 1 if incremental else self.max_epochs
@@ -883,19 +924,25 @@ _PARAMETERS_DOC = """arch : str, default="cp_resnet"
     device : str or torch.device, default="auto"
         ``"auto"`` uses CUDA when present, else the CPU.
     precision : {"auto", "32", "bf16", "16"}, default="auto"
-        Autocast precision of forward passes: ``"auto"`` is bf16 on a CUDA
-        device that supports it and float32 otherwise (on CPU autocast rarely
-        pays off); ``"16"`` uses float16 with gradient scaling on CUDA.
-    channels_last : bool, default=False
+        Autocast precision of the forward passes (convolutions and linear
+        layers; weights, batch-norm statistics, the loss, the optimizer state
+        and the returned probabilities stay float32).  ``"auto"`` decides
+        from the hardware: on a CPU, bf16 where it has native bf16 arithmetic
+        (AMX or AVX-512-BF16, as :func:`torch.cpu.get_capabilities` reports)
+        and float32 where bf16 would be emulated (AVX2 only: ~10x slower); on
+        CUDA, bf16 where supported, else float16 with a gradient scaler.  The
+        choice is ``precision_``.  bf16 and float32 reach the same held-out
+        mAP within the seed-to-seed spread (``benchmarks/README.md``).
+    channels_last : bool or "auto", default="auto"
         Run the network in the ``torch.channels_last`` memory format: the
         module's weights are converted after it is built (and after loading)
         and every input batch is made channels-last before the forward pass.
-        Convolutions are often faster so (measured on a 2-core CPU in
-        ``benchmarks/``: CP-ResNet's forward pass ~1.4x, training ~1.0-1.3x);
-        it combines with any ``precision``.  A trained network predicts the
+        ``"auto"`` is True on the CPU (faster on every CPU measured, in float32
+        and bf16: ``benchmarks/speed.py``) and on CUDA with mixed precision;
+        the choice is ``channels_last_``.  A trained network predicts the
         same in both layouts up to floating-point rounding; training takes a
         slightly different numerical path (as on other hardware), so the same
-        ``random_state`` does not give identical models across layouts.
+        ``random_state`` gives identical models only in the same layout.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, shuffling, mixup, roll and the hold-out
         through a forked torch RNG and a numpy Generator; the global RNGs are

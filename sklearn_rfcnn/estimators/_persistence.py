@@ -108,6 +108,9 @@ _ENCODERS = {
     ),
     "clip_shape": ("_clip_shape", list, tuple),
     "two_d": ("_two_d", bool, bool),
+    # recorded for the reader; a loaded model decides afresh (``_build_net``)
+    "precision": ("precision_", str, str),
+    "channels_last": ("channels_last_", bool, bool),
 }
 assert sorted(a for a, _, _ in _ENCODERS.values()) == sorted(_FITTED_ATTRIBUTES)
 

@@ -1,4 +1,8 @@
-"""Torch helpers: device resolution and seeding without touching global state."""
+"""Torch helpers: device, precision and memory-format resolution; seeding.
+
+Nothing here touches global state: seeding forks torch's RNG, and the
+hardware queries only read what torch reports.
+"""
 
 import contextlib
 
@@ -8,7 +12,21 @@ from sklearn.utils import check_random_state
 
 from sklearn_rfcnn.exceptions import ParameterError
 
-__all__ = ["resolve_device", "seeded_torch", "torch_seed_from"]
+__all__ = [
+    "cpu_native_bf16",
+    "resolve_channels_last",
+    "resolve_device",
+    "resolve_precision",
+    "seeded_torch",
+    "torch_seed_from",
+]
+
+#: ``precision`` value -> autocast dtype (None: no autocast, float32).
+AMP_DTYPES = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
+
+#: CPU capability flags (``torch.cpu.get_capabilities()``) with native bf16
+#: matrix arithmetic in oneDNN: AMX tiles, or AVX-512 with the BF16 extension.
+_NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
 def resolve_device(device="auto"):
@@ -38,6 +56,106 @@ def resolve_device(device="auto"):
             "machine; use device='auto' or device='cpu'."
         )
     return device
+
+
+def cpu_native_bf16():
+    """Which native bf16 instructions this CPU has, as torch reports them.
+
+    Reads :func:`torch.cpu.get_capabilities` (cpuinfo, as oneDNN sees the
+    CPU): AMX (``amx_bf16``) and AVX-512-BF16 (``avx512_bf16``) run bf16
+    convolutions natively; without them oneDNN emulates bf16, several times
+    slower than float32 (measured 0.1x on an AVX2-only EPYC).
+
+    Returns
+    -------
+    flags : tuple of str
+        The native-bf16 flags present (empty where bf16 would be emulated,
+        and on CPUs other than x86-64, where it has not been measured).
+
+    Examples
+    --------
+    >>> isinstance(cpu_native_bf16(), tuple)
+    True
+    """
+    caps = torch.cpu.get_capabilities()
+    return tuple(flag for flag in _NATIVE_BF16_FLAGS if caps.get(flag, False))
+
+
+def resolve_precision(precision, device):
+    """Turn ``precision="auto"`` into ``"32"``, ``"bf16"`` or ``"16"`` for a device.
+
+    * CPU: ``"bf16"`` (autocast) where the CPU has native bf16 arithmetic
+      (:func:`cpu_native_bf16`: AMX or AVX-512-BF16), ``"32"`` elsewhere,
+      where bf16 is emulated and about 10x slower;
+    * CUDA: ``"bf16"`` where the GPU supports it, else ``"16"`` (float16
+      with a gradient scaler);
+    * other devices (MPS): ``"32"``.
+
+    An explicit value is returned unchanged.
+
+    Parameters
+    ----------
+    precision : {"auto", "32", "bf16", "16"}
+    device : str
+        A concrete device (:func:`resolve_device`).
+
+    Returns
+    -------
+    precision : {"32", "bf16", "16"}
+
+    Examples
+    --------
+    >>> resolve_precision("32", "cpu")
+    '32'
+    >>> resolve_precision("auto", "cpu") == ("bf16" if cpu_native_bf16() else "32")
+    True
+    """
+    if precision != "auto":
+        return precision
+    kind = torch.device(device).type
+    if kind == "cpu":
+        return "bf16" if cpu_native_bf16() else "32"
+    if kind == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "16"
+    return "32"
+
+
+def resolve_channels_last(channels_last, device, precision):
+    """Turn ``channels_last="auto"`` into a bool for a device and precision.
+
+    Channels-last was faster for CP-ResNet on every CPU measured (AVX2-only
+    and AVX-512-BF16 EPYCs, an AMX Xeon; ``benchmarks/speed.py``) in float32
+    and in bf16, so ``"auto"`` is True on the CPU.  On CUDA it is True with
+    mixed precision (tensor-core convolutions in cuDNN want NHWC) and False
+    in float32; on other devices False.  An explicit bool is returned as is.
+
+    Parameters
+    ----------
+    channels_last : bool or "auto"
+    device : str
+        A concrete device.
+    precision : {"32", "bf16", "16"}
+        The resolved precision (:func:`resolve_precision`).
+
+    Returns
+    -------
+    channels_last : bool
+
+    Examples
+    --------
+    >>> resolve_channels_last("auto", "cpu", "32")
+    True
+    >>> resolve_channels_last(False, "cpu", "bf16")
+    False
+    """
+    if channels_last != "auto":
+        return bool(channels_last)
+    kind = torch.device(device).type
+    if kind == "cpu":
+        return True
+    if kind == "cuda":
+        return precision != "32"
+    return False
 
 
 def torch_seed_from(random_state):
