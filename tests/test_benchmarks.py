@@ -39,3 +39,33 @@ def test_accuracy_quick_runs_and_writes_valid_json(tmp_path):
     for row in doc["results"]["rows"]:
         assert 0.0 <= row["summary"]["test"]["map"]["mean"] <= 1.0
     assert out.with_name("accuracy_quick_rf.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_bench_onnx_quick_runs_and_writes_valid_json(tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    out = tmp_path / "bench_onnx_quick.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "bench_onnx.py"),
+            "--quick",
+            "--output",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    assert doc["benchmark"] == "bench_onnx"
+    assert {"cpu", "vector_extensions", "torch"} <= set(doc["machine"])
+    methods = doc["results"]["configs"]["tiny"]["methods"]
+    assert set(methods) == {"torch_fp32", "torch_bf16", "onnxruntime"}
+    for r in methods.values():
+        assert r["samples_per_s_best"] > 0
+    assert methods["torch_fp32"]["ratio_best_vs_torch_fp32"] == 1.0
+    assert methods["onnxruntime"]["max_abs_diff_vs_torch_fp32"] < 1e-4

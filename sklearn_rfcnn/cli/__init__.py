@@ -22,6 +22,7 @@ SUBCOMMANDS = [
     ("embed", "sklearn_rfcnn.cli._embed"),
     ("tune", "sklearn_rfcnn.cli._tune"),
     ("rf", "sklearn_rfcnn.cli._rf"),
+    ("export", "sklearn_rfcnn.cli._export"),
 ]
 
 
