@@ -141,6 +141,40 @@ def test_loader_decodes_compressed_formats(tmp_path, fmt):
     assert np.isfinite(y).all() and np.abs(y).max() > 0.1
 
 
+@pytest.mark.parametrize("fmt", ["WAV", "AIFF"])
+@pytest.mark.parametrize("channels", [1, 2, 3])
+def test_loader_pcm16_int_read_equals_float_read(tmp_path, fmt, channels):
+    # 16-bit WAV/AIFF are read as int16 and scaled here; the result must be
+    # libsndfile's float32 read (then np.mean over channels) to the bit
+    rng = np.random.default_rng(0)
+    y = (0.4 * rng.standard_normal((3000, channels))).clip(-1, 1)
+    path = os.path.join(tmp_path, f"pcm16.{fmt.lower()}")
+    sf.write(path, y, SR, format=fmt, subtype="PCM_16")
+    floats = sf.read(path, dtype="float32", always_2d=True)[0].T
+    mono = AudioLoader(sr=SR).transform([path])[0]
+    kept = AudioLoader(sr=SR, mono=False).transform([path])[0]
+    assert mono.dtype == kept.dtype == np.float32
+    assert_array_equal(kept, floats)
+    assert_allclose(mono, np.mean(floats, axis=0), rtol=1e-7, atol=0)
+    if channels <= 2:  # two channels: the same single rounding as np.mean
+        assert_array_equal(mono, np.mean(floats, axis=0))
+    assert_array_equal(mono, librosa.load(path, sr=None)[0])  # librosa's reader
+
+
+@pytest.mark.parametrize(
+    "orig_sr, target_sr, n",
+    [(44100, 22050, 4410), (16000, 22050, 1001), (8000, 8001, 7)],
+)
+def test_resample_equals_librosa_soxr_hq(orig_sr, target_sr, n):
+    from sklearn_rfcnn.transformers._loader import _resample
+
+    y = np.random.default_rng(1).standard_normal((2, n)).astype(np.float32)
+    ref = librosa.resample(y, orig_sr=orig_sr, target_sr=target_sr, res_type="soxr_hq")
+    out = _resample(y, orig_sr, target_sr)
+    assert out.dtype == np.float32 and out.shape == ref.shape
+    assert_array_equal(out, ref)
+
+
 def test_loader_accepts_pathlike_and_array_column(tone_files):
     from pathlib import Path
 
@@ -323,6 +357,86 @@ def test_mel_librosa_backend_equals_paper_pipeline(scale):
         assert np.abs(out - ref).max() < 1e-3
 
 
+def _research_loop(paths, sr=22050, duration=None):
+    """The research loop: ``librosa.load`` then the paper's recipe, per file."""
+    out = []
+    for path in paths:
+        y, _ = librosa.load(path, sr=sr, duration=duration)
+        out.append(_reference(y, sr, 2048, 512, 256, "perceptual"))
+    return np.stack(out)
+
+
+def _write(path, seconds, file_sr, channels, subtype, seed):
+    rng = np.random.default_rng(seed)
+    t = np.arange(round(seconds * file_sr)) / file_sr
+    y = np.stack(
+        [
+            0.3 * np.sin(2 * np.pi * rng.uniform(100, 3000) * t)
+            + 0.02 * rng.standard_normal(t.size)
+            for _ in range(channels)
+        ],
+        axis=-1,
+    )
+    sf.write(path, y.astype(np.float32), file_sr, subtype=subtype)
+    return str(path)
+
+
+def test_front_end_equals_research_loop_on_mixed_formats(tmp_path):
+    # FLAC stereo 44.1 kHz, OGG mono 22.05 kHz, 16-bit WAV stereo 44.1 kHz and
+    # float WAV mono 22.05 kHz: decode, mixdown, resampling and the
+    # perceptual mel as the per-clip librosa loop, within 0.01 dB
+    paths = [
+        _write(tmp_path / "a.flac", 1.2, 44100, 2, "PCM_16", 0),
+        _write(tmp_path / "b.ogg", 1.2, 22050, 1, "VORBIS", 1),
+        _write(tmp_path / "c.wav", 1.2, 44100, 2, "PCM_16", 2),
+        _write(tmp_path / "d.wav", 1.2, 22050, 1, "FLOAT", 3),
+    ]
+    ref = _research_loop(paths, duration=1.0)
+    for n_jobs in (1, 2):
+        pipe = make_pipeline(
+            AudioLoader(sr=22050, duration=1.0, n_jobs=n_jobs),
+            MelSpectrogram(n_jobs=n_jobs),
+        )
+        out = pipe.fit_transform(paths)
+        assert out.dtype == np.float32 and out.shape == ref.shape == (4, 256, 44)
+        assert np.abs(out - ref).max() <= 0.01
+
+
+def test_mel_perceptual_floor_and_weighting_after_projection():
+    # the top_db floor (taken in nepers) and the A-weighting (added after the
+    # projection) give the per-bin recipe's numbers, also where the floor binds
+    t = np.arange(22050) / 22050
+    pure = 0.5 * np.sin(2 * np.pi * 1000 * t)  # > 80 dB range: the floor binds
+    quiet = 1e-4 * np.random.default_rng(0).standard_normal(t.size)
+    X = np.stack([pure, quiet, pure * np.hanning(t.size)]).astype(np.float32)
+    ref = np.stack([_reference(x, 22050, 2048, 512, 256, "perceptual") for x in X])
+    out = MelSpectrogram().fit_transform(X)
+    assert np.abs(out - ref).max() < 1e-3
+
+
+def test_mel_fit_transform_checks_once_and_equals_fit_then_transform(monkeypatch):
+    import sklearn_rfcnn.transformers._validation as validation
+
+    X = _signals(n=3)
+    calls = []
+    real = validation.check_finite_rows
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(validation, "check_finite_rows", counting)
+    mel = MelSpectrogram(**SMALL)
+    out = mel.fit_transform(X)
+    assert len(calls) == 1
+    assert mel.n_features_in_ == X.shape[1]
+    assert_array_equal(out, MelSpectrogram(**SMALL).fit(X).transform(X))
+    lst = MelSpectrogram(**SMALL).fit_transform([X[0], X[1, :3000]])
+    assert_array_equal(lst[1], mel.transform([X[1, :3000]])[0])
+    with pytest.raises(InvalidParameterError):
+        MelSpectrogram(n_mels=0).fit_transform(X)
+
+
 @pytest.mark.parametrize("scale", ["perceptual", "db", "power"])
 def test_mel_torch_backend_matches_librosa(scale):
     pytest.importorskip("torch")
@@ -354,12 +468,13 @@ def test_mel_torch_backend_on_cuda_matches_librosa():
 )
 def test_stft_power_equals_librosa(n_fft, hop_length):
     X = _signals(n=2, n_samples=1000)
-    ours = mel_module._stft_power(X, n_fft, hop_length)
+    ours = np.stack([mel_module._stft_power(x, n_fft, hop_length) for x in X])
+    assert ours.dtype == np.float32 and ours[0].flags.c_contiguous
     ref = np.abs(
         librosa.stft(X, n_fft=n_fft, hop_length=hop_length, pad_mode="reflect")
     )
     ref = ref**2
-    assert_allclose(ours.transpose(0, 2, 1), ref, rtol=1e-4, atol=1e-6 * ref.max())
+    assert_allclose(ours, ref, rtol=1e-4, atol=1e-6 * ref.max())
     mel = MelSpectrogram(sr=SR, n_fft=n_fft, hop_length=hop_length, n_mels=8)
     assert mel.n_frames(1000) == ref.shape[-1] == mel.transform(X).shape[-1]
 
@@ -448,6 +563,40 @@ def test_mel_n_jobs_equal():
         assert len(calls) == 6 and len(set(calls[:2])) == 2  # one call per clip
     assert_array_equal(a, b)
     assert_array_equal(a, np.stack(c))
+
+
+def test_thread_map_order_threads_parallel_config_and_early_close():
+    import threading
+    import time
+
+    import joblib
+
+    from sklearn_rfcnn.transformers._validation import thread_map
+
+    seen = []
+
+    def double(x):
+        seen.append(threading.get_ident())
+        time.sleep(0.01)
+        return 2 * x
+
+    assert list(thread_map(double, range(5), None)) == [0, 2, 4, 6, 8]
+    assert set(seen) == {threading.get_ident()}  # n_jobs=None: this thread
+    seen.clear()
+    with joblib.parallel_config(n_jobs=2):  # honoured, as joblib's n_jobs
+        assert list(thread_map(double, range(8), None)) == list(range(0, 16, 2))
+    assert len(set(seen)) == 2 and threading.get_ident() not in seen
+    started = []
+
+    def slow(x):
+        started.append(x)
+        time.sleep(0.02)
+        return x
+
+    results = thread_map(slow, range(50), 2)
+    assert next(results) == 0
+    results.close()  # e.g. the loader raising on a bad clip
+    assert len(started) < 50
 
 
 @pytest.mark.parametrize("n_jobs", [None, 2])

@@ -3,9 +3,10 @@
 The numerical recipe (``scale="perceptual"``) is the one of the CP-ResNet
 reference code (``processor_d18``): STFT power, A-weighted dB
 (:func:`librosa.perceptual_weighting`), then a Slaney mel projection of that
-dB spectrogram, with no further log.  ``backend="librosa"`` computes it
-batched with numpy and a sparse filterbank; ``backend="torch"`` computes the
-same numbers with :func:`torch.stft` (on a GPU when one is present).
+dB spectrogram, with no further log.  ``backend="librosa"`` computes it clip
+by clip with :mod:`scipy.fft` and a sparse filterbank; ``backend="torch"``
+computes the same numbers with :func:`torch.stft` (on a GPU when one is
+present).
 """
 
 import functools
@@ -14,7 +15,6 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.fft
 import scipy.signal
-from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
@@ -30,6 +30,7 @@ from sklearn_rfcnn.transformers._validation import (
     check_signals,
     chunk_slices,
     progress_bar,
+    thread_map,
 )
 from sklearn_rfcnn.utils._sklearn_compat import (
     Interval,
@@ -39,8 +40,12 @@ from sklearn_rfcnn.utils._sklearn_compat import (
 
 __all__ = ["MelSpectrogram"]
 
-#: Samples per chunk of clips computed at once (bounds the working memory).
-_CHUNK_SAMPLES = 2**20
+#: Samples per chunk of clips handed to one thread (librosa backend). Each
+#: clip of a chunk is computed on its own (the working memory is one clip's
+#: STFT per thread), so small chunks only balance the threads better.
+_CHUNK_SAMPLES = 2**18
+#: Samples per batch of the torch backend (batched STFT; bounds its memory).
+_TORCH_CHUNK_SAMPLES = 2**20
 
 
 _DB_PER_LN = np.float32(10.0 / np.log(10.0))
@@ -71,12 +76,13 @@ def _hann(n_fft):
     return window
 
 
-def _stft_power(Y, n_fft, hop_length):
-    """``np.abs(librosa.stft(Y, center=True, pad_mode="reflect")) ** 2``, transposed.
+def _stft_magnitude(y, n_fft, hop_length):
+    """``np.abs(librosa.stft(y, center=True, pad_mode="reflect"))`` of one clip.
 
     The same frames, window and FFT size as librosa, computed with
-    :mod:`scipy.fft` (about twice as fast as numpy's FFT that librosa uses),
-    returned frame-major: ``(n_clips, n_frames, n_fft // 2 + 1)`` float32.
+    :mod:`scipy.fft` (several times faster than numpy's FFT that librosa
+    uses), bin-major as librosa: ``(n_fft // 2 + 1, n_frames)`` float32,
+    C-contiguous, so the mel projection reads it without a transposed copy.
 
     Frames come from the whole signal reflect-padded by ``n_fft // 2`` on both
     sides (the textbook definition, and librosa < 0.10). librosa >= 0.10 pads
@@ -85,27 +91,73 @@ def _stft_power(Y, n_fft, hop_length):
     its last frame differs.
     """
     pad = n_fft // 2
-    padded = np.pad(Y, [(0, 0), (pad, pad)], mode="reflect")
-    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft, axis=-1)
-    frames = frames[:, ::hop_length] * _hann(n_fft)
-    D = scipy.fft.rfft(frames, axis=-1, overwrite_x=True)
-    del frames, padded
-    S = np.abs(D)
-    del D
-    S *= S
+    padded = np.pad(y, pad, mode="reflect")
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop_length]
+    # (n_fft, n_frames) view of a frame-major buffer: the FFT along axis 0
+    # writes a bin-major, C-contiguous result.
+    windowed = frames.T * _hann(n_fft)[:, np.newaxis]
+    del padded, frames
+    D = scipy.fft.rfft(windowed, axis=0, overwrite_x=True)
+    del windowed
+    return np.abs(D)
+
+
+def _stft_power(y, n_fft, hop_length):
+    """``np.abs(librosa.stft(y, center=True, pad_mode="reflect")) ** 2`` of one clip."""
+    S = _stft_magnitude(y, n_fft, hop_length)
+    np.square(S, out=S)
     return S
 
 
-def _mel_librosa(Y, *, sr, n_fft, hop_length, n_mels, fmin, fmax, scale):
-    """Mel spectrograms of a batch ``Y`` (n, n_samples) float32 → (n, n_mels, T)."""
-    S = _stft_power(Y, n_fft, hop_length)
-    if scale == "perceptual":
-        S = _to_db(S)
-        S += a_weighting(sr, n_fft).ravel().astype(np.float32)
+@functools.lru_cache(maxsize=16)
+def _perceptual_tables(sr, n_fft, n_mels, fmin, fmax):
+    """Sparse mel basis and the mel projection of the A-weighting (float32)."""
     _, sparse_basis = mel_filterbank(sr, n_fft, n_mels, fmin, fmax)
-    out = np.empty((S.shape[0], n_mels, S.shape[1]), dtype=np.float32)
-    for i in range(S.shape[0]):
-        out[i] = sparse_basis @ S[i].T
+    offset = (sparse_basis @ a_weighting(sr, n_fft)).astype(np.float32)
+    offset.setflags(write=False)
+    return sparse_basis, offset
+
+
+#: ``sqrt(amin)`` and ``10 ** (-top_db / 20)``: the dB floors on magnitudes.
+_SQRT_AMIN = np.float32(np.sqrt(AMIN))
+_TOP_DB_RATIO = np.float32(10.0 ** (-TOP_DB / 20.0))
+
+
+def _perceptual_mel(M, sparse_basis, offset, out):
+    """``mel @ perceptual_weighting(M ** 2, ref=1, amin, top_db)`` into ``out``.
+
+    ``M`` is an STFT magnitude ``(n_bins, n_frames)``, overwritten. The dB
+    spectrogram ``max(10 log10(max(M**2, amin)), its max - top_db)`` is
+    ``(20 / ln 10) * ln(max(M, sqrt(amin), max(M) * 10 ** (-top_db / 20)))``:
+    one clamp and one log per bin. Everything after the log is linear, so the
+    dB factor and the A-weighting are applied after the projection, on the
+    ``n_mels`` rows: ``mel @ (c * L + a) = c * (mel @ L) + mel @ a``. Rounding
+    differs from the per-bin order by about 1e-5 dB.
+    """
+    np.maximum(M, max(_SQRT_AMIN, M.max() * _TOP_DB_RATIO), out=M)
+    np.log(M, out=M)
+    out[...] = sparse_basis @ M
+    out *= 2 * _DB_PER_LN
+    out += offset
+
+
+def _mel_librosa(Y, *, sr, n_fft, hop_length, n_mels, fmin, fmax, scale):
+    """Mel spectrograms of a batch ``Y`` (n, n_samples) float32 → (n, n_mels, T).
+
+    One clip at a time: its STFT (a few MB) stays in cache, and the bin-major
+    spectrogram feeds the sparse projection without a transposed copy.
+    """
+    n_frames = 1 + (Y.shape[-1] + 2 * (n_fft // 2) - n_fft) // hop_length
+    out = np.empty((Y.shape[0], n_mels, n_frames), dtype=np.float32)
+    if scale == "perceptual":
+        sparse_basis, offset = _perceptual_tables(sr, n_fft, n_mels, fmin, fmax)
+        for y, o in zip(Y, out):
+            M = _stft_magnitude(y, n_fft, hop_length)
+            _perceptual_mel(M, sparse_basis, offset, o)
+        return out
+    _, sparse_basis = mel_filterbank(sr, n_fft, n_mels, fmin, fmax)
+    for y, o in zip(Y, out):
+        o[...] = sparse_basis @ _stft_power(y, n_fft, hop_length)
     if scale == "db":
         out = _to_db(out)
     return out
@@ -306,7 +358,30 @@ n_samples), or list of 1-D/2-D arrays
         """
         check_is_fitted(self)
         self._validate_params()
-        kind, data = self._check_input(X, reset=False)
+        return self._transform_checked(*self._check_input(X, reset=False))
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit_transform(self, X, y=None):
+        """Fit to ``X`` and return its mel spectrograms (``X`` is checked once).
+
+        The same as ``fit(X).transform(X)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_clips, n_samples) or (n_clips, n_channels, \
+n_samples), or list of 1-D/2-D arrays
+            Waveforms at ``sr`` Hz.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        S : np.ndarray of float32 or list of arrays
+            As :meth:`transform`.
+        """
+        return self._transform_checked(*self._check_input(X, reset=True))
+
+    def _transform_checked(self, kind, data):
         if kind == "list":
             return self._transform_list(data)
         lead = data.shape[:-1]
@@ -381,10 +456,9 @@ n_samples), or list of 1-D/2-D arrays
             out[sl] = compute(Y[sl])
             return sl.stop - sl.start
 
-        slices = chunk_slices(n_clips, max(n_samples, self.n_fft), _CHUNK_SAMPLES)
-        done = Parallel(n_jobs=self.n_jobs, require="sharedmem", return_as="generator")(
-            delayed(work)(sl) for sl in slices
-        )
+        budget = _TORCH_CHUNK_SAMPLES if self.backend == "torch" else _CHUNK_SAMPLES
+        slices = chunk_slices(n_clips, max(n_samples, self.n_fft), budget)
+        done = thread_map(work, slices, self.n_jobs)
         with self._progress(n_clips) as bar:
             for n_done in done:
                 bar.update(n_done)
@@ -398,9 +472,7 @@ n_samples), or list of 1-D/2-D arrays
             spec = compute(x.reshape(-1, x.shape[-1]))
             return spec.reshape(*lead, *spec.shape[1:])
 
-        specs = Parallel(
-            n_jobs=self.n_jobs, require="sharedmem", return_as="generator"
-        )(delayed(work)(x) for x in items)
+        specs = thread_map(work, items, self.n_jobs)
         out = []
         with self._progress(len(items)) as bar:
             for spec in specs:
