@@ -66,7 +66,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _common import format_machine, machine_info, write_results
+from _common import RESULTS_DIR, format_machine, machine_info, write_results
 from bench_model import plain_cp_resnet
 
 from sklearn_rfcnn.models import create_model
@@ -446,6 +446,11 @@ def main(argv=None):
     )
     p.add_argument("--compile", action="store_true", help="also fit with torch.compile")
     p.add_argument("--out", default=None)
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other sections of an earlier run in the output file",
+    )
     p.add_argument("--report", default=None, metavar="JSON", help="print a saved run")
     args = p.parse_args(argv)
     if args.report:
@@ -493,7 +498,11 @@ def main(argv=None):
             continue
         results[section] = run(quick=args.quick)
     slug = _machine_slug(info) + ("_quick" if args.quick else "")
-    doc_path = write_results(f"speed_{slug}", results, started=started, path=args.out)
+    out = Path(args.out) if args.out else RESULTS_DIR / f"speed_{slug}.json"
+    if args.merge and out.exists():
+        earlier = json.loads(out.read_text())["results"]
+        results = {**earlier, **results}
+    doc_path = write_results(f"speed_{slug}", results, started=started, path=out)
     print(report(json.loads(Path(doc_path).read_text())))
     print(f"wrote {doc_path}")
     return 0

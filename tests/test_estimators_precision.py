@@ -76,6 +76,18 @@ def test_auto_precision_on_cpu_follows_native_bf16(cpu_caps, caps, expected, fla
         assert resolve_precision(explicit, "cpu") == explicit
 
 
+@pytest.mark.parametrize(
+    "isa, native", [("AVX2", False), ("avx512_core", False), ("", True)]
+)
+def test_onednn_capped_below_bf16_counts_as_no_native_bf16(
+    cpu_caps, monkeypatch, isa, native
+):
+    cpu_caps(AMX)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", isa)
+    assert bool(cpu_native_bf16()) is native
+    assert resolve_precision("auto", "cpu") == ("bf16" if native else "32")
+
+
 @pytest.mark.parametrize("bf16_supported, expected", [(True, "bf16"), (False, "16")])
 def test_auto_precision_on_cuda(monkeypatch, bf16_supported, expected):
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16_supported)
@@ -159,9 +171,7 @@ def test_verbose_output_says_once_what_was_chosen(cpu_caps, data, capsys):
     assert "chosen by channels_last=auto" in first and "precision=auto" not in first
 
 
-def test_loaded_model_decides_for_the_machine_it_is_loaded_on(
-    cpu_caps, data, tmp_path
-):
+def test_loaded_model_decides_for_the_machine_it_is_loaded_on(cpu_caps, data, tmp_path):
     X, y = data
     cpu_caps(AMX)
     clf = RFCNNClassifier(**FAST).fit(X, y)

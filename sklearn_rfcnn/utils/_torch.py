@@ -5,6 +5,7 @@ hardware queries only read what torch reports.
 """
 
 import contextlib
+import os
 
 import numpy as np
 import torch
@@ -27,6 +28,11 @@ AMP_DTYPES = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
 #: CPU capability flags (``torch.cpu.get_capabilities()``) with native bf16
 #: matrix arithmetic in oneDNN: AMX tiles, or AVX-512 with the BF16 extension.
 _NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+#: Values of oneDNN's ``ONEDNN_MAX_CPU_ISA`` that stop it below native bf16.
+_ONEDNN_ISAS_WITHOUT_BF16 = frozenset(
+    {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI"}
+)
 
 
 def resolve_device(device="auto"):
@@ -64,7 +70,9 @@ def cpu_native_bf16():
     Reads :func:`torch.cpu.get_capabilities` (cpuinfo, as oneDNN sees the
     CPU): AMX (``amx_bf16``) and AVX-512-BF16 (``avx512_bf16``) run bf16
     convolutions natively; without them oneDNN emulates bf16, several times
-    slower than float32 (measured 0.1x on an AVX2-only EPYC).
+    slower than float32 (measured 0.1x on an AVX2-only EPYC).  A oneDNN
+    capped below them (``ONEDNN_MAX_CPU_ISA=AVX2``, say) or a torch built
+    without oneDNN counts as having none.
 
     Returns
     -------
@@ -77,6 +85,11 @@ def cpu_native_bf16():
     >>> isinstance(cpu_native_bf16(), tuple)
     True
     """
+    if not torch.backends.mkldnn.is_available():
+        return ()
+    for var in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        if os.environ.get(var, "").upper() in _ONEDNN_ISAS_WITHOUT_BF16:
+            return ()  # oneDNN was told not to use the bf16 instructions
     caps = torch.cpu.get_capabilities()
     return tuple(flag for flag in _NATIVE_BF16_FLAGS if caps.get(flag, False))
 
