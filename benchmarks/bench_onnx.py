@@ -184,7 +184,8 @@ def run(configs=None, *, quick=False, threads=None, verbose=True):
     -------
     results : dict
         ``{"threads", "rounds", "onnxruntime", "torch", "load_average_before",
-        "load_average_after", "configs": {name: {..., "methods": {...}}}}``.
+        "load_average_after", "configs": {name: {..., "methods": {...}}},
+        "summary": {name: {"<method> x fp32": median ratio}}}``.
     """
     import onnxruntime as ort
 
@@ -237,6 +238,15 @@ def run(configs=None, *, quick=False, threads=None, verbose=True):
                 f"{entry['export_s']:.1f} s, {entry['onnx_bytes'] / 1e6:.1f} MB"
             )
     results["load_average_after"] = os.getloadavg()
+    # one line per config for benchmarks/speed.py's report: median ratios
+    results["summary"] = {
+        name: {
+            f"{method} x fp32": round(r["ratio_median_vs_torch_fp32"], 2)
+            for method, r in entry["methods"].items()
+            if method != "torch_fp32"
+        }
+        for name, entry in results["configs"].items()
+    }
     return results
 
 
