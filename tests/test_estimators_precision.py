@@ -171,6 +171,15 @@ def test_verbose_output_says_once_what_was_chosen(cpu_caps, data, capsys):
     assert "chosen by channels_last=auto" in first and "precision=auto" not in first
 
 
+def test_verbose_output_names_the_resolved_device(cpu_caps, data, capsys, monkeypatch):
+    X, y = data
+    cpu_caps(AVX2_ONLY)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    RFCNNClassifier(**{**FAST, "device": "auto", "verbose": 1}).fit(X, y)
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("RFCNNClassifier: cpu, float32 (no native bf16")
+
+
 def test_loaded_model_decides_for_the_machine_it_is_loaded_on(cpu_caps, data, tmp_path):
     X, y = data
     cpu_caps(AMX)

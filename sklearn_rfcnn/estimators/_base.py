@@ -540,9 +540,8 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
         precision = resolve_precision(self.precision, device)
         return precision, resolve_channels_last(self.channels_last, device, precision)
 
-    def _execution_summary(self):
-        """One line saying how the net runs and why (printed once by ``fit``)."""
-        device = str(self.net_.device if hasattr(self, "net_") else self.device)
+    def _execution_summary(self, device):
+        """One line saying how the net runs on ``device`` and why (``fit``)."""
         name = {"32": "float32", "bf16": "bf16 autocast", "16": "float16 autocast"}
         text = f"{type(self).__name__}: {device}, {name[self.precision_]}"
         if self.precision == "auto" and device.startswith("cpu"):
@@ -766,7 +765,7 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
                     self._init_output_bias(net.module_, y_enc, mask, class_weight)
             self.receptive_field_ = receptive_field(module)
             if self.verbose:
-                print(self._execution_summary(), flush=True)
+                print(self._execution_summary(device), flush=True)
         else:
             net = self.net_
         epochs = 1 if incremental else self.max_epochs
