@@ -56,6 +56,11 @@ class RFCNNClassifier(ClassifierMixin, _PersistenceMixin, _BaseRFCNN):
     history_ : skorch.History
         Per-epoch training record (``train_loss``, ``valid_loss``, ``lr``,
         ``dur``, ...).
+    precision_ : {"32", "bf16", "16"}
+        The precision the net runs in (``precision`` with "auto" decided for
+        this machine's device; a loaded model decides afresh).
+    channels_last_ : bool
+        Whether the net runs in the channels-last memory format.
 
     See Also
     --------

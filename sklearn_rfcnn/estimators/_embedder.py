@@ -46,6 +46,11 @@ class RFCNNEmbedder(
         Maximum receptive field in input pixels ``(freq, time)``.
     history_ : skorch.History
         Per-epoch training record.
+    precision_ : {"32", "bf16", "16"}
+        The precision the net runs in (``precision`` with "auto" decided for
+        this machine's device; a loaded model decides afresh).
+    channels_last_ : bool
+        Whether the net runs in the channels-last memory format.
 
     See Also
     --------
