@@ -232,15 +232,20 @@ def library_staged(paths, stages):
 
     sparse_basis, offset = M._perceptual_tables(SR, N_FFT, N_MELS, 0.0, None)
     out = np.empty((len(paths), N_MELS, 1 + n_samples // HOP), dtype=np.float32)
+    window = M._hann(N_FFT)[:, np.newaxis]
+    step = max(1, M._STFT_BLOCK_BYTES // (4 * N_FFT))
     for y, o in zip(waves, out):
         with stages("framing + window"):
             padded = np.pad(y, N_FFT // 2, mode="reflect")
             frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP]
-            windowed = frames.T * M._hann(N_FFT)[:, np.newaxis]
-        with stages("FFT"):
-            D = scipy.fft.rfft(windowed, axis=0, overwrite_x=True)
-        with stages("power"):  # the magnitude: dB is 20 log10 of it
-            S = np.abs(D)
+            S = np.empty((N_FFT // 2 + 1, frames.shape[0]), dtype=np.float32)
+        for start in range(0, frames.shape[0], step):
+            with stages("framing + window"):
+                windowed = frames[start : start + step].T * window
+            with stages("FFT"):
+                D = scipy.fft.rfft(windowed, axis=0, overwrite_x=True)
+            with stages("power"):  # the magnitude: dB is 20 log10 of it
+                np.abs(D, out=S[:, start : start + step])
         with stages("dB + weighting"):
             np.maximum(S, max(M._SQRT_AMIN, S.max() * M._TOP_DB_RATIO), out=S)
             np.log(S, out=S)

@@ -475,6 +475,10 @@ def test_stft_power_equals_librosa(n_fft, hop_length):
     )
     ref = ref**2
     assert_allclose(ours, ref, rtol=1e-4, atol=1e-6 * ref.max())
+    with pytest.MonkeyPatch.context() as mp:  # blocks of 3 frames: same numbers
+        mp.setattr(mel_module, "_STFT_BLOCK_BYTES", 3 * 4 * n_fft)
+        blocked = np.stack([mel_module._stft_power(x, n_fft, hop_length) for x in X])
+    assert_array_equal(blocked, ours)
     mel = MelSpectrogram(sr=SR, n_fft=n_fft, hop_length=hop_length, n_mels=8)
     assert mel.n_frames(1000) == ref.shape[-1] == mel.transform(X).shape[-1]
 

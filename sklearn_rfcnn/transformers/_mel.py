@@ -76,13 +76,20 @@ def _hann(n_fft):
     return window
 
 
+#: Bytes of windowed frames transformed at once: a block of frames and its
+#: spectrum stay in a core's L2 cache (about 2x faster on a busy machine than
+#: one pass over a whole clip; the numbers are the same).
+_STFT_BLOCK_BYTES = 2**18
+
+
 def _stft_magnitude(y, n_fft, hop_length):
     """``np.abs(librosa.stft(y, center=True, pad_mode="reflect"))`` of one clip.
 
     The same frames, window and FFT size as librosa, computed with
     :mod:`scipy.fft` (several times faster than numpy's FFT that librosa
-    uses), bin-major as librosa: ``(n_fft // 2 + 1, n_frames)`` float32,
-    C-contiguous, so the mel projection reads it without a transposed copy.
+    uses) a block of frames at a time, bin-major as librosa:
+    ``(n_fft // 2 + 1, n_frames)`` float32, C-contiguous, so the mel
+    projection reads it without a transposed copy.
 
     Frames come from the whole signal reflect-padded by ``n_fft // 2`` on both
     sides (the textbook definition, and librosa < 0.10). librosa >= 0.10 pads
@@ -93,13 +100,16 @@ def _stft_magnitude(y, n_fft, hop_length):
     pad = n_fft // 2
     padded = np.pad(y, pad, mode="reflect")
     frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop_length]
-    # (n_fft, n_frames) view of a frame-major buffer: the FFT along axis 0
-    # writes a bin-major, C-contiguous result.
-    windowed = frames.T * _hann(n_fft)[:, np.newaxis]
-    del padded, frames
-    D = scipy.fft.rfft(windowed, axis=0, overwrite_x=True)
-    del windowed
-    return np.abs(D)
+    window = _hann(n_fft)[:, np.newaxis]
+    out = np.empty((n_fft // 2 + 1, frames.shape[0]), dtype=np.float32)
+    step = max(1, _STFT_BLOCK_BYTES // (4 * n_fft))
+    for start in range(0, frames.shape[0], step):
+        # (n_fft, block) view of frame-major data: the FFT along axis 0
+        # gives bin-major columns of the output
+        windowed = frames[start : start + step].T * window
+        D = scipy.fft.rfft(windowed, axis=0, overwrite_x=True)
+        np.abs(D, out=out[:, start : start + step])
+    return out
 
 
 def _stft_power(y, n_fft, hop_length):
