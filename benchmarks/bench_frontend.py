@@ -460,7 +460,7 @@ def _print_report(result):
             else ""
         )
     )
-    print("\nper-stage share of the single-threaded CPU time (best of 2 rounds):")
+    print("\nper-stage share of the single-threaded CPU time (best of 3 rounds):")
     stages = result["stages"]
     names = list(dict.fromkeys(itertools.chain(*(s["share"] for s in stages.values()))))
     print(f"  {'stage':<22}" + "".join(f"{k:>18}" for k in stages))
@@ -528,7 +528,8 @@ def run(
         ``timings`` (best/median/all seconds per method), ``speedup_vs_loop``
         (best and median ratios, 1 and 2 threads), ``max_abs_diff_db_vs_loop``,
         ``identical`` (within 0.01 dB), ``stages`` (per-stage seconds and
-        shares), ``cache``, ``memory``, ``loadavg``, ...
+        shares), ``cache``, ``memory``, ``loadavg``, ..., and ``summary``
+        (the median ratios and the dB difference, for ``speed.py``).
     """
     started = time.time()
     n_clips = n_clips or (48 if quick else 600)
@@ -550,7 +551,7 @@ def run(
             seconds, cpu_seconds, max_diff, reference, ours = bench_throughput(
                 timed_paths, repeat, torch_backend=torch_backend
             )
-            stages = bench_stages(timed_paths, 2, reference, ours)
+            stages = bench_stages(timed_paths, 3, reference, ours)
             cache = bench_cache(timed_paths, os.path.join(folder, "cache"))
             memory = [bench_memory(paths[:n]) for n in (memory_clips, 2 * memory_clips)]
     finally:
@@ -580,6 +581,13 @@ def run(
         "loadavg_after": os.getloadavg(),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
         "native_threads_at_2": _native_threads(2),
+        # one line for benchmarks/speed.py's report: median ratios to the loop
+        "summary": {
+            "library x research loop, 1 thread": ratios["threads=1"]["median"],
+            "library x research loop, 2 threads": ratios["threads=2"]["median"],
+            "n_jobs=2 x fastest loop": ratios["n_jobs=2 vs fastest loop"]["median"],
+            "max_abs_diff_db": worst,
+        },
     }
     if verbose:
         _print_report(result)
