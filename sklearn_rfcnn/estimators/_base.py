@@ -16,13 +16,28 @@ Input layouts accepted everywhere (``X``):
   ordinary tabular data and scikit-learn's common checks work); the time roll
   is not applied to it;
 * a list of ``(F, T_i)`` or ``(C, F, T_i)`` arrays of different lengths
-  (``MelSpectrogram`` on clips of different durations).
+  (``MelSpectrogram`` on clips of different durations);
+* a *clip source* (``__rfcnn_clip_source__ = True``, ``len``, ``src[i]`` ->
+  ``(C, F, T_i)``, ``lengths``, ``clip_shape``, optional
+  ``front_end_checksum``), e.g. :class:`sklearn_rfcnn.datasets.SpectrogramStore`:
+  read one clip (or crop) at a time, never whole.
 
-Variable-length policy (training, internal validation and inference alike):
-clips are grouped by number of frames and every batch holds clips of a single
-length, so the fully convolutional network always sees each clip whole, with
-no padding and no cropping.  Clips of a length that occurs once form a batch of
-their own.
+Length policy (the user guide, "Long recordings: crops, windows and
+taggrams"):
+
+* ``crop_frames=None``, every clip of one length: batches of whole clips, as
+  the fully convolutional network was always trained;
+* ``crop_frames=None``, clips of different lengths: training batches of
+  ``batch_size`` clips sorted by length (within shuffled pools), each clip
+  cropped at a random start to the shortest clip of its batch (fresh offsets
+  every epoch, so no frame is left out for good); validation and inference
+  see whole clips, batched by length;
+* ``crop_frames=W``: training batches of ``batch_size`` random crops of ``W``
+  frames; validation and inference slide windows of ``W`` frames every
+  ``window_hop`` frames and aggregate each clip's window logits
+  (``aggregate``; embeddings always by the mean);
+* a clip shorter than the crop or the window is tiled (repeated end to
+  start) up to it.
 """
 
 import copy
@@ -48,7 +63,12 @@ from sklearn.utils.validation import (
 from skorch.callbacks import EarlyStopping
 from skorch.helper import predefined_split
 
-from sklearn_rfcnn.estimators._data import _bucket_loader, _ClipDataset
+from sklearn_rfcnn.estimators._data import (
+    _ClipDataset,
+    _is_clip_source,
+    _train_loader,
+    _valid_loader,
+)
 from sklearn_rfcnn.estimators._net import _RFCNNNet
 from sklearn_rfcnn.estimators.callbacks import (
     PAPER_DECAY_END,
@@ -130,7 +150,16 @@ _FITTED_ATTRIBUTES = (
     "_two_d",
     "precision_",
     "channels_last_",
+    "front_end_checksum_",
 )
+
+
+def _reduce_windows(outputs, offsets, how):
+    """Per-clip mean (or max) of the rows ``outputs[offsets[i]:offsets[i + 1]]``."""
+    if how == "max":
+        return np.maximum.reduceat(outputs, offsets[:-1], axis=0)
+    sums = np.add.reduceat(outputs.astype(np.float64), offsets[:-1], axis=0)
+    return (sums / np.diff(offsets)[:, None]).astype(np.float32)
 
 
 def _tag_counts(Y, mask):
@@ -177,6 +206,9 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
         "threshold": [Interval(numbers.Real, 0, 1, closed="both"), "array-like"],
         "class_weight": [StrOptions({"balanced"}), dict, "array-like", None],
         "output_bias": [StrOptions({"prior", "zero"})],
+        "crop_frames": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "window_hop": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "aggregate": [StrOptions({"mean", "max"})],
         "device": [str, torch.device],
         "precision": [StrOptions({"auto", "32", "bf16", "16"})],
         "channels_last": ["boolean", StrOptions({"auto"})],
@@ -213,6 +245,9 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
         threshold=0.5,
         class_weight=None,
         output_bias="zero",
+        crop_frames=None,
+        window_hop=None,
+        aggregate="mean",
         device="auto",
         precision="auto",
         channels_last="auto",
@@ -245,6 +280,9 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
         self.threshold = threshold
         self.class_weight = class_weight
         self.output_bias = output_bias
+        self.crop_frames = crop_frames
+        self.window_hop = window_hop
+        self.aggregate = aggregate
         self.device = device
         self.precision = precision
         self.channels_last = channels_last
@@ -321,17 +359,107 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
     def _check_params_extra(self):
         """Cross-parameter checks that need no data (run before every fit)."""
         self._model_kwargs()  # parameters the chosen architecture cannot use
+        if self.crop_frames is not None:
+            self._window_hop(self.crop_frames)
+
+    def _window_hop(self, window):
+        """Frames between window starts for windows of ``window`` frames."""
+        hop = max(int(window) // 2, 1) if self.window_hop is None else self.window_hop
+        if hop > window:
+            raise ParameterError(
+                f"window_hop={hop} is larger than the window ({window} frames), "
+                "so frames between windows would be skipped; use window_hop <= "
+                f"{window} (None: half a window)."
+            )
+        return hop
 
     # ------------------------------------------------------------------
     # data validation
     # ------------------------------------------------------------------
+    def _check_source(self, X, *, reset, y):
+        """Validate a clip source's cheap metadata (nothing is read)."""
+        name = type(self).__name__
+        n = len(X)
+        clip_shape = getattr(X, "clip_shape", None)
+        try:
+            clip_shape = tuple(int(v) for v in clip_shape)
+        except TypeError:
+            clip_shape = None
+        if clip_shape is None or len(clip_shape) != 2 or min(clip_shape) < 1:
+            raise DataError(
+                f"the clip source X has clip_shape={getattr(X, 'clip_shape', None)!r}"
+                "; a source must announce (n_channels, n_bands) of its clips."
+            )
+        lengths = np.asarray(getattr(X, "lengths", None))
+        if lengths.shape != (n,) or not np.issubdtype(lengths.dtype, np.integer):
+            raise DataError(
+                f"the clip source X has {n} clips but lengths of shape "
+                f"{lengths.shape} and dtype {lengths.dtype}; lengths must be an "
+                f"integer array of shape ({n},), the frames of each clip."
+            )
+        if n == 0:
+            raise DataError(f"the clip source X is empty; {name} needs clips.")
+        if lengths.min() < 1:
+            bad = int(np.flatnonzero(lengths < 1)[0])
+            raise DataError(
+                f"clip {bad} of the clip source X has {int(lengths[bad])} frames; "
+                "every clip needs at least one frame (rebuild the source "
+                "without empty clips)."
+            )
+        if not isinstance(y, str):
+            if y is None:
+                raise ValueError(
+                    f"{name} requires y to be passed, but the target y is None."
+                )
+            y = check_array(y, ensure_2d=False, dtype=None, input_name="y")
+            if len(y) != n:
+                raise DataError(
+                    f"y has {len(y)} rows but the clip source X holds {n} clips; "
+                    "give one target per clip, in the source's order."
+                )
+        checksum = getattr(X, "front_end_checksum", None)
+        checksum = None if checksum is None else str(checksum)
+        n_features = clip_shape[1] if clip_shape[0] == 1 else clip_shape[0]
+        if reset:
+            self.n_features_in_ = n_features
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+            self.front_end_checksum_ = checksum
+        else:
+            fitted = getattr(self, "front_end_checksum_", None)
+            if fitted is not None and checksum is not None and checksum != fitted:
+                raise DataError(
+                    f"the clip source X was built with the front end {checksum!r}, "
+                    f"but {name} was fitted on spectrograms of the front end "
+                    f"{fitted!r}; rebuild the store with the training front end "
+                    "(the same AudioLoader/MelSpectrogram/BandStandardizer "
+                    "settings) before predicting."
+                )
+        return X, y
+
     def _check_clips(self, X, *, reset, y="no_validation"):
         """Validate X (and y in fit) and return ``(clips, y, two_d)``.
 
-        ``clips`` is a float32 ndarray ``(n, C, F, T)`` or, for variable-length
-        input, a list of float32 ``(C, F, T_i)`` arrays.
+        ``clips`` is a float32 ndarray ``(n, C, F, T)``, for variable-length
+        input a list of float32 ``(C, F, T_i)`` arrays, or a clip source
+        (validated by its metadata only).
         """
         name = type(self).__name__
+        if _is_clip_source(X):
+            clips, y = self._check_source(X, reset=reset, y=y)
+            shape = tuple(int(v) for v in clips.clip_shape)
+            two_d = False
+            if reset:
+                self._clip_shape = shape
+                self._two_d = False
+            elif shape != self._clip_shape:
+                raise DataError(
+                    f"the clip source X has clips of {shape[0]} channel(s) x "
+                    f"{shape[1]} band(s), but {name} was fitted on "
+                    f"{self._clip_shape[0]} channel(s) x {self._clip_shape[1]} "
+                    "band(s); build the source with the training front end."
+                )
+            return clips, y, two_d
         _reject_strings(X, name)
         if (
             isinstance(X, np.ndarray)
@@ -374,6 +502,7 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
         if reset:
             self._clip_shape = shape
             self._two_d = two_d
+            self.front_end_checksum_ = None
         elif shape != self._clip_shape:
             raise DataError(
                 f"X has clips of {shape[0]} channel(s) x {shape[1]} band(s), but "
@@ -553,9 +682,7 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
             )
         layout = "channels-last" if self.channels_last_ else "contiguous (NCHW)"
         text += f", {layout} memory format"
-        auto = [
-            p for p in ("precision", "channels_last") if getattr(self, p) == "auto"
-        ]
+        auto = [p for p in ("precision", "channels_last") if getattr(self, p) == "auto"]
         if auto:
             text += f"; chosen by {' and '.join(f'{p}=auto' for p in auto)}"
         return text
@@ -682,9 +809,14 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
             lr=self.lr,
             max_epochs=self.max_epochs,
             batch_size=self.batch_size,
-            iterator_train=_bucket_loader,
-            iterator_valid=_bucket_loader,
+            iterator_train=_train_loader,
+            iterator_valid=_valid_loader,
             iterator_train__shuffle=True,
+            iterator_train__crop_frames=self.crop_frames,
+            iterator_valid__window=self.crop_frames,
+            iterator_valid__hop=(
+                None if self.crop_frames is None else self._window_hop(self.crop_frames)
+            ),
             iterator_train__pin_memory=cuda,
             iterator_valid__pin_memory=cuda,
             train_split=None,
@@ -698,9 +830,45 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
             amp_dtype=AMP_DTYPES[self.precision_],
             class_weight=class_weight,
             channels_last=self.channels_last_,
+            aggregate=self.aggregate,
         )
         kwargs.update(self.net_params or {})
         return _RFCNNNet(module, **kwargs)
+
+    def _check_crop(self, dataset, two_d):
+        """``crop_frames`` against the training clips: error, warning or nothing."""
+        crop = self.crop_frames
+        if crop is None:
+            return
+        name = type(self).__name__
+        if two_d:
+            raise DataError(
+                f"crop_frames={crop} crops the frame axis of spectrograms, but X "
+                f"is 2-D (n, n_features): {name} reads it as one band of "
+                "n_features frames and does not crop it. Pass 3-D/4-D "
+                "spectrograms, or set crop_frames=None."
+            )
+        lengths = dataset.lengths
+        short = np.flatnonzero(lengths < crop)
+        if len(short) == len(lengths):
+            longest = int(np.argmax(lengths))
+            raise DataError(
+                f"crop_frames={crop} is longer than every training clip (the "
+                f"longest, X[{longest}], has {int(lengths[longest])} frames): every "
+                "crop would be a clip repeated end to start. Use crop_frames <= "
+                f"{int(lengths[longest])} (frames, not seconds), or None to train "
+                "on whole clips."
+            )
+        if len(short):
+            shown = ", ".join(f"X[{i}] ({int(lengths[i])} frames)" for i in short[:5])
+            more = f" and {len(short) - 5} more" if len(short) > 5 else ""
+            warnings.warn(
+                f"{len(short)} of {len(lengths)} training clips are shorter than "
+                f"crop_frames={crop} and are tiled (repeated end to start) up to "
+                f"it: {shown}{more}. Lower crop_frames to crop them instead.",
+                RFCNNWarning,
+                stacklevel=4,
+            )
 
     def _validation_fraction(self):
         """The hold-out actually used: None unless something uses one."""
@@ -739,16 +907,20 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
     def _fit(self, X, y, *, sample_weight, mask, classes=None, incremental=False):
         """Fit from scratch, or train one more epoch when ``incremental``."""
         first = not (incremental and hasattr(self, "net_"))
-        clips, y, _ = self._check_clips(X, reset=first, y=y)
+        clips, y, two_d = self._check_clips(X, reset=first, y=y)
         y_enc = self._encode_targets(y, reset=first, classes=classes)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(
-                sample_weight, clips, dtype=np.float32, ensure_non_negative=True
+                sample_weight,
+                np.zeros((len(clips), 1), dtype=np.float32),
+                dtype=np.float32,
+                ensure_non_negative=True,
             )
         mask = self._check_mask(mask, len(clips))
         if self._multilabel:
             self._threshold_array()
         dataset = _ClipDataset(clips, y_enc, sample_weight, mask)
+        self._check_crop(dataset, two_d)
 
         if first:
             device = resolve_device(self.device)
@@ -788,11 +960,45 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
     # inference
     # ------------------------------------------------------------------
     def _forward(self, X, *, features=False):
-        """Logits (or pooled embeddings) for X as a float32 ndarray."""
+        """Logits (or pooled embeddings) for X as a float32 ndarray.
+
+        With ``crop_frames``: the windows' logits aggregated per clip by
+        ``aggregate`` (embeddings by the mean); else each clip whole.
+        """
         clips, _, _ = self._check_clips(X, reset=False)
-        return self.net_.forward_clips(
-            _ClipDataset(clips), self.batch_size, features=features
+        dataset = _ClipDataset(clips)
+        if self.crop_frames is None:
+            return self.net_.forward_clips(dataset, self.batch_size, features=features)
+        window = self.crop_frames
+        outputs, offsets, _ = self.net_.forward_windows(
+            dataset, self.batch_size, window, self._window_hop(window), features
         )
+        return _reduce_windows(outputs, offsets, "mean" if features else self.aggregate)
+
+    def _forward_frames(self, X, window_frames):
+        """Per-window logits of every clip: ``(outputs, offsets, starts, window)``."""
+        window = self.crop_frames if window_frames is None else window_frames
+        if window is None:
+            raise ParameterError(
+                f"{type(self).__name__} was fitted with crop_frames=None, so it "
+                "has no window length; pass window_frames=<frames> (e.g. the "
+                "length of the training clips), or fit with crop_frames."
+            )
+        if (
+            isinstance(window, bool | np.bool_)
+            or not isinstance(window, numbers.Integral)
+            or window < 1
+        ):
+            raise ParameterError(
+                f"window_frames={window!r} must be an int >= 1 (frames), or None "
+                "for crop_frames."
+            )
+        window = int(window)
+        clips, _, _ = self._check_clips(X, reset=False)
+        outputs, offsets, starts = self.net_.forward_windows(
+            _ClipDataset(clips), self.batch_size, window, self._window_hop(window)
+        )
+        return outputs, offsets, starts, window
 
     def _proba_from_logits(self, logits):
         logits = logits.astype(np.float64)
@@ -920,6 +1126,44 @@ _PARAMETERS_DOC = """arch : str, default="cp_resnet"
         log-share per class, class-weighted).  ``"prior"`` lowers the
         training loss but measured 0.02-0.06 mAP *worse* on held-out clips in
         25-epoch runs (``benchmarks/README.md``), hence not the default.
+    crop_frames : int >= 1 or None, default=None
+        Train on random crops of this many frames: every training batch
+        holds ``batch_size`` crops (one per clip, at a start drawn afresh
+        every epoch from the seeded RNG), whatever the clips' lengths, so
+        mixup and batch normalisation always see full batches; only the last
+        batch of an epoch may be smaller (a last batch of one clip joins the
+        one before).  A clip shorter than the crop is *tiled* (repeated end
+        to start) up to it, the same wrap as the circular ``roll`` -- zero
+        padding would add a block of "average energy" (0 after
+        :class:`~sklearn_rfcnn.BandStandardizer`) with a hard edge that the
+        network only ever meets on short clips, and global pooling would
+        average it into the clip's evidence; a fit warns which clips are
+        tiled, and a ``crop_frames`` longer than *every* training clip is an
+        error.  Validation (the internal hold-out, early stopping) and
+        prediction then slide windows of ``crop_frames`` frames over each
+        clip (``window_hop``) and aggregate them (``aggregate``).  None
+        trains on whole clips: batches of one length; clips of different
+        lengths are sorted by length within shuffled pools of 8 batches and
+        each batch is cropped at random starts to its shortest clip (a few
+        frames of the longer clips are left out of that epoch, different ones
+        every epoch); validation and prediction then see whole clips.  Not for
+        2-D ``X``.  Crops shorter than the receptive field (``receptive_field_``)
+        train, but give the network less context than it can use; inputs
+        smaller than a network's minimum size are edge-replicated inside the
+        network.
+    window_hop : int >= 1 or None, default=None
+        Frames between the starts of consecutive prediction/validation
+        windows (at most the window length); None is half a window.  Windows
+        start at 0, ``window_hop``, ...; when the last one does not reach the
+        clip's end one more is aligned to the end, so every frame is seen.
+    aggregate : {"mean", "max"}, default="mean"
+        How the windows' logits are combined per clip (with ``crop_frames``):
+        ``"mean"`` (the default) suits classes and clip-level tags (genre,
+        mood: a property of the whole recording, every window votes);
+        ``"max"`` suits tags of events that may sound in one part of a
+        recording only (an instrument solo): a tag is as probable as in its
+        most confident window.  Embeddings
+        (:meth:`RFCNNEmbedder.transform`) are always averaged.
     device : str or torch.device, default="auto"
         ``"auto"`` uses CUDA when present, else the CPU.
     precision : {"auto", "32", "bf16", "16"}, default="auto"

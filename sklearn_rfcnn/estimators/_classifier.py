@@ -1,5 +1,7 @@
 """RFCNNClassifier: receptive-field regularised CNN for classification and tagging."""
 
+import numbers
+
 import numpy as np
 from sklearn.base import ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
@@ -7,6 +9,7 @@ from sklearn.utils.validation import check_is_fitted
 from sklearn_rfcnn.estimators import _export
 from sklearn_rfcnn.estimators._base import _BaseRFCNN
 from sklearn_rfcnn.estimators._persistence import _PersistenceMixin
+from sklearn_rfcnn.exceptions import ParameterError
 
 __all__ = ["RFCNNClassifier"]
 
@@ -27,10 +30,15 @@ class RFCNNClassifier(ClassifierMixin, _PersistenceMixin, _BaseRFCNN):
 
     ``X`` is a batch of spectrograms ``(n, n_bands, n_frames)``, a
     multi-channel batch ``(n, n_channels, n_bands, n_frames)``, a list of
-    ``(n_bands, n_frames_i)`` clips of different lengths, or a 2-D
-    ``(n, n_features)`` array treated as a one-band input.  The network is
-    fully convolutional, so clips at prediction may be longer or shorter than
-    at training; clips are batched by length and always seen whole.
+    ``(n_bands, n_frames_i)`` clips of different lengths, a clip source
+    (e.g. :class:`~sklearn_rfcnn.datasets.SpectrogramStore`, read one clip at
+    a time), or a 2-D ``(n, n_features)`` array treated as a one-band input.
+    The network is fully convolutional, so clips at prediction may be longer
+    or shorter than at training.  Without ``crop_frames`` clips are batched
+    by length and seen whole at prediction; with it, the network trains on
+    random crops and predicts by sliding windows of ``crop_frames`` frames,
+    aggregated per clip (``aggregate``), and :meth:`predict_proba_frames`
+    returns the per-window probabilities (a taggram).
 
     Parameters
     ----------
@@ -53,6 +61,10 @@ class RFCNNClassifier(ClassifierMixin, _PersistenceMixin, _BaseRFCNN):
         Maximum receptive field of the network in input pixels, a named pair
         ``(freq, time)``; see :func:`sklearn_rfcnn.inspection.describe_pipeline`
         for seconds and Hz.
+    front_end_checksum_ : str or None
+        ``front_end_checksum`` of the clip source fitted on (None for arrays,
+        or a source without one); prediction refuses a source whose checksum
+        differs.
     history_ : skorch.History
         Per-epoch training record (``train_loss``, ``valid_loss``, ``lr``,
         ``dur``, ...).
@@ -94,9 +106,14 @@ class RFCNNClassifier(ClassifierMixin, _PersistenceMixin, _BaseRFCNN):
     def predict_proba(self, X):
         """Class probabilities, or per-tag probabilities for tagging.
 
+        With ``crop_frames``, each clip's windows (see ``window_hop``) are
+        run through the network and their logits aggregated (``aggregate``:
+        mean or max) before the softmax/sigmoid; a clip of at most
+        ``crop_frames`` frames is one window (tiled up to it when shorter).
+
         Parameters
         ----------
-        X : array-like or list of arrays
+        X : array-like, list of arrays or clip source
             Spectrograms; clips may differ in length from the training clips.
 
         Returns
@@ -107,6 +124,82 @@ class RFCNNClassifier(ClassifierMixin, _PersistenceMixin, _BaseRFCNN):
         """
         check_is_fitted(self)
         return self._proba_from_logits(self._forward(X))
+
+    def predict_proba_frames(self, X, sr=22050, hop_length=512, window_frames=None):
+        """Per-window probabilities over time (a taggram) and window times.
+
+        Each clip is cut into windows of ``window_frames`` frames (default:
+        ``crop_frames``) every ``window_hop`` frames (None: half a window),
+        with one more window aligned to the clip's end when the hop does not
+        reach it; a clip of at most one window is one window (tiled when
+        shorter).  Each window's probabilities are those :meth:`predict_proba`
+        gives that window alone; :meth:`predict_proba` with ``crop_frames``
+        is their ``aggregate`` (of the logits).
+
+        Times follow librosa's centred frames, the convention of
+        :class:`~sklearn_rfcnn.MelSpectrogram` (``center=True``): frame ``k``
+        is centred on sample ``k * hop_length``, i.e. at
+        ``librosa.frames_to_time(k, sr=sr, hop_length=hop_length)``.  A window
+        of frames ``start .. start + W - 1`` is centred on frame
+        ``start + (W - 1) / 2``, so its time is
+        ``(start + (W - 1) / 2) * hop_length / sr`` seconds.
+
+        Parameters
+        ----------
+        X : array-like, list of arrays or clip source
+            Spectrograms.
+        sr : float > 0, default=22050
+            Sampling rate of the audio the spectrograms were computed from.
+        hop_length : int > 0, default=512
+            Hop length of the spectrograms, in samples.
+        window_frames : int >= 1 or None, default=None
+            Window length in frames; None uses ``crop_frames``, and is an
+            error for a model fitted without it.
+
+        Returns
+        -------
+        frames : list of (proba, times) tuples, one per clip
+            ``proba``: float64 ndarray of shape (n_windows, n_outputs_), the
+            per-window probabilities in the order of ``classes_``;
+            ``times``: float64 ndarray of shape (n_windows,), the window
+            centres in seconds.  ``n_windows`` differs between clips of
+            different lengths.
+
+        Raises
+        ------
+        ParameterError
+            If neither ``window_frames`` nor ``crop_frames`` gives a window,
+            or ``sr`` / ``hop_length`` are not positive.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_rfcnn import RFCNNClassifier
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.normal(size=(16, 8, 20)).astype("float32")
+        >>> clf = RFCNNClassifier(width=4, rho=2, max_epochs=1, crop_frames=16,
+        ...                       verbose=0, random_state=0).fit(X, [0, 1] * 8)
+        >>> long_clip = rng.normal(size=(8, 64)).astype("float32")
+        >>> [(proba, times)] = clf.predict_proba_frames([long_clip], sr=22050,
+        ...                                             hop_length=512)
+        >>> proba.shape
+        (7, 2)
+        >>> np.round(times[:2], 3)
+        array([0.174, 0.36 ])
+        """
+        check_is_fitted(self)
+        for name, value in (("sr", sr), ("hop_length", hop_length)):
+            if isinstance(value, bool) or not (
+                isinstance(value, numbers.Real) and value > 0
+            ):
+                raise ParameterError(f"{name}={value!r} must be a positive number.")
+        outputs, offsets, starts, window = self._forward_frames(X, window_frames)
+        proba = self._proba_from_logits(outputs)
+        result = []
+        for i, first in enumerate(starts):
+            times = (first + (window - 1) / 2.0) * (float(hop_length) / float(sr))
+            result.append((proba[offsets[i] : offsets[i + 1]], times))
+        return result
 
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`.

@@ -1,18 +1,100 @@
 """Datasets, samplers and loaders of the estimators' skorch net (private).
 
-:class:`_ClipDataset` holds clips (a 4-D array, or a list of ``(C, F, T_i)``
-clips of different lengths) with their targets, sample weights and a mask of
-known target entries; :class:`_BucketBatchSampler` and :func:`_bucket_loader`
-form batches of clips of one length, so no padding or cropping ever changes
-what the network sees.  The net (:mod:`._net`), the callbacks and the
-estimators all import them from here.
+:class:`_ClipDataset` holds clips -- a 4-D array, a list of ``(C, F, T_i)``
+clips of different lengths, or a *clip source* (below) -- with their targets,
+sample weights and a mask of known target entries.  An item is a whole clip
+(an integer key) or a span of frames of one clip (a key ``(i, start,
+n_frames)``); spans are cut inside :meth:`_ClipDataset.__getitem__`, so only
+the span is materialised, also from a source read lazily in DataLoader worker
+processes.
+
+Batch samplers (all draws from torch's forked, seeded default RNG, in the
+main process, so worker processes change nothing):
+
+* :class:`_BucketBatchSampler`: whole clips, every batch of one length
+  (equal-length input, and inference / validation without ``crop_frames``);
+* :class:`_CropBatchSampler`: training batches of ``batch_size`` random crops
+  of ``crop_frames`` frames, or -- without ``crop_frames``, on clips of
+  different lengths -- of length-sorted clips cropped to the shortest clip of
+  their batch;
+* :class:`_WindowBatchSampler`: the sliding windows of whole clips
+  (validation with ``crop_frames``), never splitting a clip between batches.
+
+Short-clip policy: a clip shorter than the span asked for is *tiled*
+(repeated end to start) up to it, see :func:`_take_frames`.
+
+A clip source is any object with ``__rfcnn_clip_source__ = True``,
+``len(src)``, ``src[i]`` -> float32 ``(C, F, T_i)``, ``src.lengths`` (int,
+``(n,)``), ``src.clip_shape`` -> ``(C, F)`` and optionally
+``src.front_end_checksum`` (:class:`sklearn_rfcnn.datasets.SpectrogramStore`
+is one; this module never imports it).
 """
+
+import math
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from sklearn_rfcnn.exceptions import DataError
+
 __all__ = []
+
+#: Batches per pool of the length-sorted sampler (no ``crop_frames``): clips
+#: are shuffled, then sorted by length within pools of this many batches.
+_SORT_POOL_BATCHES = 8
+
+
+def _is_clip_source(X):
+    """True for an object following the clip-source protocol (module docstring)."""
+    return getattr(X, "__rfcnn_clip_source__", False) is True
+
+
+def _window_starts(n_frames, window, hop):
+    """First frames of the sliding windows over a clip of ``n_frames``.
+
+    Windows start every ``hop`` frames from 0; when the last one does not end
+    at the clip's end, one more window is aligned to the end, so every frame
+    lies in at least one window.  A clip of at most ``window`` frames has one
+    window at 0 (tiled up to ``window`` frames, see :func:`_take_frames`).
+
+    Examples
+    --------
+    >>> _window_starts(10, 4, 2).tolist()
+    [0, 2, 4, 6]
+    >>> _window_starts(11, 4, 2).tolist()
+    [0, 2, 4, 6, 7]
+    >>> _window_starts(3, 4, 2).tolist()
+    [0]
+    """
+    n_frames, window, hop = int(n_frames), int(window), int(hop)
+    if n_frames <= window:
+        return np.zeros(1, dtype=np.int64)
+    starts = np.arange(0, n_frames - window + 1, hop, dtype=np.int64)
+    if starts[-1] != n_frames - window:
+        starts = np.append(starts, n_frames - window)
+    return starts
+
+
+def _take_frames(clip, start, n_frames):
+    """Frames ``start .. start + n_frames`` of ``clip`` (C, F, T), tiled if short.
+
+    A clip shorter than ``start + n_frames`` is read circularly (repeated end
+    to start), the same wrap the circular time roll uses; a slice of a
+    memory-mapped clip reads only the span.
+
+    Examples
+    --------
+    >>> clip = np.arange(3.0).reshape(1, 1, 3)
+    >>> _take_frames(clip, 0, 7).ravel().tolist()
+    [0.0, 1.0, 2.0, 0.0, 1.0, 2.0, 0.0]
+    >>> _take_frames(clip, 1, 2).ravel().tolist()
+    [1.0, 2.0]
+    """
+    T = clip.shape[-1]
+    if start + n_frames <= T:
+        return clip[..., start : start + n_frames]
+    return clip[..., (start + np.arange(n_frames)) % T]
 
 
 # --------------------------------------------------------------------------
@@ -21,30 +103,76 @@ class _ClipDataset(Dataset):
 
     Parameters
     ----------
-    X : ndarray of shape (n, C, F, T) or list of ndarray of shape (C, F, T_i)
-        float32 clips.
+    X : ndarray of shape (n, C, F, T), list of ndarray of shape (C, F, T_i), \
+            or a clip source
+        float32 clips.  A source is read lazily, one clip per item.
     y : ndarray of shape (n,) or (n, n_outputs), or None
         Encoded targets (int64 class indices, or float32 multi-hot rows).
     sample_weight : ndarray of shape (n,), or None
     mask : ndarray of shape (n, n_outputs), or None
         1 where a target entry is known (multi-label only).
+    rows : ndarray of shape (n,), or None
+        Source only: the source's items this dataset holds (a subset).
+
+    Notes
+    -----
+    Picklable and free of open handles whenever the source is (a DataLoader
+    worker receives a copy); it keeps nothing read from a source.
     """
 
-    def __init__(self, X, y=None, sample_weight=None, mask=None):
+    def __init__(self, X, y=None, sample_weight=None, mask=None, rows=None):
         self.X = X
         self.y = y
         self.sample_weight = sample_weight
         self.mask = mask
-        if isinstance(X, np.ndarray):
-            self.lengths = np.full(X.shape[0], X.shape[-1], dtype=np.int64)
+        self.source = _is_clip_source(X)
+        if self.source:
+            n = len(X)
+            self.rows = np.arange(n, dtype=np.int64) if rows is None else rows
+            self.clip_shape = tuple(int(v) for v in X.clip_shape)
+            self.lengths = np.asarray(X.lengths, dtype=np.int64)[self.rows]
         else:
-            self.lengths = np.array([x.shape[-1] for x in X], dtype=np.int64)
+            self.rows = None
+            if isinstance(X, np.ndarray):
+                self.lengths = np.full(X.shape[0], X.shape[-1], dtype=np.int64)
+            else:
+                self.lengths = np.array([x.shape[-1] for x in X], dtype=np.int64)
 
     def __len__(self):
         return len(self.lengths)
 
-    def __getitem__(self, i):
-        x = torch.from_numpy(np.ascontiguousarray(self.X[i]))
+    def clip(self, i):
+        """Clip ``i`` as a float32 ndarray ``(C, F, T_i)`` (read from a source)."""
+        if not self.source:
+            return self.X[i]
+        row = int(self.rows[i])
+        x = np.asarray(self.X[row])
+        shape = (*self.clip_shape, int(self.lengths[i]))
+        if x.shape != shape:
+            raise DataError(
+                f"item {row} of the clip source has shape {x.shape}, but its "
+                f"clip_shape and lengths announce {shape}; rebuild the source "
+                "(its index disagrees with its data)."
+            )
+        return x
+
+    def _frames(self, i, start, n_frames):
+        x = _take_frames(self.clip(i), start, n_frames)
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if self.source and not np.isfinite(x).all():
+            raise DataError(
+                f"item {int(self.rows[i])} of the clip source holds NaN or inf; "
+                "fix or drop that clip when building the source."
+            )
+        return x
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple):  # (i, start, n_frames): a crop or a window
+            i, start, n_frames = (int(v) for v in key)
+            x = torch.from_numpy(self._frames(i, start, n_frames))
+        else:
+            i = int(key)
+            x = torch.from_numpy(self._frames(i, 0, int(self.lengths[i])))
         if self.y is None:
             return x, torch.zeros((), dtype=torch.float32)
         target = {"y": torch.as_tensor(self.y[i])}
@@ -54,19 +182,47 @@ class _ClipDataset(Dataset):
         )
         if self.mask is not None:
             target["m"] = torch.as_tensor(self.mask[i], dtype=torch.float32)
+        if isinstance(key, tuple):
+            target["clip"] = torch.as_tensor(i, dtype=torch.int64)
         return x, target
+
+    def windows(self, i, window, hop):
+        """``(windows, starts)``: the sliding windows of clip ``i``.
+
+        ``windows`` is float32 ``(n_windows, C, F, window)``; the clip is read
+        once.  See :func:`_window_starts`.
+        """
+        clip = self.clip(i)
+        starts = _window_starts(clip.shape[-1], window, hop)
+        out = np.stack([_take_frames(clip, s, window) for s in starts])
+        out = np.ascontiguousarray(out, dtype=np.float32)
+        if self.source and not np.isfinite(out).all():
+            raise DataError(
+                f"item {int(self.rows[i])} of the clip source holds NaN or inf; "
+                "fix or drop that clip when building the source."
+            )
+        return out, starts
 
     def subset(self, indices):
         """A dataset of the selected rows (shares no state with ``self``)."""
         indices = np.asarray(indices)
+        pick = lambda a: None if a is None else a[indices]  # noqa: E731
+        if self.source:
+            return _ClipDataset(
+                self.X,
+                pick(self.y),
+                pick(self.sample_weight),
+                pick(self.mask),
+                rows=self.rows[indices],
+            )
         if isinstance(self.X, np.ndarray):
             X = self.X[indices]
         else:
             X = [self.X[i] for i in indices]
-        pick = lambda a: None if a is None else a[indices]  # noqa: E731
         return _ClipDataset(X, pick(self.y), pick(self.sample_weight), pick(self.mask))
 
 
+# --------------------------------------------------------------------------
 class _BucketBatchSampler(Sampler):
     """Batches of clips that all have the same number of frames.
 
@@ -108,12 +264,168 @@ class _BucketBatchSampler(Sampler):
         yield from self._batches()
 
     def __len__(self):
-        return len(self._batches())
+        # counted, not drawn: asking for the length never moves the RNG
+        total = 0
+        for count in np.unique(self.lengths, return_counts=True)[1]:
+            n = math.ceil(count / self.batch_size)
+            if self.merge_singletons and n > 1 and count % self.batch_size == 1:
+                n -= 1
+            total += n
+        return total
+
+
+def _n_batches(n, batch_size):
+    """Batches of ``n`` items with a trailing single item merged (at least 1)."""
+    k = math.ceil(n / batch_size)
+    if k > 1 and n % batch_size == 1:
+        k -= 1
+    return max(k, 1)
+
+
+def _chunks(order, batch_size):
+    """Cut ``order`` into batches; a trailing batch of one joins the previous."""
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if len(batches) > 1 and len(batches[-1]) == 1:
+        batches[-2] = np.concatenate([batches[-2], batches.pop()])
+    return batches
+
+
+class _CropBatchSampler(Sampler):
+    """Training batches of equal-length crops, drawn afresh every epoch.
+
+    With ``crop_frames``: the clips in a random order, cut into batches of
+    ``batch_size``; each clip contributes one crop of ``crop_frames`` frames
+    at a uniformly random start (a clip shorter than that is tiled, so its
+    crop starts at frame 0).  Without it (clips of different lengths): the
+    clips in a random order are sorted by length within pools of
+    ``_SORT_POOL_BATCHES`` batches, cut into batches of ``batch_size``, and
+    each clip of a batch is cropped at a random start to the shortest clip of
+    its batch; the batch order is then shuffled.  Either way only the last
+    batch of an epoch may be smaller, and a last batch of one clip is merged
+    into the previous one (batch normalisation cannot train on one example).
+
+    Yields lists of ``(i, start, n_frames)`` keys of :class:`_ClipDataset`.
+    All draws come from torch's (forked, seeded) default RNG, made for the
+    whole epoch when iteration starts.
+    """
+
+    def __init__(self, lengths, batch_size, crop_frames=None):
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        self.batch_size = int(batch_size)
+        self.crop_frames = None if crop_frames is None else int(crop_frames)
+
+    def _plan(self):
+        n = len(self.lengths)
+        order = torch.randperm(n).numpy()
+        if self.crop_frames is None:
+            pool = _SORT_POOL_BATCHES * self.batch_size
+            order = np.concatenate(
+                [
+                    part[np.argsort(self.lengths[part], kind="stable")]
+                    for part in np.split(order, range(pool, n, pool))
+                ]
+            )
+        batches = _chunks(order, self.batch_size)
+        if self.crop_frames is None and len(batches) > 1:
+            batches = [batches[i] for i in torch.randperm(len(batches)).tolist()]
+        plan = []
+        for batch in batches:
+            lengths = self.lengths[batch]
+            size = self.crop_frames or int(lengths.min())
+            span = np.maximum(lengths - size, 0) + 1
+            u = torch.rand(len(batch), dtype=torch.float64).numpy()
+            starts = np.minimum((u * span).astype(np.int64), span - 1)
+            plan.append([(int(i), int(s), size) for i, s in zip(batch, starts)])
+        return plan
+
+    def __iter__(self):
+        yield from self._plan()
+
+    def __len__(self):
+        return _n_batches(len(self.lengths), self.batch_size)
+
+
+class _WindowBatchSampler(Sampler):
+    """The sliding windows of whole clips, in clip order (see :func:`_window_starts`).
+
+    A batch holds the windows of consecutive clips, at most ``batch_size``
+    windows unless a single clip has more (it then forms a batch of its own);
+    a clip's windows are never split between batches, so a batch can be
+    aggregated per clip.  Yields lists of ``(i, start, window)`` keys.
+    """
+
+    def __init__(self, lengths, batch_size, window, hop):
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        self.batch_size = int(batch_size)
+        self.window = int(window)
+        self.hop = int(hop)
+
+    def _batches(self):
+        batch = []
+        for i, length in enumerate(self.lengths):
+            keys = [
+                (i, int(s), self.window)
+                for s in _window_starts(length, self.window, self.hop)
+            ]
+            if batch and len(batch) + len(keys) > self.batch_size:
+                yield batch
+                batch = []
+            batch.extend(keys)
+        if batch:
+            yield batch
+
+    def __iter__(self):
+        yield from self._batches()
+
+    def __len__(self):
+        return sum(1 for _ in self._batches())
 
 
 def _bucket_loader(dataset, batch_size, shuffle=False, pin_memory=False, **kwargs):
-    """A DataLoader over equal-length batches (skorch's ``iterator_*`` hook)."""
+    """A DataLoader over equal-length batches of whole clips."""
     sampler = _BucketBatchSampler(
         dataset.lengths, batch_size, shuffle=shuffle, merge_singletons=shuffle
     )
+    return DataLoader(dataset, batch_sampler=sampler, pin_memory=pin_memory, **kwargs)
+
+
+def _train_loader(
+    dataset, batch_size, shuffle=True, pin_memory=False, crop_frames=None, **kwargs
+):
+    """The training DataLoader (skorch's ``iterator_train``).
+
+    With ``crop_frames``: random crops (:class:`_CropBatchSampler`).  Without
+    it: whole clips batched by length when every clip has the same length
+    (exactly as before crops existed), else length-sorted batches cropped to
+    their shortest clip.
+    """
+    lengths = dataset.lengths
+    if crop_frames is None and len(np.unique(lengths)) <= 1:
+        return _bucket_loader(
+            dataset, batch_size, shuffle=shuffle, pin_memory=pin_memory, **kwargs
+        )
+    sampler = _CropBatchSampler(lengths, batch_size, crop_frames=crop_frames)
+    return DataLoader(dataset, batch_sampler=sampler, pin_memory=pin_memory, **kwargs)
+
+
+def _valid_loader(
+    dataset,
+    batch_size,
+    shuffle=False,
+    pin_memory=False,
+    window=None,
+    hop=None,
+    **kwargs,
+):
+    """The validation DataLoader (skorch's ``iterator_valid``).
+
+    With a ``window`` (``crop_frames``): the sliding windows of each clip,
+    aggregated per clip by the net's validation step; without: whole clips
+    batched by length.
+    """
+    if window is None:
+        return _bucket_loader(
+            dataset, batch_size, shuffle=False, pin_memory=pin_memory, **kwargs
+        )
+    sampler = _WindowBatchSampler(dataset.lengths, batch_size, window, hop)
     return DataLoader(dataset, batch_sampler=sampler, pin_memory=pin_memory, **kwargs)

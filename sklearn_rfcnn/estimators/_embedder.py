@@ -44,6 +44,10 @@ class RFCNNEmbedder(
         Column names, when fitted on a DataFrame.
     receptive_field_ : RF
         Maximum receptive field in input pixels ``(freq, time)``.
+    front_end_checksum_ : str or None
+        ``front_end_checksum`` of the clip source fitted on (None for arrays,
+        or a source without one); ``transform`` refuses a source whose
+        checksum differs.
     history_ : skorch.History
         Per-epoch training record.
     precision_ : {"32", "bf16", "16"}
@@ -74,9 +78,15 @@ class RFCNNEmbedder(
     def transform(self, X):
         """Pooled embeddings of X.
 
+        With ``crop_frames``, each clip's sliding windows (``crop_frames``
+        frames every ``window_hop``, as in prediction) are embedded and the
+        embeddings averaged per clip (whatever ``aggregate`` says: a mean of
+        pooled features is the pooled feature of the windows together);
+        without it, each clip is embedded whole.
+
         Parameters
         ----------
-        X : array-like or list of arrays
+        X : array-like, list of arrays or clip source
             Spectrograms; clips may differ in length from the training clips.
 
         Returns

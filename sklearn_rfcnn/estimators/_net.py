@@ -19,10 +19,13 @@ keep it as ``net_``.  The net differs from skorch's ``NeuralNet`` in five ways:
   with cuDNN); :meth:`_RFCNNNet.prepare_input` is the single place where a
   batch is moved to the device and given its memory format.
 
-Variable-length input (a list of ``(C, F, T_i)`` clips) is handled by
-:class:`~._data._ClipDataset` and :func:`~._data._bucket_loader`: every batch
-holds clips of one length, so no padding or cropping ever changes what the
-network sees.
+Batches come from the loaders of :mod:`._data`: whole clips of one length,
+random crops (``crop_frames``), or length-sorted clips cropped to the shortest
+of their batch.  With ``crop_frames`` the validation batches hold the sliding
+windows of whole clips (targets carry a ``"clip"`` index): the validation step
+aggregates the windows' logits per clip (:func:`aggregate_windows`, the
+net's ``aggregate``) before the loss, and :meth:`_RFCNNNet.forward_windows`
+does the same for inference -- one windowing policy for both.
 """
 
 import contextlib
@@ -37,6 +40,34 @@ from sklearn_rfcnn.estimators._data import _BucketBatchSampler
 from sklearn_rfcnn.estimators.callbacks import ScientificPrintLog
 
 __all__ = []
+
+
+def aggregate_windows(outputs, owners, how="mean"):
+    """Per-clip aggregate of per-window outputs, clips in order of first window.
+
+    Parameters
+    ----------
+    outputs : torch.Tensor of shape (n_windows, D)
+        Logits (or embeddings) of consecutive windows.
+    owners : torch.Tensor of shape (n_windows,)
+        The clip of each window; a clip's windows are contiguous.
+    how : {"mean", "max"}
+        Mean or elementwise maximum over each clip's windows.
+
+    Returns
+    -------
+    aggregated : torch.Tensor of shape (n_clips, D)
+    first : torch.Tensor of shape (n_clips,)
+        Index of each clip's first window.
+    """
+    _, counts = torch.unique_consecutive(owners, return_counts=True)
+    first = torch.cumsum(counts, 0) - counts
+    parts = torch.split(outputs, counts.tolist())
+    if how == "max":
+        agg = torch.stack([p.amax(dim=0) for p in parts])
+    else:
+        agg = torch.stack([p.mean(dim=0) for p in parts])
+    return agg, first
 
 
 # --------------------------------------------------------------------------
@@ -63,6 +94,8 @@ class _RFCNNNet(NeuralNet):
     class_weight : array-like of shape (n_outputs,) or None
         Per-class weight of each sample's loss (multi-class), or weight of the
         positive entries of each tag (multi-label, as ``pos_weight``).
+    aggregate : {"mean", "max"}
+        How windowed validation and inference combine a clip's window logits.
     """
 
     def __init__(
@@ -76,10 +109,12 @@ class _RFCNNNet(NeuralNet):
         amp_dtype=None,
         channels_last=False,
         class_weight=None,
+        aggregate="mean",
         **kwargs,
     ):
         super().__init__(module, *args, **kwargs)
         self.class_weight = class_weight
+        self.aggregate = aggregate
         self.multilabel = multilabel
         self.mixup_alpha = mixup_alpha
         self.roll = roll
@@ -222,12 +257,46 @@ class _RFCNNNet(NeuralNet):
         return step
 
     def validation_step(self, batch, **fit_params):
+        """Loss on a validation batch: whole clips, or windows aggregated per clip.
+
+        A batch of windows (targets with a ``"clip"`` index, from the windowed
+        validation loader) is run in chunks of ``batch_size`` windows; the
+        logits of each clip's windows are aggregated (``aggregate``) and the
+        loss is that of the clips, exactly as :meth:`forward_windows` predicts.
+        """
         self._set_training(False)
         Xi, yi = self._to_device(batch)
         with torch.no_grad(), self._autocast():
-            y_pred = self.module_(Xi)
+            if "clip" in yi:
+                size = max(int(self.batch_size), 1)
+                y_pred = torch.cat(
+                    [self.module_(Xi[i : i + size]) for i in range(0, len(Xi), size)]
+                ).float()
+                y_pred, first = aggregate_windows(y_pred, yi["clip"], self.aggregate)
+                yi = {k: v[first] for k, v in yi.items() if k != "clip"}
+            else:
+                y_pred = self.module_(Xi)
         loss = self.mixed_loss(y_pred, yi)
         return {"loss": loss, "y_pred": y_pred}
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        """skorch's epoch loop, counting *clips* per batch (``*_batch_size``).
+
+        A windowed validation batch holds several windows per clip; the
+        epoch's ``valid_loss`` (a mean over batches weighted by their size)
+        must weigh clips, not windows.
+        """
+        if iterator is None:
+            return
+        batch_count = 0
+        for batch in iterator:
+            self.notify("on_batch_begin", batch=batch, training=training)
+            step = step_fn(batch, **fit_params)
+            self.history.record_batch(prefix + "_loss", step["loss"].item())
+            self.history.record_batch(prefix + "_batch_size", _n_clips(batch))
+            self.notify("on_batch_end", batch=batch, training=training, **step)
+            batch_count += 1
+        self.history.record(prefix + "_batch_count", batch_count)
 
     def initialize_optimizer(self, *args, **kwargs):
         super().initialize_optimizer(*args, **kwargs)
@@ -272,3 +341,65 @@ class _RFCNNNet(NeuralNet):
         result = np.empty_like(out)
         result[np.asarray(order)] = out
         return result
+
+    @torch.inference_mode()
+    def forward_windows(self, dataset, batch_size, window, hop, features=False):
+        """Per-window logits (or pooled features) of every clip, float32.
+
+        Each clip is cut into the windows of
+        :func:`~._data._window_starts` (tiled when shorter than ``window``);
+        windows of consecutive clips fill batches of exactly ``batch_size``
+        (the last one padded with copies of its last window and the padding
+        discarded), so a window's output never depends on its neighbours.
+
+        Returns
+        -------
+        outputs : ndarray of shape (n_windows_total, D)
+        offsets : ndarray of shape (n_clips + 1,)
+            Clip ``i`` owns ``outputs[offsets[i]:offsets[i + 1]]``.
+        starts : list of ndarray
+            First frame of each window, per clip.
+        """
+        self._set_training(False)
+        module = self.module_
+        pin = str(self.device).startswith("cuda")
+
+        def run(Xi):
+            n = len(Xi)
+            if n < batch_size:
+                pad = np.repeat(Xi[-1:], batch_size - n, axis=0)
+                Xi = np.concatenate([Xi, pad])
+            Xi = torch.from_numpy(Xi)
+            if pin:
+                Xi = Xi.pin_memory()
+            Xi = self.prepare_input(Xi)
+            with self._autocast():
+                out = module.forward_features(Xi) if features else module(Xi)
+            return out[:n].float().cpu().numpy()
+
+        chunks, pending, n_pending, starts, counts = [], [], 0, [], []
+        for i in range(len(dataset)):
+            windows, first = dataset.windows(i, window, hop)
+            starts.append(first)
+            counts.append(len(first))
+            pending.append(windows)
+            n_pending += len(windows)
+            if n_pending >= batch_size:
+                block = np.concatenate(pending)
+                full = len(block) - len(block) % batch_size
+                for j in range(0, full, batch_size):
+                    chunks.append(run(block[j : j + batch_size]))
+                pending = [block[full:]] if full < len(block) else []
+                n_pending = len(block) - full
+        if n_pending:
+            chunks.append(run(np.concatenate(pending)))
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        return np.concatenate(chunks, axis=0), offsets, starts
+
+
+def _n_clips(batch):
+    """Clips in a batch: its length, or the distinct clips of windowed targets."""
+    Xi, yi = batch
+    if isinstance(yi, dict) and "clip" in yi:
+        return int(torch.unique_consecutive(yi["clip"]).numel())
+    return len(Xi)

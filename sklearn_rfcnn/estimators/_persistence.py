@@ -13,8 +13,8 @@
 weights with ``map_location="cpu"`` (a model trained on a GPU loads on a
 CPU-only machine) and moves it to the device the parameters resolve to here
 (in the memory format ``channels_last`` asks for).  A parameter missing from
-an older ``config.json`` (e.g. ``channels_last``, added later) takes its
-default.
+an older ``config.json`` (e.g. ``channels_last``, or ``crop_frames``,
+``window_hop`` and ``aggregate``, added later) takes its default.
 Pickling (``joblib.dump``) works as well; ``save``/``load`` is the format to
 share models across machines and library versions.
 """
@@ -111,6 +111,8 @@ _ENCODERS = {
     # recorded for the reader; a loaded model decides afresh (``_build_net``)
     "precision": ("precision_", str, str),
     "channels_last": ("channels_last_", bool, bool),
+    # a model fitted on a clip source refuses sources of another front end
+    "front_end_checksum": ("front_end_checksum_", str, str),
 }
 assert sorted(a for a, _, _ in _ENCODERS.values()) == sorted(_FITTED_ATTRIBUTES)
 
@@ -207,6 +209,8 @@ class _PersistenceMixin:
         for key, (attr, _, decode) in _ENCODERS.items():
             if fitted.get(key) is not None:
                 setattr(estimator, attr, decode(fitted[key]))
+        if not hasattr(estimator, "front_end_checksum_"):  # None, or an older file
+            estimator.front_end_checksum_ = None
 
         try:
             device = resolve_device(estimator.device)

@@ -23,7 +23,7 @@ from tabulate import tabulate
 from torch.optim.lr_scheduler import LambdaLR
 from torch.optim.swa_utils import AveragedModel, update_bn
 
-from sklearn_rfcnn.estimators._data import _BucketBatchSampler
+from sklearn_rfcnn.estimators._data import _BucketBatchSampler, _train_loader
 
 __all__ = [
     "LRSchedule",
@@ -181,6 +181,9 @@ def _n_train_batches(net, dataset):
     batch_size = getattr(net, "iterator_train__batch_size", None) or net.batch_size
     lengths = getattr(dataset, "lengths", None)
     if lengths is not None:
+        if getattr(net, "iterator_train", None) is _train_loader:
+            # the loader's own count (computed, not drawn: no RNG moves)
+            return max(len(net.get_iterator(dataset, training=True)), 1)
         sampler = _BucketBatchSampler(lengths, batch_size, merge_singletons=True)
         return max(len(sampler), 1)
     try:
