@@ -433,7 +433,7 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
                     f"but {name} was fitted on spectrograms of the front end "
                     f"{fitted!r}; rebuild the store with the training front end "
                     "(the same AudioLoader/MelSpectrogram/BandStandardizer "
-                    "settings) before predicting."
+                    "settings) and pass that store instead."
                 )
         return X, y
 
