@@ -73,6 +73,8 @@ def machine_info():
         "torch": torch.__version__,
         "torch_cpu_capability": capability,
         "torch_threads": torch.get_num_threads(),
+        # a capped oneDNN (ONEDNN_MAX_CPU_ISA=AVX2) stands in for an older CPU
+        "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -83,6 +85,8 @@ def format_machine(info):
     """One line for the console: ``AMD EPYC (2 cores; avx2, avx512f) torch 2.13``."""
     ext = ", ".join(info["vector_extensions"]) or "no AVX2"
     gpu = f"; GPU {info['cuda']}" if info["cuda"] else ""
+    if info.get("onednn_max_cpu_isa"):
+        ext += f"; oneDNN capped at {info['onednn_max_cpu_isa']}"
     return (
         f"{info['cpu']} ({info['cores']} cores; {ext}; torch capability "
         f"{info['torch_cpu_capability']}) torch {info['torch']}, "
