@@ -11,7 +11,7 @@ from sklearn_rfcnn.transformers._validation import (
 )
 from sklearn_rfcnn.utils._sklearn_compat import _fit_context
 
-__all__ = ["BandStandardizer"]
+__all__ = ["BandStandardizer", "StandardizedClipSource", "is_clip_source"]
 
 #: Clips reduced at once when accumulating statistics (bounds float64 temporaries).
 _CHUNK_CLIPS = 64
@@ -49,6 +49,114 @@ def _safe_scale(var, mean):
     constant = scale < 10 * eps * np.maximum(1.0, np.abs(mean))
     scale[constant] = 1.0
     return scale
+
+
+def is_clip_source(X):
+    """Whether ``X`` is a *clip source* (e.g. a ``SpectrogramStore``).
+
+    A clip source has ``__rfcnn_clip_source__ = True``, ``len``,
+    ``__getitem__`` returning float32 ``(C, F, T_i)``, ``lengths``,
+    ``clip_shape``, ``front_end_checksum`` and ``read(i, start, stop)``.
+
+    Examples
+    --------
+    >>> is_clip_source([np.zeros((2, 3))])
+    False
+    """
+    return getattr(type(X), "__rfcnn_clip_source__", False) is True
+
+
+class StandardizedClipSource:
+    """A clip source read through a fitted :class:`BandStandardizer`, lazily.
+
+    What ``BandStandardizer.transform(store)`` returns: nothing is loaded;
+    every ``[i]`` or ``read(i, start, stop)`` reads from the underlying
+    source and standardises the result, so a Pipeline
+    ``BandStandardizer() → RFCNNClassifier(crop_frames=...)`` streams from a
+    store.  It is itself a clip source (same ``lengths``, ``clip_shape``,
+    ``front_end_checksum``, ``paths`` when the source has them) and pickles
+    with its source.  Its ``front_end_checksum`` combines the source's with
+    the statistics, so an estimator fitted on standardised clips refuses raw
+    ones.
+
+    Parameters
+    ----------
+    source : clip source
+        E.g. a :class:`~sklearn_rfcnn.datasets.SpectrogramStore`.
+    mean, scale : np.ndarray of shape (C, F)
+        Per channel and band statistics.
+
+    Examples
+    --------
+    >>> class Clips:
+    ...     __rfcnn_clip_source__ = True
+    ...     clip_shape, front_end_checksum = (1, 2), "0"
+    ...     lengths = np.array([3])
+    ...     def __len__(self): return 1
+    ...     def read(self, i, start=0, stop=None):
+    ...         return np.ones((1, 2, 3), np.float32)[..., start:stop]
+    ...     def __getitem__(self, i): return self.read(i)
+    >>> z = StandardizedClipSource(Clips(), np.ones((1, 2)), 2 * np.ones((1, 2)))
+    >>> z[0][0, :, 0], z.read(0, 1, 2).shape
+    (array([0., 0.], dtype=float32), (1, 2, 1))
+    """
+
+    __rfcnn_clip_source__ = True
+
+    def __init__(self, source, mean, scale):
+        self.source = source
+        self._mean = np.asarray(mean, dtype=np.float32)[..., None]
+        self._inv = (1.0 / np.asarray(scale, dtype=np.float64)).astype(np.float32)[
+            ..., None
+        ]
+
+    def __len__(self):
+        return len(self.source)
+
+    @property
+    def lengths(self):
+        return self.source.lengths
+
+    @property
+    def clip_shape(self):
+        return tuple(self.source.clip_shape)
+
+    @property
+    def front_end_checksum(self):
+        """The source's checksum combined with the statistics applied.
+
+        So an estimator fitted through one standardisation refuses data
+        standardised otherwise (or not at all).
+        """
+        import hashlib
+
+        h = hashlib.sha256(str(self.source.front_end_checksum).encode())
+        h.update(self._mean.tobytes())
+        h.update(self._inv.tobytes())
+        return h.hexdigest()[:16]
+
+    @property
+    def paths(self):
+        return self.source.paths
+
+    def _standardize(self, S):
+        out = np.asarray(S, dtype=np.float32) - self._mean
+        out *= self._inv
+        return out
+
+    def read(self, i, start=0, stop=None):
+        """Frames ``start:stop`` of clip ``i``, standardised (float32 ``(C, F, T)``)."""
+        return self._standardize(self.source.read(i, start, stop))
+
+    def __getitem__(self, i):
+        return self._standardize(self.source[i])
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def __repr__(self):
+        return f"StandardizedClipSource({self.source!r})"
 
 
 def _check_same_bands(items):
@@ -96,6 +204,12 @@ class BandStandardizer(ParamValidationMixin, TransformerMixin, BaseEstimator):
 
     Notes
     -----
+    A *clip source* such as :class:`~sklearn_rfcnn.datasets.SpectrogramStore`
+    is fitted in one streaming pass, clip by clip (never loaded), and gives
+    the same statistics as the list of its clips (``mean_`` of shape
+    ``(n_channels, n_mels)``); ``transform`` of a clip source returns a
+    :class:`StandardizedClipSource` that standardises lazily on every read.
+
     Accepted input: ``(n_clips, n_mels, n_frames)``,
     ``(n_clips, n_channels, n_mels, n_frames)``, ``(n_samples, n_features)``,
     or a list of ``(n_mels, n_frames_i)`` (or ``(n_channels, n_mels,
@@ -128,8 +242,10 @@ class BandStandardizer(ParamValidationMixin, TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_clips, n_mels, n_frames), (n_clips, \
-n_channels, n_mels, n_frames) or (n_samples, n_features), or list of arrays
-            Spectrograms.
+n_channels, n_mels, n_frames) or (n_samples, n_features), list of arrays, \
+or clip source
+            Spectrograms; a clip source (e.g. a ``SpectrogramStore``) is read
+            one clip at a time.
         y : None
             Ignored.
 
@@ -137,6 +253,8 @@ n_channels, n_mels, n_frames) or (n_samples, n_features), or list of arrays
         -------
         self : BandStandardizer
         """
+        if is_clip_source(X):
+            return self._fit_clip_source(X)
         kind, data = self._check_input(X, reset=True)
         moments = None
         if kind == "list":
@@ -154,20 +272,58 @@ n_channels, n_mels, n_frames) or (n_samples, n_features), or list of arrays
         self.scale_ = _safe_scale(m2 / count, mean)
         return self
 
+    def _fit_clip_source(self, X):
+        """One pass over a clip source: the moments of ``list(X)``, clip by clip."""
+        n = len(X)
+        if n == 0:
+            raise DataError(
+                f"BandStandardizer.fit got an empty clip source ({X!r}); fit on a "
+                "store or source holding at least one clip."
+            )
+        expected = tuple(X.clip_shape)
+        moments = None
+        for i in range(n):
+            item = np.asarray(X[i])
+            if item.ndim != 3 or item.shape[:2] != expected or item.shape[-1] < 1:
+                raise DataError(
+                    f"clip {i} of {X!r} has shape {item.shape}, but the source "
+                    f"declares clip_shape {expected}; the clip source is damaged "
+                    "or not a clip source."
+                )
+            if not np.isfinite(item).all():
+                raise DataError(
+                    f"clip {i} of {X!r} contains NaN or inf values; rebuild that "
+                    "clip of the source (store.verify() checks a store)."
+                )
+            moments = _merge(moments, _chunk_moments(item[None], (0, 3)))
+        count, mean, m2 = moments
+        if hasattr(self, "n_features_in_"):
+            del self.n_features_in_
+        self.mean_ = mean
+        self.scale_ = _safe_scale(m2 / count, mean)
+        self._layout = "list3"
+        return self
+
     def transform(self, X):
         """Standardise every band with the statistics learned in ``fit``.
 
         Parameters
         ----------
-        X : array-like or list of arrays
-            Same layout as in ``fit``.
+        X : array-like, list of arrays or clip source
+            Same layout as in ``fit`` (a clip source after fitting on one, or
+            on 4-D data / lists of 3-D spectrograms).
 
         Returns
         -------
-        Z : np.ndarray of float32, or list of them
-            ``(X - mean_) / scale_`` per band.
+        Z : np.ndarray of float32, list of them, or StandardizedClipSource
+            ``(X - mean_) / scale_`` per band; for a clip source, a lazy
+            clip source applying it on every read.
         """
         check_is_fitted(self)
+        if is_clip_source(X):
+            bands = tuple(X.clip_shape)
+            self._check_layout("list3", bands)
+            return StandardizedClipSource(X, self.mean_, self.scale_)
         kind, data = self._check_input(X, reset=False)
         mean = self.mean_.astype(np.float32)
         inv = (1.0 / self.scale_).astype(np.float32)
