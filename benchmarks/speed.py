@@ -465,7 +465,12 @@ def main(argv=None):
     ]
     info = machine_info()
     print(format_machine(info))
-    results = {"auto": list(auto_mode()), "native_bf16": list(native), "modes": modes}
+    results = {
+        "auto": list(auto_mode()),
+        "native_bf16": list(native),
+        "modes": modes,
+        "threads": args.threads,  # the sections may change torch's setting
+    }
     if "model" in args.sections:
         configs = args.configs or (["small"] if args.quick else ["paper", "small"])
         iters = args.iters or (2 if args.quick else 6)
