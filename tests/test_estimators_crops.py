@@ -370,6 +370,31 @@ def test_clip_source_is_read_lazily_per_batch(ragged, crop_frames):
     np.testing.assert_allclose(proba, clf.predict_proba(clips), rtol=1e-5)
 
 
+class ReadingSource(ArraySource):
+    """A source with the optional partial read, counting the frames it reads."""
+
+    def __init__(self, clips):
+        super().__init__(clips)
+        self.frames_read = []
+
+    def read(self, i, start, stop):
+        self.frames_read.append(stop - start)
+        return self._clips[i][..., start:stop]
+
+
+def test_crops_from_a_source_read_only_the_crop(ragged):
+    clips, Y, lengths = ragged
+    src = ReadingSource(clips)
+    crop = int(lengths.min())  # no clip needs tiling
+    clf = RFCNNClassifier(**FAST, crop_frames=crop).fit(src, Y)
+    # every training crop came through read(), with just the crop's frames
+    n_batches_frames = len(clips) * FAST["max_epochs"]
+    assert src.frames_read[:n_batches_frames] == [crop] * n_batches_frames
+    assert src.calls == 0  # nothing read a whole clip while training
+    ref = RFCNNClassifier(**FAST, crop_frames=crop).fit(ArraySource(clips), Y)
+    np.testing.assert_array_equal(clf.predict_proba(clips), ref.predict_proba(clips))
+
+
 def test_clip_source_with_worker_processes(ragged):
     clips, Y, _ = ragged
     params = {**FAST, "validation_fraction": 0.25}

@@ -26,7 +26,9 @@ Short-clip policy: a clip shorter than the span asked for is *tiled*
 A clip source is any object with ``__rfcnn_clip_source__ = True``,
 ``len(src)``, ``src[i]`` -> float32 ``(C, F, T_i)``, ``src.lengths`` (int,
 ``(n,)``), ``src.clip_shape`` -> ``(C, F)`` and optionally
-``src.front_end_checksum`` (:class:`sklearn_rfcnn.datasets.SpectrogramStore`
+``src.front_end_checksum`` and ``src.read(i, start, stop)`` -> float32
+``(C, F, stop - start)``, which crops and windows inside a clip use so that
+only their frames are read (:class:`sklearn_rfcnn.datasets.SpectrogramStore`
 is one; this module never imports it).
 """
 
@@ -157,7 +159,21 @@ class _ClipDataset(Dataset):
         return x
 
     def _frames(self, i, start, n_frames):
-        x = _take_frames(self.clip(i), start, n_frames)
+        read = getattr(self.X, "read", None) if self.source else None
+        if read is not None and start + n_frames <= int(self.lengths[i]):
+            # a source with a partial read (SpectrogramStore.read) reads only
+            # the crop's frames from disk
+            x = np.asarray(read(int(self.rows[i]), start, start + n_frames))
+            shape = (*self.clip_shape, n_frames)
+            if x.shape != shape:
+                raise DataError(
+                    f"item {int(self.rows[i])} of the clip source returned frames "
+                    f"{start}..{start + n_frames} with shape {x.shape}, expected "
+                    f"{shape}; rebuild the source (its index disagrees with its "
+                    "data)."
+                )
+        else:
+            x = _take_frames(self.clip(i), start, n_frames)
         x = np.ascontiguousarray(x, dtype=np.float32)
         if self.source and not np.isfinite(x).all():
             raise DataError(
