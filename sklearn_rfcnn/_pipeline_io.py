@@ -17,25 +17,36 @@
 
 Nothing is pickled, so a folder from an untrusted source cannot run code when
 loaded.  The folder is written beside the target under a temporary name and
-renamed into place, so a crash never leaves a half-written model at ``PATH``.
+renamed into place (:mod:`sklearn_rfcnn.utils._atomic`), so a reader -- or a
+writer killed at any point -- sees the complete old or the complete new
+pipeline, never a mix.
+
+``pipeline.json`` records the SHA-256 of every other file in the folder, and
+each CNN step's ``config.json`` the checksum of its own configuration and
+weights; :func:`load_pipeline` verifies them and checks every step's
+parameters with the constraints ``fit`` uses, so a truncated, tampered or
+mixed-up folder raises a :class:`~sklearn_rfcnn.exceptions.DataError` naming
+the file and the field instead of loading a model that predicts wrongly.
+Folders written before checksums existed are checked field by field only.
 """
 
+import hashlib
 import json
 import os
-import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
+from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.validation import check_is_fitted
 
 from sklearn_rfcnn._version import __version__
 from sklearn_rfcnn.estimators import RFCNNClassifier, RFCNNEmbedder
-from sklearn_rfcnn.exceptions import DataError, ParameterError
+from sklearn_rfcnn.exceptions import DataError, ParameterError, RFCNNError
 from sklearn_rfcnn.transformers import AudioLoader, BandStandardizer, MelSpectrogram
+from sklearn_rfcnn.utils._atomic import atomic_folder, read_consistently
 
 __all__ = ["load_pipeline", "save_pipeline"]
 
@@ -192,7 +203,7 @@ def _write(pipe, folder, arrays, prefix):
             )
         elif type(step) in _ESTIMATORS.values():
             _check_fitted(where, step)
-            step.save(folder / rel)
+            step._write_files(folder / rel)
             entry.update(kind="estimator", cls=type(step).__name__, path=rel)
         elif type(step) is Pipeline:
             sub = folder / rel
@@ -333,10 +344,7 @@ def save_pipeline(pipe, path, *, metadata=None, overwrite=False):
             f"metadata must be a JSON-serialisable dict ({exc})."
         ) from None
     _check_target(path, overwrite)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:12]}"
-    tmp.mkdir()
-    try:
+    with atomic_folder(path, check=lambda p: _check_target(p, overwrite)) as tmp:
         arrays = {}
         description = _write(pipe, tmp, arrays, "")
         if arrays:
@@ -348,24 +356,28 @@ def save_pipeline(pipe, path, *, metadata=None, overwrite=False):
             "sklearn_rfcnn_version": __version__,
             "pipeline": description,
             "metadata": metadata,
+            "files": _digests(tmp),
         }
         (tmp / PIPELINE_FILE).write_text(json.dumps(config, indent=1))
-        _check_target(path, overwrite)  # it may have appeared meanwhile
-        if path.exists():
-            old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:12]}"
-            os.replace(path, old)
-            try:
-                os.replace(tmp, path)
-            except OSError:
-                os.replace(old, path)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+def _sha256(file):
+    h = hashlib.sha256()
+    with open(file, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _digests(folder):
+    """``{relative path: sha256}`` of every file under ``folder``."""
+    out = {}
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            file = Path(root) / name
+            out[file.relative_to(folder).as_posix()] = _sha256(file)
+    return dict(sorted(out.items()))
 
 
 # --------------------------------------------------------------------------
@@ -373,52 +385,189 @@ def save_pipeline(pipe, path, *, metadata=None, overwrite=False):
 # --------------------------------------------------------------------------
 
 
-def _read(description, folder, arrays, trusted):
+def _read(description, folder, arrays, trusted, where, prefix=""):
+    """Rebuild the Pipeline described by ``description`` (checked on the way)."""
+
+    def bad(field, problem):
+        return DataError(f"{where!r}: {field} {problem}; save the pipeline again.")
+
+    if not isinstance(description, dict) or not isinstance(
+        description.get("steps"), list
+    ):
+        raise bad(f"'{prefix}pipeline'", "is missing its list of 'steps'")
+    settings = description.get("settings", {})
+    if not isinstance(settings, dict):
+        raise bad(f"'{prefix}pipeline.settings'", "is not an object")
     steps = []
-    for entry in description["steps"]:
-        name, kind = entry["name"], entry["kind"]
-        if kind == "passthrough":
-            step = entry["value"]
-        elif kind == "transformer":
-            cls = _TRANSFORMERS.get(entry["cls"])
-            if cls is None:
-                raise DataError(
-                    f"step {name!r} is a {entry['cls']!r}, which this version of "
-                    "sklearn-rfcnn does not know; upgrade it."
+    for i, entry in enumerate(description["steps"]):
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise bad(f"step {prefix}{i}", "has no name")
+        name, kind = entry["name"], entry.get("kind")
+        field = f"step {prefix}{name!r}"
+        try:
+            if kind == "passthrough":
+                step = entry.get("value")
+            elif kind == "transformer":
+                step = _read_transformer(entry, arrays, field, bad)
+            elif kind == "estimator":
+                cls = _ESTIMATORS.get(entry.get("cls"))
+                if cls is None:
+                    raise DataError(
+                        f"{where!r}: {field} is a {entry.get('cls')!r}, which this "
+                        "version of sklearn-rfcnn does not know; upgrade it."
+                    )
+                step = cls._load_folder(_inside(folder, entry.get("path"), field, bad))
+            elif kind == "pipeline":
+                step = _read(
+                    entry.get("pipeline"),
+                    _inside(folder, entry.get("path"), field, bad),
+                    arrays,
+                    trusted,
+                    where,
+                    f"{prefix}{name}__",
                 )
-            params = {k: _decode_value(v, arrays) for k, v in entry["params"].items()}
-            step = cls(**params)
-            for attr, value in entry["fitted"].items():
-                setattr(step, attr, _decode_value(value, arrays))
-        elif kind == "estimator":
-            cls = _ESTIMATORS.get(entry["cls"])
-            if cls is None:
+            elif kind == "skops":
+                sio = _import_skops(name, entry.get("cls"))
+                file = _inside(folder, entry.get("path"), field, bad)
+                allowed = set(_SKOPS_TRUSTED) | set(trusted)
+                untrusted = sio.get_untrusted_types(file=file)
+                refused = [t for t in untrusted if t not in allowed]
+                if refused:
+                    raise DataError(
+                        f"step {name!r} ({entry.get('cls')}) in "
+                        f"{os.fspath(file)!r} holds types that are not trusted: "
+                        f"{refused}; if you trust the source, pass them as "
+                        "load_pipeline(..., trusted=[...])."
+                    )
+                step = sio.load(file, trusted=untrusted)
+            else:
                 raise DataError(
-                    f"step {name!r} is a {entry['cls']!r}, which this version of "
-                    "sklearn-rfcnn does not know; upgrade it."
+                    f"{where!r}: {field} has unknown kind {kind!r}; upgrade "
+                    "sklearn-rfcnn."
                 )
-            step = cls.load(folder / entry["path"])
-        elif kind == "pipeline":
-            step = _read(entry["pipeline"], folder / entry["path"], arrays, trusted)
-        elif kind == "skops":
-            sio = _import_skops(name, entry["cls"])
-            file = folder / entry["path"]
-            allowed = set(_SKOPS_TRUSTED) | set(trusted)
-            untrusted = sio.get_untrusted_types(file=file)
-            refused = [t for t in untrusted if t not in allowed]
-            if refused:
-                raise DataError(
-                    f"step {name!r} ({entry['cls']}) in {os.fspath(file)!r} holds "
-                    f"types that are not trusted: {refused}; if you trust the "
-                    "source, pass them as load_pipeline(..., trusted=[...])."
-                )
-            step = sio.load(file, trusted=untrusted)
-        else:
-            raise DataError(
-                f"step {name!r} has unknown kind {kind!r}; upgrade sklearn-rfcnn."
-            )
+        except (RFCNNError, ImportError):
+            raise
+        except Exception as exc:
+            raise bad(field, f"cannot be read ({type(exc).__name__}: {exc})") from None
         steps.append((name, step))
-    return Pipeline(steps, **description["settings"])
+    try:
+        return Pipeline(steps, **settings)
+    except TypeError as exc:
+        raise bad(f"'{prefix}pipeline.settings'", f"are invalid ({exc})") from None
+
+
+def _inside(folder, rel, field, bad):
+    """``folder / rel``, refusing paths that leave the model folder."""
+    if not isinstance(rel, str) or not rel:
+        raise bad(field, "has no 'path'")
+    target = (folder / rel).resolve()
+    if not target.is_relative_to(Path(folder).resolve()):
+        raise bad(field, f"has 'path' {rel!r} outside the model folder")
+    return folder / rel
+
+
+def _read_transformer(entry, arrays, field, bad):
+    cls = _TRANSFORMERS.get(entry.get("cls"))
+    if cls is None:
+        raise bad(
+            field,
+            f"is a {entry.get('cls')!r}, which this version of sklearn-rfcnn "
+            "does not know (upgrade it)",
+        )
+    params = entry.get("params")
+    fitted = entry.get("fitted")
+    if not isinstance(params, dict) or not isinstance(fitted, dict):
+        raise bad(field, "lacks its 'params' or 'fitted' object")
+    unknown = sorted(set(params) - set(cls._get_param_names()))
+    if unknown:
+        raise bad(f"{field} params {unknown}", f"are not parameters of {cls.__name__}")
+    try:
+        decoded = {k: _decode_value(v, arrays) for k, v in params.items()}
+    except KeyError as exc:
+        raise bad(field, f"names the missing array {exc}") from None
+    step = cls(**decoded)
+    if hasattr(step, "_validate_params"):
+        try:
+            step._validate_params()
+        except InvalidParameterError as exc:
+            raise bad(f"{field} params", f"are invalid: {exc}") from None
+    for attr, value in fitted.items():
+        if not attr.isidentifier() or attr.startswith("__") or attr in params:
+            raise bad(f"{field} fitted field {attr!r}", "is not a fitted attribute")
+        try:
+            value = _decode_value(value, arrays)
+        except KeyError as exc:
+            raise bad(
+                f"{field} fitted field {attr!r}", f"names missing {exc}"
+            ) from None
+        if (
+            isinstance(value, np.ndarray)
+            and value.dtype.kind == "f"
+            and not np.all(np.isfinite(value))
+        ):
+            raise bad(f"{field} fitted field {attr!r}", "holds NaN or inf")
+        setattr(step, attr, value)
+    return step
+
+
+def _read_checked(path, shown, trusted):
+    """Load the pipeline in ``path`` (a folder); every part is checked."""
+    config_file = path / PIPELINE_FILE
+    where = os.fspath(Path(shown) / PIPELINE_FILE)
+    if not config_file.is_file():
+        raise DataError(
+            f"{os.fspath(shown)!r} is not a model folder written by "
+            f"save_pipeline() or 'rfcnn fit': it has no {PIPELINE_FILE}."
+        )
+    try:
+        config = json.loads(config_file.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{where!r} is not UTF-8 text ({exc.reason}).") from None
+    except ValueError as exc:
+        raise DataError(
+            f"{where!r} is not valid JSON ({exc}); the file is truncated or damaged."
+        ) from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
+        raise DataError(f"{where!r} is not a saved sklearn-rfcnn pipeline.")
+    version = config.get("format_version", 0)
+    if not isinstance(version, int):
+        raise DataError(f"{where!r}: 'format_version' {version!r} is not an int.")
+    if version > FORMAT_VERSION:
+        raise DataError(
+            f"{where!r} has format version {version}; upgrade sklearn-rfcnn to load it."
+        )
+    files = config.get("files")
+    if files is not None:
+        if not isinstance(files, dict):
+            raise DataError(f"{where!r}: 'files' is not an object.")
+        present = _digests(path)
+        present.pop(PIPELINE_FILE, None)
+        missing = sorted(set(files) - set(present))
+        if missing:
+            raise DataError(
+                f"{where!r}: the folder lacks {missing[:3]} that save_pipeline "
+                "wrote; the model folder is incomplete, save it again."
+            )
+        changed = sorted(k for k, v in files.items() if present[k] != v)
+        if changed:
+            raise DataError(
+                f"{where!r}: {changed[:3]} do not match their checksums: the "
+                "files were changed after save_pipeline(); save the pipeline again."
+            )
+    arrays = {}
+    if (path / ARRAYS_FILE).is_file():
+        try:
+            with np.load(path / ARRAYS_FILE, allow_pickle=False) as f:
+                arrays = {key: f[key] for key in f.files}
+        except Exception as exc:
+            raise DataError(
+                f"{os.fspath(Path(shown) / ARRAYS_FILE)!r} cannot be read "
+                f"({type(exc).__name__}: {exc}); the file is truncated or damaged."
+            ) from None
+    metadata = config.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise DataError(f"{where!r}: 'metadata' is not an object.")
+    return _read(config.get("pipeline"), path, arrays, trusted, where), dict(metadata)
 
 
 def load_pipeline(path, *, return_metadata=False, trusted=None):
@@ -446,41 +595,21 @@ def load_pipeline(path, *, return_metadata=False, trusted=None):
     ------
     DataError
         ``path`` is not a saved pipeline folder, was written by a newer
-        version, or a skops step holds untrusted types.
+        version, is truncated, tampered with or inconsistent (a file does
+        not match its checksum, a parameter breaks the constraints ``fit``
+        uses, weights do not fit the configuration or are not finite; the
+        message names the file and the field), or a skops step holds
+        untrusted types.
 
     See Also
     --------
     save_pipeline : Write the folder (with an example).
     """
     path = Path(os.fspath(path)).expanduser()
-    config_file = path / PIPELINE_FILE
-    if not path.is_dir():
-        raise DataError(f"model folder {os.fspath(path)!r} does not exist.")
-    if not config_file.is_file():
-        raise DataError(
-            f"{os.fspath(path)!r} is not a model folder written by save_pipeline() "
-            f"or 'rfcnn fit': it has no {PIPELINE_FILE}."
-        )
-    try:
-        config = json.loads(config_file.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise DataError(
-            f"{os.fspath(config_file)!r} is not valid JSON ({exc})."
-        ) from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
-        raise DataError(
-            f"{os.fspath(config_file)!r} is not a saved sklearn-rfcnn pipeline."
-        )
-    if config.get("format_version", 0) > FORMAT_VERSION:
-        raise DataError(
-            f"{os.fspath(config_file)!r} has format version "
-            f"{config['format_version']}; upgrade sklearn-rfcnn to load it."
-        )
-    arrays = {}
-    if (path / ARRAYS_FILE).is_file():
-        with np.load(path / ARRAYS_FILE, allow_pickle=False) as f:
-            arrays = {key: f[key] for key in f.files}
-    pipe = _read(config["pipeline"], path, arrays, list(trusted or ()))
+    trusted = list(trusted or ())
+    pipe, metadata = read_consistently(
+        path, lambda folder: _read_checked(folder, path, trusted)
+    )
     if return_metadata:
-        return pipe, dict(config.get("metadata") or {})
+        return pipe, metadata
     return pipe

@@ -104,6 +104,10 @@ def test_model_saved_for_cuda_loads_on_cpu(fitted, data, tmp_path, monkeypatch):
     path = fitted.save(tmp_path / "m")
     config = json.loads((path / "config.json").read_text())
     config["params"]["device"] = "cuda"
+    # as if saved on a GPU machine: the checksum then covers device="cuda"
+    from sklearn_rfcnn.estimators._persistence import _config_checksum
+
+    config["checksum"] = _config_checksum(config, config["weights_sha256"])
     (path / "config.json").write_text(json.dumps(config))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.warns(RFCNNWarning, match="CPU"):
@@ -126,5 +130,8 @@ def test_save_rejects_unserialisable_params_and_load_checks_folder(data, tmp_pat
     clf = RFCNNClassifier(**FAST, callbacks=[EpochScoring("accuracy")]).fit(X, y)
     with pytest.raises(ParameterError, match="callbacks"):
         clf.save(tmp_path / "m")
-    with pytest.raises(DataError, match=r"config\.json"):
+    with pytest.raises(DataError, match=r"nowhere.* does not exist"):
         RFCNNClassifier.load(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match=r"config\.json"):
+        RFCNNClassifier.load(tmp_path / "empty")

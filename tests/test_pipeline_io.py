@@ -112,10 +112,10 @@ def test_a_failed_save_leaves_the_old_folder_intact(fitted, tmp_path, monkeypatc
     target = tmp_path / "model"
     save_pipeline(fitted, target, metadata={"run": 1})
 
-    def broken(self, path):
+    def broken(self, path, params=None):
         raise OSError("disk full")
 
-    monkeypatch.setattr(RFCNNClassifier, "save", broken)
+    monkeypatch.setattr(RFCNNClassifier, "_write_files", broken)
     with pytest.raises(OSError, match="disk full"):
         save_pipeline(fitted, target, metadata={"run": 2}, overwrite=True)
     with pytest.raises(OSError, match="disk full"):

@@ -12,13 +12,41 @@
 ``Estimator.load(path)`` rebuilds the network from the parameters, loads the
 weights with ``map_location="cpu"`` (a model trained on a GPU loads on a
 CPU-only machine) and moves it to the device the parameters resolve to here
-(in the memory format ``channels_last`` asks for).  A parameter missing from
+(in the memory format ``channels_last`` asks for).
+
+``save`` writes the folder whole under a scratch name beside ``path`` and
+renames it into place (:mod:`sklearn_rfcnn.utils._atomic`), so a reader sees
+the old model or the new one, never a mix, even if the writer is killed.
+
+``load`` trusts nothing in the folder.  It checks, and reports as a
+:class:`~sklearn_rfcnn.exceptions.DataError` naming the file and the field:
+
+* the parameters, with the constraints ``fit`` uses (``_validate_params``);
+* the fitted fields and their agreement (``n_outputs`` against the classes,
+  ``multilabel`` against the classes and ``indicator_dtype``, classes sorted
+  and unique as ``fit`` stores them, the input shape, ``class_weight`` and
+  ``threshold`` lengths);
+* the weights: the same tensor names and shapes as the network the
+  configuration builds (so the output layer must have ``n_outputs``
+  features), and finite values;
+* a SHA-256 checksum, written by ``save``, over the configuration and the
+  weights file: any edit of ``config.json`` or ``weights.pt`` that the other
+  checks cannot see (a reordered ``classes`` list, changed weights of the
+  right shape, another parameter value within its constraints) is reported
+  as a checksum mismatch.
+
+What is not caught: a folder whose both files were rewritten consistently,
+checksum included (the checksum detects accidents and edits, it is not a
+signature), and files written before checksums existed (they are checked
+field by field only).  A parameter missing from
 an older ``config.json`` (e.g. ``channels_last``, or ``crop_frames``,
 ``window_hop`` and ``aggregate``, added later) takes its default.
 Pickling (``joblib.dump``) works as well; ``save``/``load`` is the format to
 share models across machines and library versions.
 """
 
+import hashlib
+import io
 import json
 import os
 import warnings
@@ -26,12 +54,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.exceptions import NotFittedError
+from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.validation import check_is_fitted
 from skorch.history import History
 
 from sklearn_rfcnn.estimators._base import _FITTED_ATTRIBUTES
-from sklearn_rfcnn.exceptions import DataError, ParameterError, RFCNNWarning
+from sklearn_rfcnn.exceptions import (
+    DataError,
+    ParameterError,
+    RFCNNError,
+    RFCNNWarning,
+)
 from sklearn_rfcnn.receptive_field import RF
+from sklearn_rfcnn.utils._atomic import atomic_folder, read_consistently
 from sklearn_rfcnn.utils._torch import resolve_device
 
 __all__ = []
@@ -117,26 +153,75 @@ _ENCODERS = {
 assert sorted(a for a, _, _ in _ENCODERS.values()) == sorted(_FITTED_ATTRIBUTES)
 
 
+def _canonical(obj):
+    """The bytes the checksum is computed over (key order and spacing fixed)."""
+    return json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), default=_json_default
+    ).encode("utf-8")
+
+
+def _config_checksum(config, weights_digest):
+    body = {k: v for k, v in config.items() if k != "checksum"}
+    h = hashlib.sha256(_canonical(body))
+    h.update(weights_digest.encode("ascii"))
+    return h.hexdigest()
+
+
+def _check_target(path):
+    """``save`` replaces an estimator folder or an empty one, nothing else."""
+    if os.path.lexists(path) and not path.is_dir():
+        raise ParameterError(
+            f"path={os.fspath(path)!r} exists and is not a folder; choose a "
+            "folder path for the model."
+        )
+    if path.is_dir() and any(path.iterdir()):
+        if not (path / CONFIG_FILE).is_file():
+            raise ParameterError(
+                f"path={os.fspath(path)!r} is a folder that holds no saved model "
+                f"({CONFIG_FILE}); choose a new path (save never replaces other "
+                "folders)."
+            )
+
+
 class _PersistenceMixin:
     """``save(path)`` / ``load(path)`` for estimators built on ``_BaseRFCNN``."""
 
     def save(self, path):
         """Write the fitted estimator to the folder ``path`` (no pickle).
 
+        The folder is written whole under a scratch name beside ``path`` and
+        renamed into place, so a reader (or a crash) sees the old model or
+        the new one, never a mix.
+
         Parameters
         ----------
         path : str or path-like
-            Folder to create (or reuse); it receives ``config.json`` and
-            ``weights.pt``.
+            Folder to create, or a folder written by ``save`` before (it is
+            replaced); it receives ``config.json`` and ``weights.pt``.
 
         Returns
         -------
         path : pathlib.Path
             The folder written.
+
+        Raises
+        ------
+        ParameterError
+            ``path`` is a file or a folder that is not a saved model, or a
+            parameter cannot be stored as JSON.
         """
         check_is_fitted(self)
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
+        path = Path(os.fspath(path)).expanduser()
+        _check_target(path)
+        params = _params_to_json(self)  # fail before anything is written
+        with atomic_folder(path, check=_check_target) as tmp:
+            self._write_files(tmp, params)
+        return path
+
+    def _write_files(self, folder, params=None):
+        """Write ``config.json`` and ``weights.pt`` into the existing ``folder``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
         net = self.net_
         fitted = {
             key: encode(getattr(self, attr))
@@ -156,18 +241,26 @@ class _PersistenceMixin:
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
             "estimator": type(self).__name__,
-            "params": _params_to_json(self),
+            "params": _params_to_json(self) if params is None else params,
             "fitted": fitted,
         }
+        # through JSON once, so the checksum is over exactly what load reads
+        config = json.loads(json.dumps(config, default=_json_default))
         state = {k: v.detach().cpu() for k, v in net.module_.state_dict().items()}
-        torch.save(state, path / WEIGHTS_FILE)
-        with open(path / CONFIG_FILE, "w", encoding="utf-8") as f:
-            json.dump(config, f, indent=1, default=_json_default)
-        return path
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        weights = buffer.getvalue()
+        digest = hashlib.sha256(weights).hexdigest()
+        config["weights_sha256"] = digest
+        config["checksum"] = _config_checksum(config, digest)
+        (folder / WEIGHTS_FILE).write_bytes(weights)
+        with open(folder / CONFIG_FILE, "w", encoding="utf-8") as f:
+            json.dump(config, f, indent=1)
+        return folder
 
     @classmethod
     def load(cls, path):
-        """Rebuild an estimator written by :meth:`save`.
+        """Rebuild an estimator written by :meth:`save`, checking every part.
 
         Parameters
         ----------
@@ -179,39 +272,158 @@ class _PersistenceMixin:
         estimator : instance of this class
             Fitted and ready to predict; on a machine without the saved
             device (e.g. CUDA) it runs on the CPU, with a warning.
+
+        Raises
+        ------
+        DataError
+            The folder is missing, truncated, tampered with or inconsistent;
+            the message names the file and the field (see the module
+            docstring for what is checked).
         """
-        path = Path(path)
-        config_file = path / CONFIG_FILE
+        path = Path(os.fspath(path)).expanduser()
+        return read_consistently(path, lambda folder: cls._load_folder(folder, path))
+
+    @classmethod
+    def _load_folder(cls, folder, shown=None):
+        shown = os.fspath(folder if shown is None else shown)
+        config_file = Path(folder) / CONFIG_FILE
         if not config_file.is_file():
             raise DataError(
-                f"{os.fspath(path)!r} holds no {CONFIG_FILE}; pass the folder "
-                "written by save()."
+                f"{shown!r} holds no {CONFIG_FILE}; pass the folder written by save()."
             )
-        with open(config_file, encoding="utf-8") as f:
-            config = json.load(f)
-        if config.get("format") != FORMAT_NAME:
+        try:
+            return cls._load_checked(Path(folder), config_file)
+        except (RFCNNError, NotFittedError):
+            raise
+        except Exception as exc:  # a file the checks did not foresee
             raise DataError(
-                f"{os.fspath(config_file)!r} is not an sklearn-rfcnn model."
-            )
-        if config.get("format_version", 0) > FORMAT_VERSION:
+                f"{os.fspath(config_file)!r} and {WEIGHTS_FILE} do not make a "
+                f"loadable model ({type(exc).__name__}: {exc}); save the model "
+                "again."
+            ) from exc
+
+    @classmethod
+    def _load_checked(cls, folder, config_file):
+        where = os.fspath(config_file)
+
+        def bad(field, problem):
+            return DataError(f"{where!r}: {field} {problem}; save the model again.")
+
+        try:
+            config = json.loads(config_file.read_bytes().decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{where!r} is not UTF-8 text ({exc.reason}).") from None
+        except ValueError as exc:
             raise DataError(
-                f"{os.fspath(config_file)!r} has format version "
-                f"{config['format_version']}; upgrade sklearn-rfcnn to load it."
+                f"{where!r} is not valid JSON ({exc}); the file is truncated or "
+                "damaged."
+            ) from None
+        if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
+            raise DataError(f"{where!r} is not an sklearn-rfcnn model.")
+        version = config.get("format_version", 0)
+        if not isinstance(version, int):
+            raise bad("format_version", f"is {version!r}, not an integer")
+        if version > FORMAT_VERSION:
+            raise DataError(
+                f"{where!r} has format version {version}; upgrade sklearn-rfcnn "
+                "to load it."
             )
-        params = dict(config["params"])
+        name = config.get("estimator")
+        if name is not None and name != cls.__name__:
+            raise DataError(
+                f"{where!r} holds a {name}, not a {cls.__name__}; load it with "
+                f"{name}.load()."
+            )
+        params = config.get("params")
+        fitted = config.get("fitted")
+        if not isinstance(params, dict):
+            raise bad("'params'", "is missing or not an object")
+        if not isinstance(fitted, dict):
+            raise bad("'fitted'", "is missing or not an object")
+
+        # weights: read once, checked against the checksum below
+        weights_file = folder / WEIGHTS_FILE
+        try:
+            weights = weights_file.read_bytes()
+        except OSError as exc:
+            raise DataError(
+                f"{os.fspath(weights_file)!r} cannot be read "
+                f"({exc.strerror or exc}); the model folder is incomplete."
+            ) from None
+        digest = hashlib.sha256(weights).hexdigest()
+
+        # parameters, with the constraints fit uses
+        params = dict(params)
+        unknown = sorted(set(params) - set(cls._get_param_names()))
+        if unknown:
+            raise bad(f"params {unknown}", f"are not parameters of {cls.__name__}")
         cw = params.get("class_weight")
         if isinstance(cw, dict) and "items" in cw:
-            params["class_weight"] = {
-                (k if not isinstance(k, list) else tuple(k)): v for k, v in cw["items"]
-            }
+            try:
+                params["class_weight"] = {
+                    (k if not isinstance(k, list) else tuple(k)): v
+                    for k, v in cw["items"]
+                }
+            except (TypeError, ValueError):
+                raise bad("params 'class_weight'", "is not a list of pairs") from None
         estimator = cls(**params)
-        fitted = config["fitted"]
+        try:
+            estimator._validate_params()
+        except InvalidParameterError as exc:
+            raise DataError(f"{where!r}: field 'params': {exc}") from None
+
+        # fitted fields
+        for key in ("classes", "n_outputs", "clip_shape", "multilabel", "rng_state"):
+            if fitted.get(key) is None:
+                raise bad(f"fitted field {key!r}", "is missing")
         for key, (attr, _, decode) in _ENCODERS.items():
             if fitted.get(key) is not None:
-                setattr(estimator, attr, decode(fitted[key]))
+                try:
+                    value = decode(fitted[key])
+                except (TypeError, ValueError, KeyError) as exc:
+                    raise bad(
+                        f"fitted field {key!r}", f"is malformed ({exc})"
+                    ) from None
+                setattr(estimator, attr, value)
         if not hasattr(estimator, "front_end_checksum_"):  # None, or an older file
             estimator.front_end_checksum_ = None
+        _check_fitted_fields(estimator, fitted, bad)
 
+        # the network the configuration builds, and the weights against it
+        try:
+            module = estimator._create_module(
+                estimator._clip_shape[0], estimator.n_outputs_
+            )
+        except (RFCNNError, TypeError, ValueError, KeyError) as exc:
+            raise bad("'params'", f"do not build a network ({exc})") from None
+        try:
+            state = torch.load(
+                io.BytesIO(weights), map_location="cpu", weights_only=True
+            )
+        except Exception as exc:
+            raise DataError(
+                f"{os.fspath(weights_file)!r} is not a weights file written by "
+                f"save() ({type(exc).__name__}: {exc}); the file is truncated or "
+                "damaged."
+            ) from None
+        _check_weights(state, module, weights_file)
+
+        stored_digest = config.get("weights_sha256")
+        if stored_digest is not None and stored_digest != digest:
+            raise DataError(
+                f"{os.fspath(weights_file)!r} does not match its checksum in "
+                f"{where!r}: the weights were changed after save(); save the "
+                "model again."
+            )
+        stored = config.get("checksum")
+        if stored is not None and stored != _config_checksum(config, digest):
+            raise DataError(
+                f"{where!r} does not match its checksum: the configuration (e.g. "
+                "the order of 'classes') was edited after save(); save the model "
+                "again."
+            )
+
+        module.load_state_dict(state)
         try:
             device = resolve_device(estimator.device)
         except ParameterError:
@@ -219,22 +431,126 @@ class _PersistenceMixin:
                 f"the model was saved with device={estimator.device!r}, which is "
                 "not available here; loading it on the CPU.",
                 RFCNNWarning,
-                stacklevel=2,
+                stacklevel=4,
             )
             device = "cpu"
-        module = estimator._create_module(
-            estimator._clip_shape[0], estimator.n_outputs_
-        )
-        state = torch.load(path / WEIGHTS_FILE, map_location="cpu", weights_only=True)
-        module.load_state_dict(state)
         rng = np.random.default_rng()
-        rng.bit_generator.state = fitted["rng_state"]
+        try:
+            rng.bit_generator.state = fitted["rng_state"]
+        except (TypeError, ValueError, KeyError) as exc:
+            raise bad("fitted field 'rng_state'", f"is malformed ({exc})") from None
         class_weight = fitted.get("class_weight")
         if class_weight is not None:
             class_weight = np.asarray(class_weight, dtype=np.float32)
         net = estimator._build_net(module, device, rng, class_weight)
         net.initialize()
-        net.history = History(fitted["history"])
+        history = fitted.get("history", [])
+        if not isinstance(history, list) or not all(
+            isinstance(row, dict) for row in history
+        ):
+            raise bad("fitted field 'history'", "is not a list of epoch records")
+        net.history = History(history)
         estimator.net_ = net
         estimator.history_ = net.history
         return estimator
+
+
+def _check_fitted_fields(est, fitted, bad):
+    """The fitted fields agree with each other as ``fit`` leaves them."""
+    classes = np.asarray(est.classes_)
+    n_outputs = est.n_outputs_
+    if classes.ndim != 1:
+        raise bad("fitted field 'classes'", f"has shape {classes.shape}, not 1-D")
+    if n_outputs != len(classes):
+        raise bad(
+            "fitted field 'n_outputs'",
+            f"is {n_outputs} but 'classes' lists {len(classes)} labels",
+        )
+    if est._multilabel:
+        if n_outputs < 1:
+            raise bad("fitted field 'n_outputs'", f"is {n_outputs}; tags need >= 1")
+        if getattr(est, "_indicator_dtype", None) is None:
+            raise bad(
+                "fitted field 'multilabel'",
+                "is true but no 'indicator_dtype' is stored (a multi-class model?)",
+            )
+        if not np.array_equal(classes, np.arange(n_outputs)):
+            raise bad(
+                "fitted field 'multilabel'",
+                "is true but 'classes' are not the tag columns 0..n_outputs-1 "
+                "(a multi-class model?)",
+            )
+    else:
+        if getattr(est, "_indicator_dtype", None) is not None:
+            raise bad(
+                "fitted field 'multilabel'",
+                "is false but an 'indicator_dtype' is stored (a tagging model?)",
+            )
+        if n_outputs < 2:
+            raise bad("fitted field 'n_outputs'", f"is {n_outputs}; classes need >= 2")
+        try:
+            ordered = np.unique(classes)
+        except TypeError:
+            raise bad("fitted field 'classes'", "mixes label types") from None
+        if len(ordered) != len(classes) or not np.array_equal(ordered, classes):
+            raise bad(
+                "fitted field 'classes'",
+                "is not sorted and unique as fit() stores it (reordered or "
+                "repeated labels)",
+            )
+    shape = est._clip_shape
+    if len(shape) != 2 or not all(
+        isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0
+        for s in shape
+    ):
+        raise bad("fitted field 'clip_shape'", f"is {list(shape)}, not 2 positive ints")
+    n_in = getattr(est, "n_features_in_", None)
+    if n_in is not None and n_in < 1:
+        raise bad("fitted field 'n_features_in'", f"is {n_in}, not >= 1")
+    cw = fitted.get("class_weight")
+    if cw is not None:
+        weights = np.asarray(cw, dtype=np.float64)
+        if weights.shape != (n_outputs,) or not np.all(np.isfinite(weights)):
+            raise bad(
+                "fitted field 'class_weight'",
+                f"must be {n_outputs} finite numbers (got shape {weights.shape})",
+            )
+    threshold = np.asarray(est.threshold, dtype=np.float64)
+    if threshold.ndim == 1 and threshold.shape != (n_outputs,):
+        raise bad(
+            "params 'threshold'",
+            f"lists {threshold.size} values for {n_outputs} outputs",
+        )
+
+
+def _check_weights(state, module, weights_file):
+    """Same tensor names and shapes as ``module``, and finite values."""
+    where = os.fspath(weights_file)
+    if not isinstance(state, dict) or not all(
+        isinstance(v, torch.Tensor) for v in state.values()
+    ):
+        raise DataError(f"{where!r} does not hold a dict of tensors; save again.")
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    extra = sorted(set(state) - set(expected))
+    if missing or extra:
+        raise DataError(
+            f"{where!r} does not fit the network in config.json: "
+            + (f"missing tensors {missing[:3]}" if missing else "")
+            + ("; " if missing and extra else "")
+            + (f"unexpected tensors {extra[:3]}" if extra else "")
+            + "; the weights belong to another model."
+        )
+    for key, ref in expected.items():
+        value = state[key]
+        if tuple(value.shape) != tuple(ref.shape):
+            raise DataError(
+                f"{where!r}: tensor {key!r} has shape {tuple(value.shape)}, but "
+                f"config.json builds {tuple(ref.shape)} (e.g. a different number "
+                "of outputs or width); the weights belong to another model."
+            )
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise DataError(
+                f"{where!r}: tensor {key!r} holds NaN or infinite values; the "
+                "model diverged or the file is damaged. Train and save it again."
+            )
