@@ -69,3 +69,35 @@ def test_bench_onnx_quick_runs_and_writes_valid_json(tmp_path):
         assert r["samples_per_s_best"] > 0
     assert methods["torch_fp32"]["ratio_best_vs_torch_fp32"] == 1.0
     assert methods["onnxruntime"]["max_abs_diff_vs_torch_fp32"] < 1e-4
+
+
+@pytest.mark.slow
+def test_bench_store_quick_runs_and_writes_valid_json(tmp_path):
+    out = tmp_path / "bench_store_quick.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "bench_store.py"),
+            "--quick",
+            "--out",
+            str(out),
+            "--tmp",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    assert doc["benchmark"] == "bench_store"
+    assert {"cpu", "vector_extensions", "torch"} <= set(doc["machine"])
+    res = doc["results"]
+    assert len(res["memory"]["rows"]) == 2
+    for row in res["memory"]["rows"]:
+        assert row["build_maxrss_mb"] > 0 and row["read_epoch_maxrss_mb"] > 0
+    formats = res["formats"]["formats"]
+    assert formats["flat_time_major_pread (chosen)"]["crops_per_s_warm"] > 0
+    assert res["training"]["crops_per_s_store"] > 0
+    assert not any(tmp_path.glob("bench_store_*"))  # scratch removed

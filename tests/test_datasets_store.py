@@ -462,3 +462,46 @@ def test_loaders_feed_create(jamendo_root, openmic_root, tmp_path):  # noqa: F81
         np.testing.assert_array_equal(
             store[0], _reference([data.filenames[0]])[0], err_msg=name
         )
+
+
+# --------------------------------------------------------------------------
+# benchmarks/train_store_recipe.py end to end on a fixture tree
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_train_store_recipe_runs_on_a_jamendo_tree(jamendo_root, tmp_path):  # noqa: F811
+    root, _ = jamendo_root
+    out = tmp_path / "recipe.json"
+    cmd = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "train_store_recipe.py"),
+        "--dataset",
+        "mtg_jamendo",
+        "--root",
+        str(root),
+        "--store-dir",
+        str(tmp_path / "stores"),
+        "--tiny",
+        "--device",
+        "cpu",
+        "--verbose",
+        "0",
+        "--out",
+        str(out),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    res = doc["results"]
+    assert res["stores"]["train"]["clips"] == 2
+    assert res["stores"]["test"]["clips"] == 1
+    if isinstance(res.get("training"), str):  # estimators without clip sources
+        assert "crop_frames" in res["training"]
+    else:
+        assert set(res["scores"]) == {"validation", "test"}
+        assert "0.1480" in proc.stdout and "this run (test)" in proc.stdout
+    # a second run reuses the stores (resumable, complete: nothing rebuilt)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
