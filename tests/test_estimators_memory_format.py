@@ -21,6 +21,7 @@ from skorch.callbacks import Callback
 
 from sklearn_rfcnn import RFCNNClassifier, RFCNNEmbedder
 from sklearn_rfcnn.exceptions import ParameterError
+from sklearn_rfcnn.utils._torch import resolve_channels_last
 
 CL = torch.channels_last
 
@@ -213,13 +214,15 @@ def test_file_without_the_key_loads_with_default(data, tmp_path):
     """Models saved before the option existed load with the default ("auto")."""
     X, y = data
     clf = RFCNNClassifier(**FAST).fit(X, y)
-    assert clf.channels_last_ is True  # "auto" on the CPU
+    auto = resolve_channels_last("auto", "cpu", clf.precision_)  # this CPU's
+    assert clf.channels_last_ is auto
     clf.save(tmp_path / "old")
     config_file = tmp_path / "old" / "config.json"
     config = json.loads(config_file.read_text())
     del config["params"]["channels_last"]
     config_file.write_text(json.dumps(config))
     loaded = RFCNNClassifier.load(tmp_path / "old")
-    assert loaded.channels_last == "auto" and loaded.channels_last_ is True
-    assert all(w.is_contiguous(memory_format=CL) for w in _conv_weights(loaded))
+    assert loaded.channels_last == "auto" and loaded.channels_last_ is auto
+    layout = CL if auto else torch.contiguous_format
+    assert all(w.is_contiguous(memory_format=layout) for w in _conv_weights(loaded))
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))

@@ -14,6 +14,7 @@ import torch
 from sklearn_rfcnn import RFCNNClassifier, RFCNNEmbedder
 from sklearn_rfcnn.utils._testing import FAST_CNN_PARAMS
 from sklearn_rfcnn.utils._torch import (
+    cpu_avx512,
     cpu_native_bf16,
     resolve_channels_last,
     resolve_precision,
@@ -86,6 +87,8 @@ def test_onednn_capped_below_bf16_counts_as_no_native_bf16(
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", isa)
     assert bool(cpu_native_bf16()) is native
     assert resolve_precision("auto", "cpu") == ("bf16" if native else "32")
+    # capped at AVX2 it is an AVX2 machine for the memory format too
+    assert cpu_avx512() is (isa.upper() != "AVX2")
 
 
 @pytest.mark.parametrize("bf16_supported, expected", [(True, "bf16"), (False, "16")])
@@ -101,31 +104,46 @@ def test_auto_precision_elsewhere_is_float32():
 
 
 @pytest.mark.parametrize(
-    "device, precision, expected",
+    "caps, device, precision, expected",
     [
-        ("cpu", "32", True),
-        ("cpu", "bf16", True),
-        ("cuda", "bf16", True),
-        ("cuda", "16", True),
-        ("cuda", "32", False),
-        ("mps", "32", False),
+        (AVX2_ONLY, "cpu", "32", False),  # measured slower training there
+        (AVX2_ONLY, "cpu", "bf16", True),
+        (AVX512_BF16, "cpu", "32", True),
+        (AVX512_BF16, "cpu", "bf16", True),
+        (AMX, "cpu", "bf16", True),
+        (AVX2_ONLY, "cuda", "bf16", True),
+        (AVX2_ONLY, "cuda", "16", True),
+        (AVX2_ONLY, "cuda", "32", False),
+        (AMX, "mps", "32", False),
     ],
 )
-def test_auto_channels_last(device, precision, expected):
+def test_auto_channels_last(cpu_caps, caps, device, precision, expected):
+    cpu_caps(caps)
     assert resolve_channels_last("auto", device, precision) is expected
     assert resolve_channels_last(True, device, precision) is True
     assert resolve_channels_last(False, device, precision) is False
 
 
 @pytest.mark.parametrize(
-    "caps, precision, dtype",
-    [(AVX2_ONLY, "32", torch.float32), (AMX, "bf16", torch.bfloat16)],
+    "caps, precision, channels_last, dtype",
+    [
+        (AVX2_ONLY, "32", False, torch.float32),
+        (AVX512_BF16, "bf16", True, torch.bfloat16),
+        (AMX, "bf16", True, torch.bfloat16),
+    ],
 )
-def test_fit_runs_and_records_the_auto_choice(cpu_caps, data, caps, precision, dtype):
+def test_fit_runs_and_records_the_auto_choice(
+    cpu_caps, data, caps, precision, channels_last, dtype
+):
     cpu_caps(caps)
     X, y = data
     clf = RFCNNClassifier(**FAST).fit(X[:6], y[:6])
-    assert (clf.precision_, clf.channels_last_) == (precision, True)
+    assert (clf.precision_, clf.channels_last_) == (precision, channels_last)
+    weights = [w for w in clf.net_.module_.parameters() if w.ndim == 4]
+    assert (
+        all(w.is_contiguous(memory_format=torch.channels_last) for w in weights)
+        is channels_last
+    )
     assert clf.net_.amp_dtype == (None if precision == "32" else torch.bfloat16)
     # the convolutions really ran in that dtype, in training and at inference
     assert _conv_dtypes(clf, X, y) == {True: {dtype}, False: {dtype}}
@@ -164,7 +182,7 @@ def test_verbose_output_says_once_what_was_chosen(cpu_caps, data, capsys):
     assert "native bf16: avx512_bf16" in first and "channels-last" in first
     assert "precision=auto and channels_last=auto" in first
     assert out.count("RFCNNClassifier: cpu") == 1
-    cpu_caps(AVX2_ONLY)
+    cpu_caps(AVX512_BF16)
     RFCNNEmbedder(**{**FAST, "verbose": 1}, precision="32").fit(X, y)
     first = capsys.readouterr().out.splitlines()[0]
     assert first.startswith("RFCNNEmbedder: cpu, float32, channels-last")

@@ -1180,9 +1180,10 @@ _PARAMETERS_DOC = """arch : str, default="cp_resnet"
         Run the network in the ``torch.channels_last`` memory format: the
         module's weights are converted after it is built (and after loading)
         and every input batch is made channels-last before the forward pass.
-        ``"auto"`` is True on the CPU (faster on every CPU measured, in float32
-        and bf16: ``benchmarks/speed.py``) and on CUDA with mixed precision;
-        the choice is ``channels_last_``.  A trained network predicts the
+        ``"auto"`` is True on CPUs where it was measured faster
+        (``benchmarks/speed.py``): with bf16, and in float32 on AVX-512
+        CPUs; False on AVX2-only CPUs (slower training at width 128 there);
+        True on CUDA with mixed precision.  The choice is ``channels_last_``.  A trained network predicts the
         same in both layouts up to floating-point rounding; training takes a
         slightly different numerical path (as on other hardware), so the same
         ``random_state`` gives identical models only in the same layout.

@@ -14,6 +14,7 @@ from sklearn.utils import check_random_state
 from sklearn_rfcnn.exceptions import ParameterError
 
 __all__ = [
+    "cpu_avx512",
     "cpu_native_bf16",
     "resolve_channels_last",
     "resolve_device",
@@ -29,10 +30,23 @@ AMP_DTYPES = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
 #: matrix arithmetic in oneDNN: AMX tiles, or AVX-512 with the BF16 extension.
 _NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
-#: Values of oneDNN's ``ONEDNN_MAX_CPU_ISA`` that stop it below native bf16.
-_ONEDNN_ISAS_WITHOUT_BF16 = frozenset(
-    {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI"}
+#: Values of oneDNN's ``ONEDNN_MAX_CPU_ISA`` that stop it below AVX-512.
+_ONEDNN_ISAS_WITHOUT_AVX512 = frozenset(
+    {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2"}
 )
+#: ... and those that stop it below native bf16.
+_ONEDNN_ISAS_WITHOUT_BF16 = _ONEDNN_ISAS_WITHOUT_AVX512 | {
+    "AVX512_CORE",
+    "AVX512_CORE_VNNI",
+}
+
+
+def _onednn_capped(isas):
+    """Whether ``ONEDNN_MAX_CPU_ISA`` (or the older ``DNNL_...``) is one of ``isas``."""
+    return any(
+        os.environ.get(var, "").upper() in isas
+        for var in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+    )
 
 
 def resolve_device(device="auto"):
@@ -87,11 +101,25 @@ def cpu_native_bf16():
     """
     if not torch.backends.mkldnn.is_available():
         return ()
-    for var in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
-        if os.environ.get(var, "").upper() in _ONEDNN_ISAS_WITHOUT_BF16:
-            return ()  # oneDNN was told not to use the bf16 instructions
+    if _onednn_capped(_ONEDNN_ISAS_WITHOUT_BF16):
+        return ()  # oneDNN was told not to use the bf16 instructions
     caps = torch.cpu.get_capabilities()
     return tuple(flag for flag in _NATIVE_BF16_FLAGS if caps.get(flag, False))
+
+
+def cpu_avx512():
+    """Whether oneDNN can use AVX-512 on this CPU (``avx512_f``, not capped).
+
+    Examples
+    --------
+    >>> isinstance(cpu_avx512(), bool)
+    True
+    """
+    if not torch.backends.mkldnn.is_available():
+        return False
+    if _onednn_capped(_ONEDNN_ISAS_WITHOUT_AVX512):
+        return False
+    return bool(torch.cpu.get_capabilities().get("avx512_f", False))
 
 
 def resolve_precision(precision, device):
@@ -136,11 +164,16 @@ def resolve_precision(precision, device):
 def resolve_channels_last(channels_last, device, precision):
     """Turn ``channels_last="auto"`` into a bool for a device and precision.
 
-    Channels-last was faster for CP-ResNet on every CPU measured (AVX2-only
-    and AVX-512-BF16 EPYCs, an AMX Xeon; ``benchmarks/speed.py``) in float32
-    and in bf16, so ``"auto"`` is True on the CPU.  On CUDA it is True with
-    mixed precision (tensor-core convolutions in cuDNN want NHWC) and False
-    in float32; on other devices False.  An explicit bool is returned as is.
+    On the CPU, ``"auto"`` is True where channels-last was measured faster
+    for CP-ResNet (``benchmarks/speed.py``): with bf16 autocast (AMX Xeon,
+    AVX-512-BF16 EPYC: 1.2-2x on top of bf16) and in float32 where oneDNN has
+    AVX-512 (1.2-1.6x training); it is False on CPUs with AVX2 only, where
+    its training step at the paper's width measured 0.65-0.9x the default
+    layout under an AVX2-capped oneDNN (inference gained 1.2-1.4x, width 24
+    gained), so "auto" keeps the layout that is never slower there.  On
+    CUDA it is True with mixed precision (tensor-core convolutions in cuDNN
+    want NHWC) and False in float32; on other devices False.  An explicit
+    bool is returned as is.
 
     Parameters
     ----------
@@ -156,7 +189,7 @@ def resolve_channels_last(channels_last, device, precision):
 
     Examples
     --------
-    >>> resolve_channels_last("auto", "cpu", "32")
+    >>> resolve_channels_last("auto", "cpu", "bf16")
     True
     >>> resolve_channels_last(False, "cpu", "bf16")
     False
@@ -165,7 +198,7 @@ def resolve_channels_last(channels_last, device, precision):
         return bool(channels_last)
     kind = torch.device(device).type
     if kind == "cpu":
-        return True
+        return precision == "bf16" or cpu_avx512()
     if kind == "cuda":
         return precision != "32"
     return False
