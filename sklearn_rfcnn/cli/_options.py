@@ -88,21 +88,18 @@ def add_device_args(group, *, what="run"):
     )
     group.add_argument(
         "--channels-last",
-        choices=["auto", "on", "off"],
-        nargs="?",
-        const="on",
-        default="auto",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help=f"{what} in torch's channels-last memory format (often faster "
-        "convolutions; same results up to rounding); auto: on for CPUs and "
-        "mixed-precision GPUs (default: auto; a bare --channels-last is on)",
+        "convolutions; same results up to rounding); default: decided from "
+        "the hardware (on with bf16, on AVX-512 CPUs and mixed-precision GPUs)",
     )
 
 
 def channels_last_param(args):
-    """The estimator's ``channels_last`` from ``--channels-last``."""
-    return {"auto": "auto", "on": True, "off": False}[
-        getattr(args, "channels_last", "auto") or "auto"
-    ]
+    """The estimator's ``channels_last`` from ``--[no-]channels-last``."""
+    value = getattr(args, "channels_last", None)
+    return "auto" if value is None else bool(value)
 
 
 def add_frontend_args(p, *, duration=10.0, n_mels=256):
