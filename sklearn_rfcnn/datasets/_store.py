@@ -23,22 +23,26 @@ measurement (``benchmarks/bench_store.py``, figures in
 frequency-major flat file, HDF5 through h5py (chunked and contiguous) and zarr
 (chunked, with and without compression):
 
-* a flat file read with ``pread`` was the fastest at random crops, with
-  memmap of the same file close behind; HDF5 and zarr pay per-chunk
-  bookkeeping (and zarr decompression) on every crop, and a crop straddling
-  chunk boundaries reads whole chunks;
-* ``pread`` into a fresh buffer maps nothing: the process's address space and
-  resident memory do not grow with the store (a memmap of a 180 GB file needs
-  180 GB of address space, which ``RLIMIT_AS`` or a container limit refuses,
-  and counts every touched page in the resident set);
+* cold reads (the case for a data set larger than the page cache): one
+  contiguous ``pread`` per crop gave 1.2k crops/s of 431 x 256 frames from
+  70-second tracks, against 0.3-0.4k through ``np.memmap`` (page-by-page
+  faults; a frequency-major layout spreads a crop over the whole track),
+  0.6k for chunked HDF5 and 0.3-0.4k for zarr; contiguous HDF5 was as fast
+  (1.5k) but cannot be appended to, so it cannot be built resumably;
+* warm reads favour ``np.memmap`` (8-14k against 4.9k crops/s: ``pread``
+  pays a copy and the transpose to ``(C, F, T)``), but a memmap of a 180 GB
+  file needs 180 GB of address space (under a 1 GB ``RLIMIT_AS`` the 2 GB
+  store could not be mapped) and counts every touched page in the resident
+  set; ``pread`` into a fresh buffer keeps both flat in the store's size,
+  and 4.9k crops/s is far above what the CNN consumes;
 * robustness: appending bytes and renaming a small index file are the only
   writes, so a killed build leaves at worst uncommitted bytes at the end of
   ``data.bin``, which readers never look at and a resumed build truncates.
   HDF5 files can be left unreadable by a writer killed mid-write, h5py
   handles must not cross ``fork`` (DataLoader workers) and concurrent readers
-  of a file being written need SWMR mode; zarr is safe here but writes one
-  file per chunk (hundreds of thousands for MTG-Jamendo) and needs an extra
-  dependency.  The flat file needs only numpy.
+  of a file being written need SWMR mode; zarr is safe here but slow per
+  crop, writes one file per chunk (about a million for MTG-Jamendo) and
+  needs an extra dependency.  The flat file needs only numpy.
 
 Crash safety
 ------------
