@@ -536,6 +536,22 @@ def _read_checked(path, shown, trusted):
         raise DataError(
             f"{where!r} has format version {version}; upgrade sklearn-rfcnn to load it."
         )
+    arrays = {}
+    if (path / ARRAYS_FILE).is_file():
+        try:
+            with np.load(path / ARRAYS_FILE, allow_pickle=False) as f:
+                arrays = {key: f[key] for key in f.files}
+        except Exception as exc:
+            raise DataError(
+                f"{os.fspath(Path(shown) / ARRAYS_FILE)!r} cannot be read "
+                f"({type(exc).__name__}: {exc}); the file is truncated or damaged."
+            ) from None
+    metadata = config.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise DataError(f"{where!r}: 'metadata' is not an object.")
+    pipe = _read(config.get("pipeline"), path, arrays, trusted, where)
+    # last, so that the checks above name the field they find wrong; this
+    # one catches every other change (e.g. a reordered list of classes)
     files = config.get("files")
     if files is not None:
         if not isinstance(files, dict):
@@ -554,20 +570,7 @@ def _read_checked(path, shown, trusted):
                 f"{where!r}: {changed[:3]} do not match their checksums: the "
                 "files were changed after save_pipeline(); save the pipeline again."
             )
-    arrays = {}
-    if (path / ARRAYS_FILE).is_file():
-        try:
-            with np.load(path / ARRAYS_FILE, allow_pickle=False) as f:
-                arrays = {key: f[key] for key in f.files}
-        except Exception as exc:
-            raise DataError(
-                f"{os.fspath(Path(shown) / ARRAYS_FILE)!r} cannot be read "
-                f"({type(exc).__name__}: {exc}); the file is truncated or damaged."
-            ) from None
-    metadata = config.get("metadata") or {}
-    if not isinstance(metadata, dict):
-        raise DataError(f"{where!r}: 'metadata' is not an object.")
-    return _read(config.get("pipeline"), path, arrays, trusted, where), dict(metadata)
+    return pipe, dict(metadata)
 
 
 def load_pipeline(path, *, return_metadata=False, trusted=None):

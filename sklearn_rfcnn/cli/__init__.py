@@ -2,12 +2,15 @@
 
 Each subcommand lives in its own private module that defines
 ``add_parser(subparsers)`` and a ``run(args)`` function; :data:`SUBCOMMANDS`
-lists them in help order.  Errors the library raises on bad input are printed
-as one clear line and exit with status 2, never as a traceback.
+lists them in help order.  Expected failures (errors the library raises on
+bad input, unwritable or special paths, damaged model folders) are printed as
+one clear line and exit with status 2, never as a traceback; ``--debug``
+(before or after the subcommand) shows the traceback.
 """
 
 import argparse
 import importlib
+import os
 import sys
 
 from sklearn_rfcnn._version import __version__
@@ -26,6 +29,9 @@ SUBCOMMANDS = [
 ]
 
 
+_DEBUG_HELP = "show the full traceback of an error instead of one line"
+
+
 class CLIError(Exception):
     """A user error on the command line: printed as one line, exit status 2."""
 
@@ -40,6 +46,7 @@ def build_parser():
     parser.add_argument(
         "--version", action="version", version=f"sklearn-rfcnn {__version__}"
     )
+    parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for _name, module_name in SUBCOMMANDS:
         try:
@@ -48,12 +55,45 @@ def build_parser():
             if exc.name == module_name:  # subcommand not shipped yet
                 continue
             raise
-        module.add_parser(sub)
+        sub_parser = module.add_parser(sub)
+        if sub_parser is not None:
+            # also after the subcommand; SUPPRESS keeps a leading --debug
+            sub_parser.add_argument(
+                "--debug",
+                action="store_true",
+                default=argparse.SUPPRESS,
+                help=_DEBUG_HELP,
+            )
     return parser
 
 
+def _one_line(exc):
+    """The message of ``exc`` on one line, with the file of an OSError."""
+    if isinstance(exc, OSError) and exc.strerror:
+        text = exc.strerror
+        if exc.filename is not None:
+            text += f": {os.fsdecode(exc.filename)!r}"
+        if exc.filename2 is not None:
+            text += f" -> {os.fsdecode(exc.filename2)!r}"
+    elif isinstance(exc, UnicodeDecodeError):
+        text = (
+            f"a file is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+            "save it as UTF-8"
+        )
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
+
+
 def main(argv=None):
-    """Run the ``rfcnn`` command line; returns the exit status."""
+    """Run the ``rfcnn`` command line; returns the exit status.
+
+    Expected failures (bad input, unwritable output, a damaged model folder,
+    a missing optional dependency) print one line on standard error and
+    return 2; ``--debug`` shows the traceback instead.  An unexpected error
+    also prints one line (with a hint to rerun with ``--debug``) and
+    returns 1; Ctrl-C returns 130.
+    """
     from sklearn_rfcnn.exceptions import RFCNNError
 
     parser = build_parser()
@@ -61,18 +101,40 @@ def main(argv=None):
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    debug = bool(getattr(args, "debug", False))
+    prefix = f"rfcnn {args.command}: error:"
     try:
         status = args.run(args)
-    except (CLIError, RFCNNError, FileNotFoundError) as exc:
-        print(f"rfcnn {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"rfcnn {args.command}: interrupted", file=sys.stderr)
+        return 130
     except ImportError as exc:
+        if debug:
+            raise
         print(
-            f"rfcnn {args.command}: error: {exc} (install the optional extra "
+            f"{prefix} {_one_line(exc)} (install the optional extra "
             "that provides it, e.g. pip install 'sklearn-rfcnn[tune,data,plot]')",
             file=sys.stderr,
         )
         return 2
+    except (CLIError, RFCNNError, OSError, ValueError, MemoryError) as exc:
+        # ValueError covers scikit-learn's InvalidParameterError and decoding
+        # errors; OSError unwritable, special or vanished paths.
+        if debug:
+            raise
+        print(f"{prefix} {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if debug:
+            raise
+        print(
+            f"{prefix} unexpected {type(exc).__name__}: {_one_line(exc)} (rerun "
+            "with --debug to see the traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return 1
     return 0 if status is None else int(status)
 
 

@@ -242,6 +242,12 @@ def run(args):
         from sklearn_rfcnn.cli import CLIError
 
         raise CLIError(f"--output {str(out)!r} exists and is not a folder.")
+    from sklearn_rfcnn.cli._model import check_device
+    from sklearn_rfcnn.utils._atomic import check_writable_folder
+
+    # the report folder must be writable before minutes of training
+    check_writable_folder(out, what="--output")
+    check_device(args.device)
 
     from sklearn.linear_model import LogisticRegression
     from sklearn.multiclass import OneVsRestClassifier

@@ -11,7 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from sklearn_rfcnn.cli._model import collect_audio_paths, load_clips, read_model
+from sklearn_rfcnn.cli._model import (
+    check_output_file,
+    collect_audio_paths,
+    load_clips,
+    read_model,
+)
 
 __all__ = ["add_parser", "run"]
 
@@ -54,8 +59,8 @@ def run(args):
     out = Path(args.output).expanduser()
     if out.suffix != ".npy":
         raise CLIError(f"--output {str(out)!r} must end in .npy.")
-    if not out.parent.is_dir():
-        raise CLIError(f"the folder of --output {str(out)!r} does not exist.")
+    check_output_file(out)
+    check_output_file(out.with_suffix(".paths.txt"), what="the paths file")
     pipe, _ = read_model(args.model)
     paths = collect_audio_paths(args.inputs)
     waves, kept = load_clips(paths, pipe[0], skip_bad=args.skip_bad, log=log)
@@ -67,8 +72,12 @@ def run(args):
         ]
     )
     E = np.asarray(embed.transform(waves), np.float32)
-    np.save(out, E)
+    from sklearn_rfcnn.utils._atomic import atomic_file
+
+    with atomic_file(out) as scratch:
+        np.save(scratch, E)
     paths_file = out.with_suffix(".paths.txt")
-    paths_file.write_text("".join(f"{paths[i]}\n" for i in kept))
+    with atomic_file(paths_file) as scratch:
+        scratch.write_text("".join(f"{paths[i]}\n" for i in kept), encoding="utf-8")
     log(f"wrote {E.shape[0]} x {E.shape[1]} embeddings to {out} (paths: {paths_file})")
     return 0

@@ -92,6 +92,7 @@ def _load_estimator(folder):
 def run(args):
     """Export and print what was written; returns 0."""
     from sklearn_rfcnn.cli import CLIError
+    from sklearn_rfcnn.cli._model import check_output_file
     from sklearn_rfcnn.estimators import RFCNNEmbedder
     from sklearn_rfcnn.estimators._export import (
         INPUT_NAME,
@@ -99,6 +100,7 @@ def run(args):
         _import_onnx_exporter,
         export_onnx,
     )
+    from sklearn_rfcnn.utils._atomic import atomic_file
 
     folder = Path(args.model).expanduser()
     out = Path(args.output).expanduser()
@@ -106,15 +108,13 @@ def run(args):
         raise CLIError(f"model folder {str(folder)!r} does not exist.")
     if out.suffix != ".onnx":
         raise CLIError(f"OUTPUT {str(out)!r} must end in .onnx.")
-    if not out.parent.is_dir():
-        raise CLIError(f"the folder of OUTPUT {str(out)!r} does not exist.")
-    if out.exists() and not args.overwrite:
-        raise CLIError(f"{str(out)!r} already exists; pass --overwrite to replace it.")
+    check_output_file(out, what="OUTPUT", overwrite=args.overwrite)
     _import_onnx_exporter()  # fail before loading the model
     estimator, front_end, front = _load_estimator(folder)
     embed = args.embeddings or isinstance(estimator, RFCNNEmbedder)
     output = "features" if embed else "proba"
-    export_onnx(estimator, out, output=output, front_end=front_end)
+    with atomic_file(out) as scratch:
+        export_onnx(estimator, scratch, output=output, front_end=front_end)
     n_channels, n_bands = estimator._clip_shape
     if embed:
         n_out = estimator.net_.module_.num_features

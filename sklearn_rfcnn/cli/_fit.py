@@ -14,7 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from sklearn_rfcnn.cli._model import check_output_folder, load_clips
+from sklearn_rfcnn.cli._model import (
+    check_device,
+    check_output_folder,
+    cli_language,
+    load_clips,
+)
 from sklearn_rfcnn.cli._options import (
     add_frontend_args,
     add_network_args,
@@ -90,7 +95,8 @@ def _read_input(args, log):
         if not tags:
             raise CLIError(f"--tags {args.tags!r} names no tag.")
     if source.is_dir():
-        data = load_audio_folder(source)
+        with cli_language():
+            data = load_audio_folder(source)
         if tags is not None:
             unknown = sorted(set(data.target_names) - set(tags))
             if unknown:
@@ -102,22 +108,30 @@ def _read_input(args, log):
         data.multilabel = False
         return data
     if not source.exists():
+        from sklearn_rfcnn.utils._atomic import describe_missing
+
         raise CLIError(
-            f"INPUT {str(source)!r} does not exist; pass a class folder or a CSV "
-            "manifest."
+            f"INPUT {str(source)!r} {describe_missing(source)}; pass a class "
+            "folder or a CSV manifest."
         )
     if source.suffix.lower() not in (".csv", ".txt"):
         raise CLIError(
             f"INPUT {str(source)!r} is neither a folder nor a .csv manifest."
         )
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), cli_language():
         warnings.simplefilter("ignore", SkippedItemsWarning)
-        data = load_manifest(
-            source,
-            tags=tags,
-            separator=args.separator,
-            on_missing="skip" if args.skip_bad else "raise",
-        )
+        try:
+            data = load_manifest(
+                source,
+                tags=tags,
+                separator=args.separator,
+                on_missing="skip" if args.skip_bad else "raise",
+            )
+        except UnicodeDecodeError as exc:
+            raise CLIError(
+                f"manifest {str(source)!r} is not UTF-8 text ({exc.reason} at "
+                f"byte {exc.start}); save it as UTF-8 (e.g. iconv -t UTF-8)."
+            ) from None
     for path in data.skipped:
         log(f"  skipped {path}: file does not exist")
     return data
@@ -136,9 +150,11 @@ def run(args):
     def log(message):
         print(message, flush=True)
 
-    data = _read_input(args, log)
+    # everything that can be checked is checked before any file is decoded
     out = Path(args.output).expanduser()
     check_output_folder(out, overwrite=args.overwrite)
+    check_device(args.device)
+    data = _read_input(args, log)
     loader_kwargs, mel_kwargs = frontend_kwargs(args)
     pipe = Pipeline(
         [
@@ -179,6 +195,8 @@ def run(args):
         "n_train": len(y),
         "source": os.fspath(Path(args.input).expanduser().resolve()),
     }
+    # written whole beside MODEL and renamed into place: a reader, or a crash,
+    # sees the old model or the new one, never a mix
     save_pipeline(pipe, out, metadata=metadata, overwrite=args.overwrite)
     desc = describe_pipeline(pipe)
     log(

@@ -9,12 +9,17 @@ Nothing is pickled.
 """
 
 import os
+import re
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = [
     "LEGACY_MODEL_FILE",
+    "check_device",
+    "check_output_file",
     "check_output_folder",
+    "cli_language",
     "collect_audio_paths",
     "load_clips",
     "read_model",
@@ -28,6 +33,57 @@ def _cli_error(message):
     from sklearn_rfcnn.cli import CLIError
 
     return CLIError(message)
+
+
+_SKIP = re.compile(r"on_(?:error|missing)=(['\"])skip\1")
+
+
+@contextmanager
+def cli_language():
+    """Re-raise library data errors in the command line's words.
+
+    The library suggests ``on_error='skip'`` / ``on_missing='skip'``; on the
+    command line that option is ``--skip-bad``.
+    """
+    from sklearn_rfcnn.exceptions import DataError
+
+    try:
+        yield
+    except DataError as exc:
+        message = str(exc)
+        if not _SKIP.search(message):
+            raise
+        raise _cli_error(_SKIP.sub("--skip-bad", message)) from exc
+
+
+def check_device(device):
+    """Fail at once on a ``--device`` torch does not know, or an absent GPU."""
+    import torch
+
+    from sklearn_rfcnn.utils._torch import resolve_device
+
+    if device in (None, "auto"):
+        return
+    try:
+        torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise _cli_error(
+            f"--device {device!r} is not a torch device; use auto, cpu, cuda, "
+            "cuda:N or mps."
+        ) from None
+    resolve_device(device)  # ParameterError when CUDA is asked for but absent
+
+
+def check_output_file(path, *, what="-o/--output", overwrite=True):
+    """Fail before any work when the output file ``path`` cannot be written."""
+    from sklearn_rfcnn.utils._atomic import check_writable_file
+
+    path = Path(path)
+    check_writable_file(path, what=what)
+    if not overwrite and os.path.lexists(path):
+        raise _cli_error(
+            f"{what} {str(path)!r} already exists; pass --overwrite to replace it."
+        )
 
 
 # --------------------------------------------------------------------------
@@ -68,17 +124,21 @@ def load_clips(paths, loader, *, skip_bad, log):
     from sklearn.base import clone
 
     from sklearn_rfcnn.exceptions import SkippedItemsWarning
+    from sklearn_rfcnn.utils._atomic import describe_missing
 
     if not skip_bad:
-        missing = [p for p in paths if not os.path.isfile(p)]
+        missing = [(i, p) for i, p in enumerate(paths) if not os.path.isfile(p)]
         if missing:
+            index, first = missing[0]
             more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
             raise _cli_error(
-                f"audio file {missing[0]!r} does not exist{more}; fix the path or "
-                "pass --skip-bad to leave missing and unreadable files out."
+                f"audio file {first!r} (input {index}) {describe_missing(first)}"
+                f"{more}; fix the path or pass --skip-bad to leave missing and "
+                "unreadable files out."
             )
         reader = clone(loader).set_params(on_error="raise")
-        result = reader.fit(paths).load(paths)
+        with cli_language():
+            result = reader.fit(paths).load(paths)
     else:
         reader = clone(loader).set_params(on_error="skip")
         with warnings.catch_warnings():
@@ -96,10 +156,25 @@ def load_clips(paths, loader, *, skip_bad, log):
 # --------------------------------------------------------------------------
 
 
-def check_output_folder(folder, *, overwrite):
-    """Fail before training when ``folder`` is taken and ``--overwrite`` is off."""
+def check_output_folder(folder, *, overwrite, what="-o/--output"):
+    """Fail before any work when the model folder ``folder`` cannot be written.
+
+    Refused: a file (or other non-folder) at ``folder``; a path where no
+    folder can be created (a read-only or special file system such as
+    ``/sys`` or ``/proc``); a non-empty folder that is not a model folder (it
+    is never replaced); a model folder without ``--overwrite``.
+    """
+    from sklearn_rfcnn.utils._atomic import check_writable_folder
+
     folder = Path(folder)
-    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+    check_writable_folder(folder, what=what)
+    if folder.is_dir() and any(folder.iterdir()):
+        if not (folder / "pipeline.json").is_file():
+            raise _cli_error(
+                f"{what} {str(folder)!r} is a folder that holds no model "
+                "(no pipeline.json); only a model folder is ever replaced, so "
+                "choose a new path."
+            )
         if not overwrite:
             raise _cli_error(
                 f"model folder {str(folder)!r} already exists; pass --overwrite "

@@ -13,7 +13,12 @@ import io
 import sys
 from pathlib import Path
 
-from sklearn_rfcnn.cli._model import collect_audio_paths, load_clips, read_model
+from sklearn_rfcnn.cli._model import (
+    check_output_file,
+    collect_audio_paths,
+    load_clips,
+    read_model,
+)
 
 __all__ = ["add_parser", "run"]
 
@@ -64,6 +69,8 @@ def run(args):
 
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise CLIError(f"--threshold={args.threshold} must lie in [0, 1].")
+    if args.output != "-":
+        check_output_file(Path(args.output).expanduser())
     pipe, metadata = read_model(args.model)
     paths = collect_audio_paths(args.inputs)
     waves, kept = load_clips(paths, pipe[0], skip_bad=args.skip_bad, log=log)
@@ -88,7 +95,10 @@ def run(args):
         sys.stdout.write(buf.getvalue())
         sys.stdout.flush()
     else:
+        from sklearn_rfcnn.utils._atomic import atomic_file
+
         out = Path(args.output).expanduser()
-        out.write_text(buf.getvalue())
+        with atomic_file(out) as scratch:
+            scratch.write_text(buf.getvalue(), encoding="utf-8")
         log(f"wrote {len(kept)} predictions to {out}")
     return 0

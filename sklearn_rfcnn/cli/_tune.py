@@ -137,20 +137,73 @@ def _load_data(args):
     return mel.fit_transform(bunch.waveforms), np.asarray(bunch.target)
 
 
+def _open_storage(args, **kwargs):
+    """``make_storage`` for ``--storage``, failing with one line on any error.
+
+    An unreachable database, a missing driver or an unwritable SQLite or
+    journal path is reported before any data are loaded.
+    """
+    from sklearn_rfcnn.cli import CLIError
+    from sklearn_rfcnn.exceptions import RFCNNError
+    from sklearn_rfcnn.search import make_storage
+
+    shown = args.storage if args.storage is not None else "(default journal file)"
+    try:
+        return make_storage(
+            args.storage, study_name=args.study, data_home=args.data_home, **kwargs
+        )
+    except RFCNNError:
+        raise
+    except ImportError as exc:
+        raise CLIError(
+            f"--storage {shown!r} needs a database driver that is not installed "
+            f"({' '.join(str(exc).split())}); install it (e.g. pip install "
+            "psycopg2-binary for postgresql://, pymysql for mysql+pymysql://)."
+        ) from None
+    except Exception as exc:
+        raise CLIError(_storage_problem(shown, exc)) from None
+
+
+def _storage_problem(shown, exc):
+    text = " ".join(str(exc).split("\n")[0].split()) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.strerror:
+        text = exc.strerror + (f": {exc.filename!r}" if exc.filename else "")
+    return (
+        f"--storage {shown!r} cannot be opened ({text}); check the URL, that the "
+        "database server is reachable and that the file's folder is writable."
+    )
+
+
+def _join_study(args, storage):
+    from sklearn_rfcnn.cli import CLIError
+    from sklearn_rfcnn.exceptions import RFCNNError
+    from sklearn_rfcnn.search import create_or_load_study
+
+    shown = args.storage if args.storage is not None else "(default journal file)"
+    try:
+        return create_or_load_study(storage, args.study)
+    except RFCNNError:
+        raise
+    except Exception as exc:
+        raise CLIError(_storage_problem(shown, exc)) from None
+
+
 def _report(args):
     import optuna
 
-    from sklearn_rfcnn.search import make_storage, report_study
+    from sklearn_rfcnn.search import report_study
 
-    storage = make_storage(
-        args.storage, study_name=args.study, data_home=args.data_home
-    )
+    storage = _open_storage(args)
     try:
         study = optuna.load_study(study_name=args.study, storage=storage)
     except KeyError:
         from sklearn_rfcnn.cli import CLIError
 
         raise CLIError(f"no study named {args.study!r} in that storage") from None
+    except Exception as exc:
+        from sklearn_rfcnn.cli import CLIError
+
+        raise CLIError(_storage_problem(args.storage, exc)) from None
     summary = report_study(
         study, args.output, sr=args.sr, hop_length=args.hop_length, top=args.top
     )
@@ -181,14 +234,24 @@ def _worker(args):
     from sklearn_rfcnn.estimators import RFCNNClassifier
     from sklearn_rfcnn.search import (
         RFOptunaSearchCV,
-        create_or_load_study,
-        make_storage,
         rf_search_space,
         run_worker,
     )
     from sklearn_rfcnn.transformers import BandStandardizer
 
-    X, y = _load_data(args)
+    # a --data file is read first (quick, and a bad one creates no study);
+    # the storage is opened before demo data are rendered or anything
+    # trains, so an unreachable database fails at once
+    if bool(args.data) == bool(args.demo_data) or args.data:
+        X, y = _load_data(args)
+    storage = _open_storage(
+        args,
+        heartbeat_interval=args.heartbeat_interval,
+        grace_period=args.grace_period,
+    )
+    study = _join_study(args, storage)
+    if not args.data:
+        X, y = _load_data(args)
     try:
         fixed = dict(_key_value(t) for t in args.fixed)
     except ValueError as exc:
@@ -231,14 +294,6 @@ def _worker(args):
         verbose=args.verbose,
     )
     # Record what the report needs to turn pixels into seconds.
-    storage = make_storage(
-        args.storage,
-        study_name=args.study,
-        data_home=args.data_home,
-        heartbeat_interval=args.heartbeat_interval,
-        grace_period=args.grace_period,
-    )
-    study = create_or_load_study(storage, args.study)
     study.set_user_attr("rfcnn:sr", args.sr)
     study.set_user_attr("rfcnn:hop_length", args.hop_length)
     study.set_user_attr("rfcnn:depth", clf.depth)

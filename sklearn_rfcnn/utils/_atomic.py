@@ -199,12 +199,12 @@ def check_writable_folder(path, *, what="folder"):
     """
     path = Path(os.fspath(path))
     if os.path.lexists(path) and not path.is_dir():
-        raise ParameterError(
-            f"{what} {os.fspath(path)!r} {describe_missing(path)}; a model folder "
-            "path is needed (remove the file or choose another path)."
-            if os.path.exists(path)
-            else f"{what} {os.fspath(path)!r} {describe_missing(path)}."
-        )
+        if os.path.exists(path):
+            raise ParameterError(
+                f"{what} {os.fspath(path)!r} is a file, not a folder; name a "
+                "folder path (a new one, or a model folder to replace)."
+            )
+        raise ParameterError(f"{what} {os.fspath(path)!r} {describe_missing(path)}.")
     _probe_folder(_nearest_existing(path.parent), what, path)
 
 
