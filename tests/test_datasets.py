@@ -507,3 +507,235 @@ def test_one_module_per_data_set():
     assert _jamendo.load_mtg_jamendo is load_mtg_jamendo
     assert _folder.load_audio_folder is load_audio_folder
     assert _manifest.load_manifest is load_manifest
+
+
+# --------------------------------------------------------------------------
+# issue #14: checked class maps, identifier conflicts, cache checksums and
+# raw errors turned into DataErrors naming the file and the layout
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("class_map", "match"),
+    [
+        ({"accordion": 0, "banjo": 5, "bass": 2}, r"'banjo' -> 5.*0 to 2"),
+        ({"accordion": 0, "banjo": 0, "bass": 2}, r"'accordion' and 'banjo'.*0"),
+        ({"accordion": 0, "banjo": 1.5, "bass": 2}, r"'banjo' -> 1.5.*integer"),
+        ({"accordion": 0, "banjo": True, "bass": 2}, r"'banjo' -> True.*integer"),
+        ({"accordion": 0, "banjo": "1", "bass": 2}, r"'banjo' -> '1'.*integer"),
+        ({"accordion": 0, "banjo": 1}, r"names 2 classes.*3 columns"),
+        ([0, 5, 2], r"JSON object"),
+    ],
+)
+def test_load_openmic_checks_the_class_map_indices(openmic_root, class_map, match):
+    root, *_ = openmic_root
+    (root / "class-map.json").write_text(json.dumps(class_map))
+    with pytest.raises(DataError, match=match) as info:
+        load_openmic(root)
+    assert str(root / "class-map.json") in str(info.value)
+
+
+def test_load_openmic_class_map_order_is_the_column_index(openmic_root):
+    root, *_ = openmic_root
+    (root / "class-map.json").write_text(
+        json.dumps({"banjo": 2, "bass": 0, "accordion": 1})
+    )
+    assert list(load_openmic(root).target_names) == ["bass", "accordion", "banjo"]
+
+
+def test_load_openmic_key_in_both_partitions_is_an_error(openmic_root):
+    root, _names, keys, *_ = openmic_root
+    (root / "partitions" / "split01_test.csv").write_text(f"{keys[3]}\n{keys[1]}\n")
+    with pytest.raises(DataError, match=rf"both.*{keys[1]}") as info:
+        load_openmic(root)
+    assert "split01_train.csv" in str(info.value)
+    assert "split01_test.csv" in str(info.value)
+    assert keys[3] not in str(info.value)
+
+
+def test_load_openmic_duplicated_sample_key_is_an_error(openmic_root):
+    root, _names, keys, y_true, y_mask = openmic_root
+    np.savez(
+        root / "openmic-2018.npz",
+        Y_true=y_true,
+        Y_mask=y_mask,
+        sample_key=np.array([keys[0], keys[1], keys[2], keys[1]]),
+    )
+    with pytest.raises(DataError, match=rf"sample_key.*{keys[1]}.*rows \[1, 3\]"):
+        load_openmic(root)
+
+
+def _jamendo_line(track, rel, tags):
+    return "\t".join([track, "artist_1", "album_1", rel, "100.0", *tags])
+
+
+def test_load_mtg_jamendo_duplicated_track_id_is_an_error(jamendo_root):
+    root, tracks = jamendo_root
+    main = root / "data" / "autotagging_moodtheme.tsv"
+    with open(main, "a") as fh:
+        fh.write(_jamendo_line(tracks[0][0], "14/214.mp3", ["mood/theme---sad"]))
+        fh.write("\n")
+    with pytest.raises(DataError, match=r"track_0000214.*lines \[2, 6\]") as info:
+        load_mtg_jamendo(root)
+    assert str(main) in str(info.value)
+
+
+def test_load_mtg_jamendo_track_in_two_splits_is_an_error(jamendo_root):
+    root, tracks = jamendo_root
+    split_dir = root / "data" / "splits" / "split-0"
+    with open(split_dir / "autotagging_moodtheme-test.tsv", "a") as fh:
+        fh.write(_jamendo_line(tracks[0][0], tracks[0][1], tracks[0][3]) + "\n")
+    with pytest.raises(DataError, match=r"track_0000214.*train.*test") as info:
+        load_mtg_jamendo(root)
+    assert "autotagging_moodtheme-test.tsv" in str(info.value)
+    assert "track_0001044" not in str(info.value)
+
+
+def test_cache_checksum_covers_the_tags(tmp_path):
+    import re
+
+    kw = dict(
+        n_clips=2,
+        instruments=["piano", "drums", "violin"],
+        max_polyphony=2,
+        random_state=0,
+        data_home=tmp_path,
+        **SMALL,
+    )
+    ref = make_instrument_mixtures(**kw)
+    path = ref.filenames[0]
+    with sf.SoundFile(path) as fh:
+        comment, pcm = fh.comment, fh.read(dtype="int16")
+    other = next(t for t, on in zip(ref.target_names, ref.target[0]) if not on)
+    edited = re.sub(r"tags=[a-z_,]*", f"tags={other}", comment)
+    assert edited != comment
+    with sf.SoundFile(
+        path, "w", samplerate=16000, channels=1, subtype="PCM_16", format="WAV"
+    ) as fh:  # the same samples, another tag
+        fh.comment = edited
+        fh.write(pcm)
+    again = make_instrument_mixtures(**kw)
+    np.testing.assert_array_equal(again.target, ref.target)
+    np.testing.assert_array_equal(again.waveforms, ref.waveforms)
+    with sf.SoundFile(path) as fh:  # rendered again, with its true tags
+        assert fh.comment == comment
+
+
+def test_cache_checksum_covers_the_parameters(tmp_path):
+    import shutil
+
+    kw = dict(n_clips=1, max_polyphony=2, random_state=0, **SMALL)
+    a = make_instrument_mixtures(
+        instruments=["piano", "drums", "violin"], data_home=tmp_path / "a", **kw
+    )
+    b_kw = dict(instruments=["drums", "piano", "violin"], **kw)
+    ref = make_instrument_mixtures(data_home=tmp_path / "ref", **b_kw)
+    b = make_instrument_mixtures(data_home=tmp_path / "b", **b_kw)
+    assert not np.array_equal(a.waveforms, ref.waveforms)
+    shutil.copy(a.filenames[0], b.filenames[0])  # a clip of another dataset
+    again = make_instrument_mixtures(data_home=tmp_path / "b", **b_kw)
+    np.testing.assert_array_equal(again.waveforms, ref.waveforms)
+    np.testing.assert_array_equal(again.target, ref.target)
+
+
+def _corrupt(path, how):
+    import shutil
+
+    if how == "binary":
+        path.write_bytes(b"\xff\xfe\x00\x81garbage\x00" * 8)
+    elif how == "half":
+        path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    elif how == "empty":
+        path.write_bytes(b"")
+    elif how == "zip":
+        path.write_bytes(b"PK\x03\x04" + b"\x00" * 40)
+    elif how == "folder":
+        path.unlink() if path.is_file() else shutil.rmtree(path)
+        path.mkdir()
+    else:  # pragma: no cover
+        raise AssertionError(how)
+
+
+@pytest.mark.parametrize(
+    ("rel", "how", "match"),
+    [
+        ("openmic-2018.npz", "half", "not a valid npz"),
+        ("openmic-2018.npz", "zip", "not a valid npz"),
+        ("openmic-2018.npz", "empty", "not a valid npz"),
+        ("openmic-2018.npz", "folder", "is a folder"),
+        ("class-map.json", "binary", "UTF-8"),
+        ("class-map.json", "folder", "is a folder"),
+        ("partitions/split01_train.csv", "binary", "UTF-8"),
+        ("partitions/split01_test.csv", "folder", "is a folder"),
+    ],
+)
+def test_load_openmic_faulty_files_raise_data_errors(openmic_root, rel, how, match):
+    root, *_ = openmic_root
+    _corrupt(root / rel, how)
+    with pytest.raises(DataError, match=match) as info:
+        load_openmic(root)
+    assert str(root / rel) in str(info.value)
+    assert "Expected layout" in str(info.value)
+
+
+def test_load_openmic_non_numeric_labels_raise_a_data_error(openmic_root):
+    root, _names, keys, _y_true, y_mask = openmic_root
+    np.savez(
+        root / "openmic-2018.npz",
+        Y_true=np.full((4, 3), "x"),
+        Y_mask=y_mask,
+        sample_key=np.array(keys),
+    )
+    with pytest.raises(DataError, match=r"Y_true.*numbers") as info:
+        load_openmic(root)
+    assert str(root / "openmic-2018.npz") in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("rel", "how", "match"),
+    [
+        ("data/autotagging_moodtheme.tsv", "binary", "UTF-8"),
+        ("data/autotagging_moodtheme.tsv", "folder", "is a folder"),
+        ("data/splits/split-0/autotagging_moodtheme-test.tsv", "binary", "UTF-8"),
+        ("data/splits/split-0/autotagging_moodtheme-train.tsv", "folder", "folder"),
+    ],
+)
+def test_load_mtg_jamendo_faulty_files_raise_data_errors(jamendo_root, rel, how, match):
+    root, _ = jamendo_root
+    _corrupt(root / rel, how)
+    with pytest.raises(DataError, match=match) as info:
+        load_mtg_jamendo(root)
+    assert str(root / rel) in str(info.value)
+    assert "Expected layout" in str(info.value)
+
+
+def test_load_manifest_faulty_files_raise_data_errors(tmp_path):
+    _write_audio(tmp_path / "a.wav")
+    m = tmp_path / "m.csv"
+    _corrupt(m, "binary")
+    with pytest.raises(DataError, match=r"(?s)m.csv.*UTF-8.*header row"):
+        load_manifest(m)
+    _corrupt(m, "folder")
+    with pytest.raises(DataError, match=r"m.csv' is a folder"):
+        load_manifest(m)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "n.csv").write_text("path,tags\nsub,x\n")
+    with pytest.raises(DataError, match=r"sub' \(a folder, not a file\)"):
+        load_manifest(tmp_path / "n.csv")
+
+
+def test_load_audio_folder_root_is_a_file(tmp_path):
+    _write_audio(tmp_path / "a.wav")
+    with pytest.raises(DataError, match=r"a.wav' is a file, not a folder"):
+        load_audio_folder(tmp_path / "a.wav")
+
+
+def test_mixture_cache_faults_raise_data_errors(tmp_path):
+    kw = dict(n_clips=1, random_state=0, **SMALL)
+    data = make_instrument_mixtures(data_home=tmp_path / "home", **kw)
+    path = data.filenames[0]
+    os.remove(path)
+    os.mkdir(path)
+    with pytest.raises(DataError, match=r"mix_00000.wav' is a folder.*remove it"):
+        make_instrument_mixtures(data_home=tmp_path / "home", **kw)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DataError, match=r"file' is a file, not a folder"):
+        make_instrument_mixtures(data_home=tmp_path / "file", **kw)

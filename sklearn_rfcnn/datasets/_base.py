@@ -11,6 +11,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from sklearn_rfcnn.exceptions import DataError
+
 __all__ = ["atomic_write_bytes", "clear_data_home", "get_data_home"]
 
 #: Environment variable that overrides the default data home.
@@ -32,6 +34,11 @@ def get_data_home(data_home=None):
     data_home : str
         The absolute path of the (now existing) folder.
 
+    Raises
+    ------
+    DataError
+        The path is a file, or the folder cannot be created.
+
     Examples
     --------
     >>> import tempfile, os
@@ -43,7 +50,18 @@ def get_data_home(data_home=None):
     if data_home is None:
         data_home = os.environ.get(DATA_HOME_ENV) or os.path.join("~", "rfcnn_data")
     path = Path(os.fspath(data_home)).expanduser().resolve()
-    path.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not path.is_dir():
+        raise DataError(
+            f"data_home {str(path)!r} is a file, not a folder; pass data_home= "
+            f"(or set ${DATA_HOME_ENV} to) a folder, or move the file away."
+        )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(
+            f"cannot create the data home {str(path)!r} ({exc}); pass data_home= "
+            f"(or set ${DATA_HOME_ENV} to) a folder you can write to."
+        ) from exc
     return str(path)
 
 

@@ -5,6 +5,7 @@ layout and, when something is missing, raises an error that says where to get
 the data and which layout is expected.
 """
 
+import io
 import os
 import warnings
 from pathlib import Path
@@ -87,6 +88,11 @@ def _check_root(root, name, layout):
     if root is None:
         raise ParameterError(f"root=None; pass the folder of your local {name} copy.")
     path = Path(os.fspath(root)).expanduser()
+    if path.exists() and not path.is_dir():
+        raise DataError(
+            f"{name} folder {str(path)!r} is a file, not a folder; pass the "
+            f"folder that holds the dataset.\n{layout}"
+        )
     if not path.is_dir():
         raise DataError(
             f"{name} folder {str(path)!r} does not exist (this loader never "
@@ -96,9 +102,38 @@ def _check_root(root, name, layout):
 
 
 def _require_file(path, name, layout):
+    if path.is_dir():
+        raise DataError(
+            f"{name}: {str(path)!r} is a folder, but the layout needs a file "
+            f"there; remove or rename the folder and put the file in its "
+            f"place.\n{layout}"
+        )
     if not path.is_file():
         raise DataError(f"{name}: {str(path)!r} is missing.\n{layout}")
     return path
+
+
+def _read_text(path, name, layout, what="a text file"):
+    """The UTF-8 text of ``path`` (newlines made ``\\n``), or a DataError naming it."""
+    try:
+        data = Path(path).read_bytes()
+    except IsADirectoryError as exc:
+        raise DataError(
+            f"{name}: {str(path)!r} is a folder, but the layout needs {what} "
+            f"there.\n{layout}"
+        ) from exc
+    except OSError as exc:
+        raise DataError(
+            f"{name}: cannot read {str(path)!r} ({exc}).\n{layout}"
+        ) from exc
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{name}: {str(path)!r} is not UTF-8 text ({exc}); it should be "
+            f"{what}. Is it the right file, or damaged (re-download it)?\n{layout}"
+        ) from exc
+    return io.StringIO(text, newline=None).read()
 
 
 def _check_on_missing(on_missing):
@@ -112,7 +147,10 @@ def _missing_audio(filenames, on_missing, name, layout):
     missing = [str(f) for f, ok in zip(filenames, exists) if not ok]
     if not missing:
         return exists
-    listed = ", ".join(repr(m) for m in missing[:3])
+    listed = ", ".join(
+        repr(m) + (" (a folder, not a file)" if os.path.isdir(m) else "")
+        for m in missing[:3]
+    )
     listed += ", ..." if len(missing) > 3 else ""
     if on_missing == "raise":
         raise DataError(
@@ -127,3 +165,20 @@ def _missing_audio(filenames, on_missing, name, layout):
         stacklevel=3,
     )
     return exists
+
+
+def _shorten(items, limit=10):
+    """``items`` for a message: a list of at most ``limit`` items, or a string."""
+    if isinstance(items, str):
+        return items if len(items) <= 400 else items[:400] + " ..."
+    items = list(items)
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return f"{items[:limit]}{more}"
+
+
+def _repeats(values):
+    """``{value: [positions]}`` of the values that occur more than once."""
+    where = {}
+    for i, v in enumerate(values):
+        where.setdefault(v, []).append(i)
+    return {v: rows for v, rows in where.items() if len(rows) > 1}

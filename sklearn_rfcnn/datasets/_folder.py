@@ -46,7 +46,7 @@ def load_audio_folder(root):
     Raises
     ------
     DataError
-        ``root`` does not exist, holds no class folder, holds audio files
+        ``root`` does not exist or is a file, holds no class folder, holds audio files
         directly (not in a class folder), or a class folder holds no audio.
 
     Examples
@@ -69,6 +69,11 @@ def load_audio_folder(root):
     if root is None:
         raise ParameterError("root=None; pass the folder of class sub-folders.")
     root = Path(os.fspath(root)).expanduser()
+    if root.exists() and not root.is_dir():
+        raise DataError(
+            f"audio folder {str(root)!r} is a file, not a folder; pass the folder "
+            f"that holds the class sub-folders. {layout}"
+        )
     if not root.is_dir():
         raise DataError(f"audio folder {str(root)!r} does not exist. {layout}")
     loose = sorted(p.name for p in root.iterdir() if p.is_file() and is_audio_file(p))

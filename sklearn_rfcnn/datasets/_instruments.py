@@ -14,7 +14,6 @@ import io
 import json
 import os
 import re
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ import soundfile as sf
 from sklearn.utils import Bunch, check_random_state
 
 from sklearn_rfcnn.datasets._base import atomic_write_bytes, get_data_home
-from sklearn_rfcnn.exceptions import ParameterError
+from sklearn_rfcnn.exceptions import DataError, ParameterError
 
 __all__ = ["INSTRUMENT_TAGS", "make_instrument_mixtures"]
 
@@ -64,9 +63,14 @@ INSTRUMENT_TAGS = tuple(_INSTRUMENTS)
 _KICK, _SNARES, _HATS = 36, (38, 40), (42, 44)
 _OPEN_HAT, _CRASH, _RIDE, _TOMS = 46, 49, 51, (41, 45, 47, 48, 50)
 
+# Each cached WAV carries its tags and a SHA-256 over everything a reload
+# returns from it: the samples, the tags, the clip's index and the cache key
+# (generator version, duration, sr, instruments in order, max_polyphony,
+# SoundFont digest, seed).  Editing the tags, or copying a clip in from another
+# cache folder, fails the check and the clip is rendered again.
 _COMMENT_RE = re.compile(
     r"^sklearn_rfcnn make_instrument_mixtures v(\d+) "
-    r"tags=([a-z_,]*) crc32=([0-9a-f]{8})$"
+    r"tags=([a-z_,]*) sha256=([0-9a-f]{64})$"
 )
 _PEAK = 0.9
 _MIN_STEM_RMS = 1e-4  # about -80 dBFS: below this a stem counts as silent
@@ -473,22 +477,37 @@ def _render_clip(index, seed, config, sf_bytes, return_stems=False):
 # --------------------------------------------------------------------------
 
 
-def _wav_bytes(pcm, sr, tags):
-    crc = zlib.crc32(pcm.tobytes()) & 0xFFFFFFFF
+def _clip_digest(key_blob, index, tags, pcm):
+    """SHA-256 over a clip's cache key, index, tags and samples."""
+    h = hashlib.sha256()
+    for part in (key_blob, str(index).encode(), ",".join(tags).encode()):
+        h.update(len(part).to_bytes(8, "little"))
+        h.update(part)
+    h.update(np.ascontiguousarray(pcm, dtype="<i2").tobytes())
+    return h.hexdigest()
+
+
+def _wav_bytes(pcm, sr, tags, digest):
     buf = io.BytesIO()
     with sf.SoundFile(
         buf, "w", samplerate=sr, channels=1, subtype="PCM_16", format="WAV"
     ) as fh:
         fh.comment = (
             f"sklearn_rfcnn make_instrument_mixtures v{_GENERATOR_VERSION} "
-            f"tags={','.join(tags)} crc32={crc:08x}"
+            f"tags={','.join(tags)} sha256={digest}"
         )
         fh.write(pcm)
     return buf.getvalue()
 
 
-def _read_cached(path, n_samples, sr, instruments):
+def _read_cached(path, n_samples, sr, instruments, key_blob, index):
     """``(pcm, tags)`` of a valid cached clip, or ``None`` if absent or corrupt."""
+    if os.path.isdir(path):
+        raise DataError(
+            f"the cache file {path!r} is a folder; remove it (or the whole cache "
+            f"folder {os.path.dirname(path)!r}) and call make_instrument_mixtures "
+            "again."
+        )
     if not os.path.isfile(path):
         return None
     try:
@@ -501,18 +520,19 @@ def _read_cached(path, n_samples, sr, instruments):
         return None
     if match is None or int(match.group(1)) != _GENERATOR_VERSION:
         return None
-    if len(pcm) != n_samples or (zlib.crc32(pcm.tobytes()) & 0xFFFFFFFF) != int(
-        match.group(3), 16
-    ):
-        return None
     tags = [t for t in match.group(2).split(",") if t]
     if not tags or any(t not in instruments for t in tags):
+        return None
+    if len(pcm) != n_samples or _clip_digest(key_blob, index, tags, pcm) != match.group(
+        3
+    ):
         return None
     return pcm, tags
 
 
-def _cache_folder(data_home, config, seed, sf_digest):
-    key = {
+def _cache_key(config, seed, sf_digest):
+    """The cache key: every parameter that changes what is rendered."""
+    return {
         "generator": _GENERATOR_VERSION,
         "duration": config["duration"],
         "sr": config["sr"],
@@ -521,14 +541,32 @@ def _cache_folder(data_home, config, seed, sf_digest):
         "soundfont_sha1": sf_digest,
         "seed": seed,
     }
+
+
+def _cache_folder(data_home, key):
     blob = json.dumps(key, sort_keys=True).encode()
     digest = hashlib.sha1(blob).hexdigest()[:16]
     folder = Path(get_data_home(data_home)) / "instrument_mixtures" / digest
+    if folder.exists() and not folder.is_dir():
+        raise DataError(
+            f"the cache folder {str(folder)!r} is a file; remove it and call "
+            "make_instrument_mixtures again."
+        )
     folder.mkdir(parents=True, exist_ok=True)
     params = folder / "params.json"
-    if not params.is_file():
-        atomic_write_bytes(params, json.dumps(key, indent=2, sort_keys=True).encode())
-    return folder
+    if params.is_dir():
+        raise DataError(
+            f"the cache file {str(params)!r} is a folder; remove it (or the whole "
+            f"cache folder {str(folder)!r}) and call make_instrument_mixtures again."
+        )
+    text = json.dumps(key, indent=2, sort_keys=True).encode()
+    try:
+        current = params.read_bytes()
+    except OSError:
+        current = None
+    if current != text:  # absent or edited: it documents the folder's key
+        atomic_write_bytes(params, text)
+    return folder, blob
 
 
 # --------------------------------------------------------------------------
@@ -567,8 +605,11 @@ def make_instrument_mixtures(
     depends only on the seed and ``i``, so a later call with a larger
     ``n_clips`` renders only the new clips.  Files are written under a
     temporary name and moved into place, so several processes may render the
-    same cache at once; a cached file that is unreadable, truncated or fails
-    its checksum is rendered again.
+    same cache at once.  Each file carries its tags and a SHA-256 checksum over
+    everything a reload returns from it (samples, tags, clip index and every
+    generation parameter); a cached file that is unreadable, truncated, edited
+    (its tags too) or copied in from another cache fails the check and is
+    rendered again.
 
     Parameters
     ----------
@@ -620,6 +661,8 @@ def make_instrument_mixtures(
     ParameterError
         A parameter is out of range, an instrument name is unknown, or the
         SoundFont file does not exist or cannot be read.
+    DataError
+        ``data_home`` is a file, or a folder stands where a cache file belongs.
 
     See Also
     --------
@@ -653,7 +696,7 @@ def make_instrument_mixtures(
         "max_polyphony": max_polyphony,
         "soundfont_name": os.path.basename(sf_path),
     }
-    folder = _cache_folder(data_home, config, seed, sf_digest)
+    folder, key_blob = _cache_folder(data_home, _cache_key(config, seed, sf_digest))
     n_samples = round(duration * sr)
 
     from tqdm.auto import tqdm
@@ -667,13 +710,14 @@ def make_instrument_mixtures(
         range(n_clips), desc="instrument mixtures", unit="clip", disable=not verbose
     ):
         path = str(folder / f"mix_{i:05d}.wav")
-        cached = _read_cached(path, n_samples, sr, instruments)
+        cached = _read_cached(path, n_samples, sr, instruments, key_blob, i)
         if cached is None:
             if not checked:
                 _check_soundfont(sf_path, sf_bytes)
                 checked = True
             pcm, tags = _render_clip(i, seed, config, sf_bytes)
-            atomic_write_bytes(path, _wav_bytes(pcm, sr, tags))
+            digest = _clip_digest(key_blob, i, tags, pcm)
+            atomic_write_bytes(path, _wav_bytes(pcm, sr, tags, digest))
         else:
             pcm, tags = cached
         filenames.append(path)

@@ -10,7 +10,10 @@ from sklearn_rfcnn.datasets._common import (
     _check_on_missing,
     _check_root,
     _missing_audio,
+    _read_text,
+    _repeats,
     _require_file,
+    _shorten,
 )
 from sklearn_rfcnn.exceptions import DataError, ParameterError
 
@@ -52,35 +55,38 @@ Audio: {audio_dir}
 """
 
 
-def _read_jamendo_tsv(path, name):
-    """``[(track_id, rel_path, duration, [tags])]`` of an MTG-Jamendo TSV."""
+def _read_jamendo_tsv(path, name, layout):
+    """``[(track_id, rel_path, duration, [tags], line)]`` of an MTG-Jamendo TSV."""
     rows = []
-    with open(path, newline="") as fh:
-        header = fh.readline().rstrip("\n").split("\t")
-        if header[:5] != ["TRACK_ID", "ARTIST_ID", "ALBUM_ID", "PATH", "DURATION"]:
+    text = _read_text(path, name, layout, "an MTG-Jamendo autotagging TSV")
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    header = lines[0].split("\t") if lines else [""]
+    if header[:5] != ["TRACK_ID", "ARTIST_ID", "ALBUM_ID", "PATH", "DURATION"]:
+        raise DataError(
+            f"{name}: {str(path)!r} does not start with the header "
+            "TRACK_ID<TAB>ARTIST_ID<TAB>ALBUM_ID<TAB>PATH<TAB>DURATION<TAB>TAGS; "
+            "is it an MTG-Jamendo autotagging TSV?"
+        )
+    for lineno, line in enumerate(lines[1:], start=2):
+        fields = line.split("\t")
+        if fields == [""]:
+            continue
+        if len(fields) < 6:
             raise DataError(
-                f"{name}: {str(path)!r} does not start with the header "
-                "TRACK_ID<TAB>ARTIST_ID<TAB>ALBUM_ID<TAB>PATH<TAB>DURATION<TAB>TAGS; "
-                "is it an MTG-Jamendo autotagging TSV?"
+                f"{name}: {str(path)!r} line {lineno} has {len(fields)} "
+                "tab-separated fields; expected at least 6 (a track needs a tag)."
             )
-        for lineno, line in enumerate(fh, start=2):
-            fields = line.rstrip("\n").split("\t")
-            if fields == [""]:
-                continue
-            if len(fields) < 6:
-                raise DataError(
-                    f"{name}: {str(path)!r} line {lineno} has {len(fields)} "
-                    "tab-separated fields; expected at least 6 (a track needs a tag)."
-                )
-            try:
-                duration = float(fields[4])
-            except ValueError as exc:
-                raise DataError(
-                    f"{name}: {str(path)!r} line {lineno}: DURATION {fields[4]!r} "
-                    "is not a number."
-                ) from exc
-            tags = [t.strip() for t in fields[5:] if t.strip()]
-            rows.append((fields[0], fields[3], duration, tags))
+        try:
+            duration = float(fields[4])
+        except ValueError as exc:
+            raise DataError(
+                f"{name}: {str(path)!r} line {lineno}: DURATION {fields[4]!r} "
+                "is not a number."
+            ) from exc
+        tags = [t.strip() for t in fields[5:] if t.strip()]
+        rows.append((fields[0], fields[3], duration, tags, lineno))
     return rows
 
 
@@ -126,8 +132,11 @@ default="moodtheme"
     Raises
     ------
     DataError
-        A file of the layout is missing or malformed; the message shows the
-        expected layout and where to get the data.
+        A file of the layout is missing, malformed or not UTF-8 text; the
+        message names the file and shows the expected layout.  A TRACK_ID
+        listed twice in the main TSV, or a track in more than one of
+        train/validation/test, is an error naming the tracks (the official
+        files have unique ids and disjoint parts).
 
     Examples
     --------
@@ -158,9 +167,20 @@ default="moodtheme"
             f"audio_dir= if the MP3s live elsewhere.\n{layout}"
         )
     main_tsv = _require_file(root / "data" / f"{stem}.tsv", name, layout)
-    rows = _read_jamendo_tsv(main_tsv, name)
+    rows = _read_jamendo_tsv(main_tsv, name, layout)
     if not rows:
         raise DataError(f"{name}: {str(main_tsv)!r} lists no tracks.")
+    repeated = _repeats([r[0] for r in rows])
+    if repeated:
+        listed = "; ".join(
+            f"{t!r} (lines {[rows[i][4] for i in where]})"
+            for t, where in repeated.items()
+        )
+        raise DataError(
+            f"{name}: {str(main_tsv)!r} lists {len(repeated)} track(s) more than "
+            f"once: {_shorten(listed)}; each TRACK_ID must appear once. Is the "
+            "file from one release, or were two files joined?"
+        )
     split_dir = root / "data" / "splits" / f"split-{split}"
     if not split_dir.is_dir():
         raise DataError(
@@ -168,22 +188,38 @@ default="moodtheme"
         )
     position = {track: i for i, (track, *_rest) in enumerate(rows)}
     split_of = np.full(len(rows), "", dtype=object)
+    split_file = {}
     for part in ("train", "validation", "test"):
         path = _require_file(split_dir / f"{stem}-{part}.tsv", name, layout)
-        for track, *_rest in _read_jamendo_tsv(path, name):
+        split_file[part] = path
+        conflicts = {}
+        for track, *_rest in _read_jamendo_tsv(path, name, layout):
             if track not in position:
                 raise DataError(
                     f"{name}: {str(path)!r} lists track {track!r}, which is not "
                     f"in {str(main_tsv)!r}; are both from the same release?"
                 )
+            earlier = split_of[position[track]]
+            if earlier and earlier != part:
+                conflicts[track] = earlier
             split_of[position[track]] = part
+        if conflicts:
+            listed = "; ".join(
+                f"{t!r} ({was} in {str(split_file[was])!r} and {part} in {str(path)!r})"
+                for t, was in conflicts.items()
+            )
+            raise DataError(
+                f"{name}: {len(conflicts)} track(s) of split-{split} are in more "
+                f"than one part: {_shorten(listed)}; the official parts are "
+                "disjoint. Are the split files from one release?"
+            )
 
     def clean(tag):
         if prefix is not None and tag.startswith(prefix):
             return tag[len(prefix) :]
         return tag
 
-    tag_lists = [[clean(t) for t in tags] for *_x, tags in rows]
+    tag_lists = [[clean(t) for t in r[3]] for r in rows]
     names = sorted({t for tags in tag_lists for t in tags})
     column = {t: j for j, t in enumerate(names)}
     target = np.zeros((len(rows), len(names)), dtype=np.int64)

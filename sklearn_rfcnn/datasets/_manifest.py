@@ -1,18 +1,27 @@
 """Reader of CSV manifests of audio paths and their labels or tags."""
 
 import csv
+import io
 import os
 from pathlib import Path
 
 import numpy as np
 from sklearn.utils import Bunch
 
-from sklearn_rfcnn.datasets._common import _check_on_missing, _missing_audio
+from sklearn_rfcnn.datasets._common import (
+    _check_on_missing,
+    _missing_audio,
+    _read_text,
+)
 from sklearn_rfcnn.exceptions import DataError
 
 __all__ = ["load_manifest"]
 
 _PATH_COLUMNS = ("path", "filename", "file")
+_LAYOUT = (
+    "A manifest is a UTF-8 CSV file with a header row: 'path,tags', "
+    "'path,label' or 'path,<tag1>,<tag2>,...'."
+)
 
 
 def load_manifest(path, *, tags=None, separator=";", on_missing="raise"):
@@ -61,9 +70,9 @@ def load_manifest(path, *, tags=None, separator=";", on_missing="raise"):
     Raises
     ------
     DataError
-        The file is missing or empty, lacks a path column, has a label outside
-        ``tags``, a non-0/1 indicator, or (by default) a missing audio file;
-        the message names the row.
+        The file is missing, a folder, not UTF-8 text or empty, lacks a path
+        column, has a label outside ``tags``, a non-0/1 indicator, or (by
+        default) a missing audio file; the message names the row.
 
     Examples
     --------
@@ -79,10 +88,14 @@ def load_manifest(path, *, tags=None, separator=";", on_missing="raise"):
     """
     _check_on_missing(on_missing)
     path = Path(os.fspath(path)).expanduser()
+    if path.is_dir():
+        raise DataError(
+            f"manifest {str(path)!r} is a folder; pass the CSV file itself. {_LAYOUT}"
+        )
     if not path.is_file():
         raise DataError(f"manifest {str(path)!r} does not exist.")
-    with open(path, newline="") as fh:
-        rows = [r for r in csv.reader(fh) if any(c.strip() for c in r)]
+    text = _read_text(path, "manifest", _LAYOUT, "a CSV file")
+    rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
     if not rows:
         raise DataError(f"manifest {str(path)!r} is empty; it needs a header row.")
     header = [h.strip() for h in rows[0]]

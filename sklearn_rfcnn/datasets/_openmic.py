@@ -1,7 +1,9 @@
 """Loader of a local copy of OpenMIC-2018 (instrument tagging, partial labels)."""
 
 import csv
+import io
 import json
+import zipfile
 
 import numpy as np
 from sklearn.utils import Bunch
@@ -10,7 +12,10 @@ from sklearn_rfcnn.datasets._common import (
     _check_on_missing,
     _check_root,
     _missing_audio,
+    _read_text,
+    _repeats,
     _require_file,
+    _shorten,
 )
 from sklearn_rfcnn.exceptions import DataError
 
@@ -47,12 +52,66 @@ Root: {root}
 """
 
 
-def _read_key_list(path):
-    with open(path, newline="") as fh:
-        keys = [row[0].strip() for row in csv.reader(fh) if row and row[0].strip()]
+def _read_key_list(path, name, layout):
+    text = _read_text(path, name, layout, "a CSV file of sample keys")
+    rows = csv.reader(io.StringIO(text))
+    keys = [row[0].strip() for row in rows if row and row[0].strip()]
     if keys and keys[0].lower() in ("sample_key", "key"):
         keys = keys[1:]
     return keys
+
+
+def _read_class_map(path, n_columns, npz_path, name, layout):
+    """Class names in column order, after checking the indices are 0..n-1."""
+    text = _read_text(path, name, layout, "a JSON object")
+    example = '{"accordion": 0, "banjo": 1, ...}'
+    try:
+        class_map = json.loads(text)
+    except ValueError as exc:
+        raise DataError(
+            f"{name}: {str(path)!r} is not valid JSON ({exc}); it must be a JSON "
+            f"object mapping class names to column indices, e.g. {example}."
+            f"\n{layout}"
+        ) from exc
+    if not isinstance(class_map, dict) or not class_map:
+        raise DataError(
+            f"{name}: {str(path)!r} must be a JSON object mapping class names to "
+            f"column indices, e.g. {example}; it holds "
+            f"{type(class_map).__name__} {str(class_map)[:60]}.\n{layout}"
+        )
+    n = len(class_map)
+    for cls, index in class_map.items():
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise DataError(
+                f"{name}: {str(path)!r} maps {cls!r} -> {index!r}, which is not an "
+                f"integer column index; every class needs an integer index from 0 "
+                f"to {n - 1}, e.g. {example}."
+            )
+    if n != n_columns:
+        raise DataError(
+            f"{name}: {str(path)!r} names {n} classes but Y_true in "
+            f"{str(npz_path)!r} has {n_columns} columns; are both files from the "
+            "same release?"
+        )
+    by_index = {}
+    for cls, index in class_map.items():
+        by_index.setdefault(index, []).append(cls)
+    shared = sorted((i, c) for i, c in by_index.items() if len(c) > 1)
+    if shared:
+        index, names = shared[0]
+        raise DataError(
+            f"{name}: {str(path)!r} maps {' and '.join(map(repr, names))} to the "
+            f"same column {index}; each of the {n} columns of Y_true needs its own "
+            "class."
+        )
+    outside = [(c, i) for c, i in class_map.items() if not 0 <= i < n]
+    if outside:
+        listed = ", ".join(f"{c!r} -> {i}" for c, i in outside)
+        raise DataError(
+            f"{name}: {str(path)!r} maps {listed}; the column indices must be "
+            f"exactly 0 to {n - 1} (one per column of Y_true), each used once."
+        )
+    return [by_index[j][0] for j in range(n)]
 
 
 def load_openmic(root, *, on_missing="raise"):
@@ -92,8 +151,14 @@ def load_openmic(root, *, on_missing="raise"):
     Raises
     ------
     DataError
-        ``root`` or one of the files above is missing, or they disagree; the
-        message shows the expected layout and where to get the data.
+        ``root`` or one of the files above is missing, damaged (not a valid
+        npz, not UTF-8 text, a folder in a file's place), or they disagree; the
+        message names the file and shows the expected layout.  In particular:
+        the indices of ``class-map.json`` must be exactly ``0 .. n-1``, each
+        used once, with ``n`` the width of ``Y_true``; ``sample_key`` must not
+        repeat a key; and no key may be listed in both partition files (the
+        official split01 partitions are disjoint).  A key listed twice in the
+        same partition file is harmless and accepted.
 
     Examples
     --------
@@ -125,33 +190,39 @@ def load_openmic(root, *, on_missing="raise"):
             f"{name}: {str(npz_path)!r} lacks the array {exc}; it must hold "
             f"Y_true, Y_mask and sample_key.\n{layout}"
         ) from exc
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{name}: cannot read {str(npz_path)!r} ({exc}).") from exc
-    try:
-        class_map = json.loads(map_path.read_text())
-        names = sorted(class_map, key=lambda k: int(class_map[k]))
-    except (ValueError, TypeError, AttributeError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(
-            f"{name}: {str(map_path)!r} must be a JSON object mapping class "
-            f"names to column indices ({exc})."
+            f"{name}: {str(npz_path)!r} is not a valid npz archive ({exc}); it may "
+            f"be truncated or damaged: unpack the release again.\n{layout}"
         ) from exc
-    y_true = np.asarray(arrays["Y_true"], dtype=np.float64)
-    y_mask = np.asarray(arrays["Y_mask"]).astype(bool)
+    try:
+        y_true = np.asarray(arrays["Y_true"], dtype=np.float64)
+        y_mask = np.asarray(arrays["Y_mask"]).astype(bool)
+    except (TypeError, ValueError) as exc:
+        raise DataError(
+            f"{name}: Y_true and Y_mask in {str(npz_path)!r} must hold numbers "
+            f"(soft labels in [0, 1] and a 0/1 mask) ({exc}).\n{layout}"
+        ) from exc
     keys = np.asarray(arrays["sample_key"]).astype(str)
     if y_true.ndim != 2 or y_true.shape != y_mask.shape or len(keys) != len(y_true):
         raise DataError(
             f"{name}: Y_true {y_true.shape}, Y_mask {y_mask.shape} and sample_key "
             f"({len(keys)},) in {str(npz_path)!r} do not agree."
         )
-    if y_true.shape[1] != len(names):
+    repeated = _repeats(keys.tolist())
+    if repeated:
+        listed = "; ".join(f"{k!r} at rows {rows}" for k, rows in repeated.items())
         raise DataError(
-            f"{name}: class-map.json names {len(names)} classes but Y_true has "
-            f"{y_true.shape[1]} columns."
+            f"{name}: sample_key in {str(npz_path)!r} repeats {len(repeated)} "
+            f"key(s): {_shorten(listed)}; each clip must appear once (is the "
+            "archive from one release?)."
         )
+    names = _read_class_map(map_path, y_true.shape[1], npz_path, name, layout)
     split = np.full(len(keys), "", dtype=object)
     position = {k: i for i, k in enumerate(keys)}
+    listed_in = {}
     for part, path in parts.items():
-        listed = _read_key_list(path)
+        listed = _read_key_list(path, name, layout)
         unknown = [k for k in listed if k not in position]
         if unknown:
             raise DataError(
@@ -159,7 +230,16 @@ def load_openmic(root, *, on_missing="raise"):
                 f"openmic-2018.npz, e.g. {unknown[:3]}; are the partitions from "
                 "the same release?"
             )
+        both = sorted({k for k in listed if k in listed_in})
+        if both:
+            raise DataError(
+                f"{name}: {len(both)} key(s) are listed in both "
+                f"{str(parts['train'])!r} and {str(path)!r}: {_shorten(both)}; a "
+                "clip belongs to one split. Are both partition files from the "
+                "same release?"
+            )
         for k in listed:
+            listed_in[k] = part
             split[position[k]] = part
     filenames = np.array(
         [str(root / "audio" / k[:3] / f"{k}.ogg") for k in keys], dtype=object
