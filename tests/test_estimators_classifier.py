@@ -493,3 +493,34 @@ def test_tagging_in_a_search_scored_by_average_precision(bands):
         error_score="raise",
     ).fit(X, Y)
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
+@pytest.mark.parametrize("y", [[0, None, 1, 0, 1, 0], ["a", None, "b", "a", "b", "a"]])
+def test_a_missing_label_names_its_index(y):
+    X = np.random.default_rng(0).normal(size=(6, 8, 12)).astype(np.float32)
+    with pytest.raises(DataError, match=r"no label at index \[1\]"):
+        RFCNNClassifier(**FAST).fit(X, y)
+
+
+def test_a_ragged_item_of_the_wrong_rank_names_its_index():
+    rng = np.random.default_rng(0)
+    X = [rng.normal(size=(8, 12)), rng.normal(size=(8, 7)), np.zeros(5)]
+    with pytest.raises(DataError, match=r"X\[2\] has 1 dimension"):
+        RFCNNClassifier(**FAST).fit(X, [0, 1, 0])
+
+
+def test_a_bogus_device_is_a_parameter_error():
+    X = np.random.default_rng(0).normal(size=(6, 8, 12)).astype(np.float32)
+    with pytest.raises(ParameterError, match="device='bogus' is not a torch device"):
+        RFCNNClassifier(**{**FAST, "device": "bogus"}).fit(X, [0, 1] * 3)
+
+
+def test_an_all_zero_mask_warns():
+    X = np.random.default_rng(0).normal(size=(6, 8, 12)).astype(np.float32)
+    Y = np.eye(3, dtype=int)[[0, 1, 2, 0, 1, 2]]
+    with pytest.warns(RFCNNWarning, match="mask marks no entry"):
+        RFCNNClassifier(**FAST).fit(X, Y, mask=np.zeros_like(Y))
+    mask = np.ones_like(Y)
+    mask[2] = 0
+    with pytest.warns(RFCNNWarning, match=r"first rows: \[2\]"):
+        RFCNNClassifier(**FAST).fit(X, Y, mask=mask)

@@ -162,6 +162,27 @@ def _reduce_windows(outputs, offsets, how):
     return (sums / np.diff(offsets)[:, None]).astype(np.float32)
 
 
+def _reject_missing_labels(y):
+    """Raise a DataError naming the rows of ``y`` that hold None or NaN."""
+    y = np.asarray(y, dtype=object if np.asarray(y).dtype == object else None)
+    if y.dtype == object:
+        missing = np.array([v is None or v != v for v in y.ravel()]).reshape(y.shape)
+    elif y.dtype.kind == "f":
+        missing = np.isnan(y)
+    else:
+        return
+    if missing.ndim > 1:
+        missing = missing.any(axis=tuple(range(1, missing.ndim)))
+    rows = np.flatnonzero(missing)
+    if rows.size:
+        raise DataError(
+            f"y has no label at index {rows[:5].tolist()}"
+            f"{' (and more)' if rows.size > 5 else ''} (None or NaN); give every "
+            "clip a label, or drop those clips (for partly labelled tags, use "
+            "mask)."
+        )
+
+
 def _tag_counts(Y, mask):
     """Known positive and negative entries of each tag: ``(pos, neg)``."""
     known = np.ones_like(Y) if mask is None else mask
@@ -516,6 +537,13 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
         """Validate a list of clips of different lengths."""
         clips = []
         for i, x in enumerate(X):
+            ndim = np.ndim(x)
+            if ndim not in (2, 3):
+                raise DataError(
+                    f"X[{i}] has {ndim} dimension(s) (shape {np.shape(x)}); clips "
+                    "in a list must be (n_bands, n_frames) or (n_channels, "
+                    "n_bands, n_frames)."
+                )
             x = check_array(
                 x,
                 dtype=np.float32,
@@ -561,6 +589,7 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
                     stacklevel=3,
                 )
                 y = column_or_1d(y)
+            _reject_missing_labels(y)
             check_classification_targets(y)
             self._multilabel = type_of_target(y) == "multilabel-indicator"
             if self._multilabel:
@@ -617,7 +646,26 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
                 f"mask has shape {mask.shape}; it must match y, "
                 f"({n_samples}, {self.n_outputs_}), with 1 for known entries."
             )
-        return (mask != 0).astype(np.float32)
+        mask = (mask != 0).astype(np.float32)
+        if not mask.any():
+            warnings.warn(
+                "mask marks no entry of y as known: nothing contributes to the "
+                "loss and the network will not learn; pass 1 for the known "
+                "(clip, tag) entries.",
+                RFCNNWarning,
+                stacklevel=4,
+            )
+        else:
+            unknown_rows = np.flatnonzero(~mask.any(axis=1))
+            if unknown_rows.size:
+                warnings.warn(
+                    f"{unknown_rows.size} clip(s) have no known tag in mask "
+                    f"(first rows: {unknown_rows[:5].tolist()}); they do not "
+                    "contribute to the loss.",
+                    RFCNNWarning,
+                    stacklevel=4,
+                )
+        return mask
 
     # ------------------------------------------------------------------
     # network and net
@@ -1183,7 +1231,8 @@ _PARAMETERS_DOC = """arch : str, default="cp_resnet"
         ``"auto"`` is True on CPUs where it was measured faster
         (``benchmarks/speed.py``): with bf16, and in float32 on AVX-512
         CPUs; False on AVX2-only CPUs (slower training at width 128 there);
-        True on CUDA with mixed precision.  The choice is ``channels_last_``.  A trained network predicts the
+        True on CUDA with mixed precision.  The choice is ``channels_last_``.
+        A trained network predicts the
         same in both layouts up to floating-point rounding; training takes a
         slightly different numerical path (as on other hardware), so the same
         ``random_state`` gives identical models only in the same layout.

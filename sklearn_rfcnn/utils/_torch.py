@@ -70,6 +70,13 @@ def resolve_device(device="auto"):
     if device is None or device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     device = str(device)
+    try:
+        torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ParameterError(
+            f"device={device!r} is not a torch device; use 'auto', 'cpu', "
+            "'cuda', 'cuda:N' or 'mps'."
+        ) from None
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ParameterError(
             f"device={device!r} was requested but CUDA is not available on this "
