@@ -239,6 +239,35 @@ def test_loader_bad_files_raise_naming_path_and_index(tmp_path, tone_files, case
     assert "X[1]" in str(info.value) and repr(path) in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("subtype", "channels"), [("PCM_16", 1), ("PCM_24", 2), ("FLOAT", 1)]
+)
+def test_loader_warns_on_a_wav_shorter_than_its_header(tmp_path, subtype, channels):
+    """A truncated WAV (interrupted copy) is read short: warn, not pad silently."""
+    from sklearn_rfcnn.exceptions import RFCNNWarning
+
+    path = tmp_path / "cut.wav"
+    wave = 0.5 * np.ones((SR, channels))
+    sf.write(path, wave, SR, subtype=subtype)
+    intact = tmp_path / "intact.wav"
+    sf.write(intact, wave, SR, subtype=subtype)
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) // 2])
+    kept = sf.info(str(path)).frames
+    assert 0 < kept < SR  # libsndfile silently reads what is there
+    loader = AudioLoader(sr=SR, duration=1.0, mono=True)
+    with pytest.warns(RFCNNWarning, match="shorter than their WAV header") as record:
+        out = loader.transform([str(intact), str(path)])
+    message = str(record[0].message)
+    assert repr(str(path)) in message and "X[1]" in message
+    assert f"holds {kept} samples" in message and f"declares {SR}" in message
+    assert "intact.wav" not in message
+    assert out.shape == (2, SR) and not out[1, kept:].any()  # the padding it names
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RFCNNWarning)
+        AudioLoader(sr=SR, duration=1.0).transform([str(intact)])
+
+
 def test_loader_skip_reports_every_skipped_item(tmp_path, tone_files):
     good, _ = tone_files
     bad = _bad_files(tmp_path)

@@ -1,6 +1,7 @@
 """Decode audio files (or take waveforms) into fixed- or variable-length clips."""
 
 import os
+import struct
 import warnings
 from numbers import Integral, Real
 
@@ -15,6 +16,7 @@ from sklearn_rfcnn.exceptions import (
     DataError,
     InputTypeError,
     RFCNNError,
+    RFCNNWarning,
     SkippedItemsWarning,
 )
 from sklearn_rfcnn.transformers._validation import (
@@ -102,6 +104,68 @@ def _resample(y, orig_sr, target_sr):
     return out
 
 
+#: WAV sample formats whose header's block align is the size of one frame.
+_FRAME_SUBTYPES = frozenset(
+    {"PCM_U8", "PCM_S8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"}
+    | {"ULAW", "ALAW"}
+)
+
+
+def _wav_declared_frames(path):
+    """Frames the ``data`` chunk of a RIFF/WAVE header declares, or None.
+
+    None when the file is not a plain RIFF (or RIFX) WAVE file, or when the
+    header leaves the length open (a size of 0 or 0xFFFFFFFF, as streaming
+    writers do).  libsndfile reads a file shorter than its header says
+    without complaint, counting only the frames present.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+            if head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+                return None
+            order = "<" if head[:4] == b"RIFF" else ">"
+            block_align = None
+            for _ in range(64):  # chunks before "data": fmt, fact, LIST, ...
+                chunk = fh.read(8)
+                if len(chunk) < 8:
+                    return None
+                size = struct.unpack(order + "I", chunk[4:])[0]
+                if chunk[:4] == b"data":
+                    if not block_align or size in (0, 0xFFFFFFFF):
+                        return None
+                    return size // block_align
+                if chunk[:4] == b"fmt ":
+                    fmt = fh.read(size)
+                    if len(fmt) < 14:
+                        return None
+                    block_align = struct.unpack(order + "H", fmt[12:14])[0]
+                    fh.seek(size & 1, os.SEEK_CUR)
+                else:
+                    fh.seek(size + (size & 1), os.SEEK_CUR)
+    except OSError:
+        return None
+    return None
+
+
+def _truncated_wav(path):
+    """``(path, frames, declared, sr)`` if a WAV file is shorter than its header."""
+    declared = _wav_declared_frames(path)
+    if declared is None:
+        return None
+    try:
+        info = sf.info(path)
+    except (sf.SoundFileError, RuntimeError, OSError):
+        return None
+    if (
+        info.format in ("WAV", "WAVEX")
+        and info.subtype in _FRAME_SUBTYPES
+        and info.frames < declared
+    ):
+        return path, info.frames, declared, info.samplerate
+    return None
+
+
 def _fix_length(y, size, pad_mode):
     """Crop or pad the last axis of ``y`` (channels, samples) to ``size``."""
     n = y.shape[-1]
@@ -178,6 +242,11 @@ class AudioLoader(
     ``(n_clips, n_channels, n_samples)`` when ``mono=False``; every clip must
     then have the same number of channels); with ``duration=None``, a list of
     float32 ``(n_samples_i,)`` (or ``(n_channels, n_samples_i)``) arrays.
+
+    A WAV file shorter than its header says (truncated, e.g. by an interrupted
+    copy) is read as far as it goes, as libsndfile does, with an
+    :class:`~sklearn_rfcnn.exceptions.RFCNNWarning` naming the file and both
+    lengths; with ``duration`` set the missing part is padded.
 
     Silent clips are valid. Under ``Pipeline(memory=...)`` the cache is keyed
     by the paths, not the file contents: clear the cache if files change.
@@ -290,9 +359,17 @@ class AudioLoader(
         check_is_fitted(self)
         self._validate_params()
         items = self._check_items(X)
-        results = thread_map(
-            lambda i: self._load_one(items[i], i), range(len(items)), self.n_jobs
-        )
+        notes = {}  # index -> (index, path, frames, declared, sr): truncated WAVs
+
+        def load_one(i):
+            result = self._load_one(items[i], i)
+            if not isinstance(result, RFCNNError) and _is_path(items[i]):
+                note = _truncated_wav(os.fsdecode(items[i]))
+                if note is not None:
+                    notes[i] = (i, *note)
+            return result
+
+        results = thread_map(load_one, range(len(items)), self.n_jobs)
 
         fixed = self.duration is not None
         out, kept, skipped = None, [], []
@@ -322,6 +399,9 @@ class AudioLoader(
                     out[len(kept)] = y
                 kept.append(i)
 
+        truncated = [notes[i] for i in kept if i in notes]
+        if truncated:
+            self._warn_truncated(truncated)
         if skipped:
             self._warn_skipped(skipped, len(items))
         if out is None:
@@ -350,6 +430,26 @@ class AudioLoader(
         )
         warning.skipped = skipped
         warnings.warn(warning, stacklevel=3)
+
+    def _warn_truncated(self, truncated):
+        lines = [
+            f"  X[{i}] {path!r}: holds {frames} samples ({frames / sr:.3g} s) but "
+            f"its header declares {declared} ({declared / sr:.3g} s)"
+            for i, path, frames, declared, sr in truncated
+        ]
+        what = (
+            "the missing part is padded as pad_mode says where duration= "
+            "reaches into it"
+            if self.duration is not None
+            else "only the samples present are returned"
+        )
+        warnings.warn(
+            f"AudioLoader: {len(truncated)} file(s) are shorter than their WAV "
+            f"header says (truncated, e.g. by an interrupted copy or download); "
+            f"{what}. Copy the files again:\n" + "\n".join(lines),
+            RFCNNWarning,
+            stacklevel=3,
+        )
 
     @staticmethod
     def _check_items(X):
