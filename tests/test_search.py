@@ -1,6 +1,8 @@
 """RFOptunaSearchCV and rf_search_space: the scikit-learn contract, studies, pruning."""
 
+import importlib.machinery
 import pickle
+import sys
 
 import numpy as np
 import pytest
@@ -679,3 +681,77 @@ def test_missing_optuna_gives_an_install_hint(monkeypatch):
     X, y = load_iris(return_X_y=True)
     with pytest.raises(ImportError, match="sklearn-rfcnn"):
         RFOptunaSearchCV(LogisticRegression(), {"C": [1.0]}).fit(X, y)
+
+
+# ---------------------------------------------------------------------------
+# RDB URLs: the documented postgresql:// form and missing-driver messages
+# (issue #14 item 9; no server needed: only URL parsing and dialect loading)
+# ---------------------------------------------------------------------------
+def test_storage_postgresql_url_resolves_to_the_installed_driver(monkeypatch):
+    pytest.importorskip("psycopg2")
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    from sklearn_rfcnn.search._storage import resolve_rdb_url
+
+    for url in (
+        "postgresql://u:p%40ss@db.example:5432/rf",
+        "postgres://u:p%40ss@db.example:5432/rf",
+    ):
+        resolved = resolve_rdb_url(url)
+        assert resolved == "postgresql+psycopg2://u:p%40ss@db.example:5432/rf"
+        engine = sqlalchemy.create_engine(resolved)  # loads the dialect, no connect
+        assert engine.dialect.driver == "psycopg2"
+        assert engine.url.password == "p@ss"
+        engine.dispose()
+    # an explicit driver and other back ends are left as they are
+    explicit = "postgresql+psycopg2://u@h/db"
+    assert resolve_rdb_url(explicit) == explicit
+    assert resolve_rdb_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_storage_postgresql_url_falls_back_to_psycopg3(monkeypatch):
+    import types
+
+    from sklearn_rfcnn.search import _storage
+
+    monkeypatch.setitem(sys.modules, "psycopg2", None)  # not installed
+    fake = types.ModuleType("psycopg")
+    fake.__spec__ = importlib.machinery.ModuleSpec("psycopg", None)
+    monkeypatch.setitem(sys.modules, "psycopg", fake)
+    monkeypatch.setattr(_storage, "_check_driver", lambda url, shown: None)
+    assert (
+        _storage.resolve_rdb_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    )
+
+
+def test_storage_missing_postgres_driver_names_the_package(monkeypatch):
+    from sklearn_rfcnn.search import make_storage
+
+    monkeypatch.setitem(sys.modules, "psycopg2", None)
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    for url in ("postgresql://u:secret@h/db", "postgresql+psycopg2://u:secret@h/db"):
+        with pytest.raises(ImportError, match="psycopg2") as info:
+            make_storage(url)
+        message = str(info.value)
+        assert "pip install 'sklearn-rfcnn[postgres]'" in message
+        assert "psycopg2-binary" in message
+        assert "secret" not in message and "u:***@h/db" in message
+    with pytest.raises(ImportError, match=r"psycopg\[binary\]"):
+        make_storage("postgresql+psycopg://u@h/db")
+
+
+def test_storage_missing_mysql_driver_names_the_package(monkeypatch):
+    from sklearn_rfcnn.search import make_storage
+
+    monkeypatch.setitem(sys.modules, "MySQLdb", None)
+    monkeypatch.setitem(sys.modules, "pymysql", None)
+    with pytest.raises(ImportError, match="pip install mysqlclient"):
+        make_storage("mysql://u@h/db")
+    with pytest.raises(ImportError, match="pip install PyMySQL"):
+        make_storage("mysql+pymysql://u@h/db")
+
+
+def test_storage_unknown_driver_is_a_parameter_error():
+    from sklearn_rfcnn.search import make_storage
+
+    with pytest.raises(ParameterError, match="no driver 'nosuch'"):
+        make_storage("postgresql+nosuch://u@h/db")

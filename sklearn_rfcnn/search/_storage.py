@@ -8,7 +8,12 @@ Three routes, after Optuna's "Easy Parallelization" guide:
   ``data_home`` from the argument, else ``$RFCNN_DATA_HOME``, else
   ``~/rfcnn_data``.
 * an RDB URL (``postgresql://``, ``mysql://``, ``sqlite:///``): Optuna's
-  :class:`~optuna.storages.RDBStorage`, for workers on many machines.
+  :class:`~optuna.storages.RDBStorage`, for workers on many machines.  A
+  PostgreSQL URL without a driver (``postgresql://`` or ``postgres://``) is
+  given the driver that is installed: ``postgresql+psycopg2://`` (the
+  ``postgres`` extra installs psycopg2-binary), else ``postgresql+psycopg://``
+  when only psycopg 3 is there.  SQLAlchemy 2.1 alone would pick psycopg 3 for
+  ``postgresql://`` (see :func:`resolve_rdb_url`).
 * ``"memory"``: an in-process study (threads only; nothing is written).
 
 On file and RDB storages every running trial records a heartbeat; a trial
@@ -19,6 +24,7 @@ not lost.  Optuna's own journal storage has no heartbeat; the subclass here
 adds one by stamping the time into a trial system attribute.
 """
 
+import importlib.util
 import os
 import random
 import time
@@ -33,6 +39,7 @@ __all__ = [
     "create_or_load_study",
     "get_data_home",
     "make_storage",
+    "resolve_rdb_url",
     "storage_kind",
 ]
 
@@ -49,6 +56,22 @@ _RDB_SCHEMES = (
     "mssql",
 )
 _MEMORY = ("memory", ":memory:")
+
+#: What to install for each SQLAlchemy driver (its ``dialect.driver``).
+_DRIVER_PACKAGES = {
+    "psycopg2": "pip install 'sklearn-rfcnn[postgres]' (psycopg2-binary)",
+    "psycopg": "pip install 'psycopg[binary]'",
+    "pg8000": "pip install pg8000",
+    "asyncpg": "pip install asyncpg",
+    "mysqldb": "pip install mysqlclient",
+    "pymysql": "pip install PyMySQL",
+    "mysqlconnector": "pip install mysql-connector-python",
+    "mariadbconnector": "pip install mariadb",
+    "oracledb": "pip install oracledb",
+    "cx_oracle": "pip install cx_Oracle",
+    "pyodbc": "pip install pyodbc",
+    "pymssql": "pip install pymssql",
+}
 
 
 def get_data_home(data_home=None):
@@ -108,6 +131,95 @@ def storage_kind(storage):
         f"storage={storage!r} must be None, 'memory', a journal file path, an RDB "
         "URL, or an optuna.storages.BaseStorage."
     )
+
+
+def _importable(module):
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _check_driver(url, shown):
+    """Import the DBAPI module of ``url``'s driver; ImportError naming the package."""
+    from sqlalchemy.exc import NoSuchModuleError
+
+    try:
+        dialect = url.get_dialect()
+    except NoSuchModuleError as exc:
+        backend, _, driver = url.drivername.partition("+")
+        raise ParameterError(
+            f"storage={shown!r}: SQLAlchemy has no driver {driver or backend!r} "
+            f"for {backend!r} ({exc}); write the URL as postgresql://..., "
+            "postgresql+psycopg2://..., mysql+pymysql://... or sqlite:///...."
+        ) from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        hint = _DRIVER_PACKAGES.get(dialect.driver, f"pip install {dialect.driver}")
+        raise ImportError(
+            f"storage={shown!r} needs the {dialect.driver} database driver, which "
+            f"is not installed ({exc}); install it with: {hint}"
+        ) from exc
+
+
+def resolve_rdb_url(storage):
+    """The RDB URL handed to SQLAlchemy, with an installed driver named.
+
+    A PostgreSQL URL without a driver (``postgresql://...`` as the README
+    writes it, or ``postgres://...``) becomes ``postgresql+psycopg2://...``
+    when psycopg2 is installed (the ``postgres`` extra installs
+    psycopg2-binary), else ``postgresql+psycopg://...`` when only psycopg 3
+    is; SQLAlchemy 2.1 by itself maps ``postgresql://`` to psycopg 3.  Other
+    URLs are returned as given.  The driver's module is imported, so a
+    missing one fails here, with the package to install.
+
+    Parameters
+    ----------
+    storage : str
+        An RDB URL.
+
+    Returns
+    -------
+    url : str
+        The URL, password included, to pass to SQLAlchemy or Optuna.
+
+    Raises
+    ------
+    ImportError
+        The driver is not installed; the message names the package.
+    ParameterError
+        The URL cannot be parsed or names a driver SQLAlchemy does not know.
+
+    Examples
+    --------
+    >>> resolve_rdb_url("sqlite:///study.db")
+    'sqlite:///study.db'
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(storage)
+    except ArgumentError as exc:
+        raise ParameterError(
+            f"storage={storage!r} is not a valid database URL ({exc}); write it "
+            "as postgresql://user:password@host:5432/db."
+        ) from None
+    shown = url.render_as_string(hide_password=True)
+    backend, _, driver = url.drivername.partition("+")
+    if backend == "postgres":  # the Heroku spelling; SQLAlchemy rejects it
+        backend = "postgresql"
+        url = url.set(drivername="postgresql" + (f"+{driver}" if driver else ""))
+    if backend == "postgresql" and not driver:
+        use = "psycopg2"
+        if not _importable("psycopg2") and _importable("psycopg"):
+            use = "psycopg"
+        url = url.set(drivername=f"postgresql+{use}")
+    _check_driver(url, shown)
+    if url.drivername == make_url(storage).drivername:
+        return storage
+    return url.render_as_string(hide_password=False)
 
 
 def __getattr__(name):
@@ -252,12 +364,13 @@ def _make_storage(
     if heartbeat_interval is not None:
         callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
     if kind == "rdb":
+        url = resolve_rdb_url(storage)
         engine_kwargs = {}
-        if not storage.startswith("sqlite"):
+        if not url.startswith("sqlite"):
             engine_kwargs = {"pool_pre_ping": True}
         return _retry_integrity(
             lambda: optuna.storages.RDBStorage(
-                storage,
+                url,
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=heartbeat_interval,
                 grace_period=grace_period,
