@@ -4,7 +4,12 @@ import argparse
 
 import pytest
 
-from sklearn_rfcnn.cli._options import add_device_args, channels_last_param
+from sklearn_rfcnn.cli._options import (
+    add_device_args,
+    add_network_args,
+    channels_last_param,
+    network_kwargs,
+)
 
 
 def _parse(argv):
@@ -35,3 +40,14 @@ def test_precision_flag():
     assert _parse(["folder", "--precision", "bf16"]).precision == "bf16"
     with pytest.raises(SystemExit):
         _parse(["folder", "--precision", "64"])
+
+
+def test_crop_frames_reaches_the_estimator():
+    from sklearn_rfcnn import RFCNNClassifier
+
+    parser = argparse.ArgumentParser()
+    add_network_args(parser)
+    kwargs = network_kwargs(parser.parse_args(["--crop-frames", "128"]))
+    assert kwargs["crop_frames"] == 128
+    assert RFCNNClassifier(**kwargs).crop_frames == 128
+    assert "crop_frames" not in network_kwargs(parser.parse_args([]))

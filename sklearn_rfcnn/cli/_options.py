@@ -198,7 +198,15 @@ def add_network_args(p, *, epochs=None, width=None, rho=None):
         "--lr",
         type=float,
         default=None,
-        help="Adam learning rate (default: RFCNNClassifier's)",
+        help="peak learning rate (default: RFCNNClassifier's)",
+    )
+    g.add_argument(
+        "--crop-frames",
+        type=int,
+        default=None,
+        help="train on random crops of this many frames and predict with "
+        "sliding windows of that length (full-length tracks; default: whole "
+        "clips)",
     )
     g.add_argument(
         "--mixup-alpha",
@@ -230,6 +238,7 @@ def network_kwargs(args):
         "lr": "lr",
         "mixup_alpha": "mixup_alpha",
         "validation_fraction": "validation_fraction",
+        "crop_frames": "crop_frames",
     }
     kwargs = {
         param: getattr(args, opt)
