@@ -15,6 +15,11 @@
                            (optional dependency) and loaded only when every
                            type it holds is trusted
 
+    PATH/README.md         a model card for people (sklearn_rfcnn._model_card):
+                           labels in output order, every step's parameters,
+                           architecture, receptive field in px, s and Hz,
+                           training recipe, metrics; never read by load
+
 Nothing is pickled, so a folder from an untrusted source cannot run code when
 loaded.  The folder is written beside the target under a temporary name and
 renamed into place (:mod:`sklearn_rfcnn.utils._atomic`), so a reader -- or a
@@ -28,12 +33,16 @@ parameters with the constraints ``fit`` uses, so a truncated, tampered or
 mixed-up folder raises a :class:`~sklearn_rfcnn.exceptions.DataError` naming
 the file and the field instead of loading a model that predicts wrongly.
 Folders written before checksums existed are checked field by field only.
+The card ``README.md`` is deliberately outside the checksums (it is written
+after them and :func:`_digests` skips it): it is documentation a user may
+edit, and a folder without one (saved before cards existed) loads the same.
 """
 
 import hashlib
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -42,9 +51,16 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.validation import check_is_fitted
 
+from sklearn_rfcnn._model_card import (
+    CARD_FILE,
+    check_metrics,
+    pipeline_card,
+    write_card,
+)
 from sklearn_rfcnn._version import __version__
 from sklearn_rfcnn.estimators import RFCNNClassifier, RFCNNEmbedder
 from sklearn_rfcnn.exceptions import DataError, ParameterError, RFCNNError
+from sklearn_rfcnn.inspection import describe_pipeline
 from sklearn_rfcnn.transformers import AudioLoader, BandStandardizer, MelSpectrogram
 from sklearn_rfcnn.utils._atomic import atomic_folder, read_consistently
 
@@ -264,7 +280,47 @@ def _check_target(path, overwrite):
                 )
 
 
-def save_pipeline(pipe, path, *, metadata=None, overwrite=False):
+def _flat_steps(pipe, prefix=""):
+    """``[(name, step)]`` of ``pipe`` with nested Pipelines flattened."""
+    out = []
+    for name, step in pipe.steps:
+        if type(step) is Pipeline:
+            out += _flat_steps(step, f"{prefix}{name}__")
+        else:
+            out.append((f"{prefix}{name}", step))
+    return out
+
+
+def _card(pipe, folder_name, metadata, metrics):
+    """The model card of ``pipe`` (see :mod:`sklearn_rfcnn._model_card`)."""
+    flat = _flat_steps(pipe)
+    rows, cnn = [], None
+    for name, step in flat:
+        if step is None or isinstance(step, str):
+            rows.append((name, "passthrough", {}))
+        elif type(step) in _ESTIMATORS.values():
+            rows.append((name, type(step).__name__, None))
+            cnn = step
+        else:
+            rows.append((name, type(step).__name__, step.get_params(deep=False)))
+    try:
+        description = describe_pipeline(SimpleNamespace(steps=flat))
+    except (ParameterError, NotFittedError):  # no spectrogram step, or no CNN
+        description = None
+    first = next((s for _, s in flat if s is not None and not isinstance(s, str)), None)
+    return pipeline_card(
+        folder_name,
+        rows,
+        cnn,
+        flat[-1][1] if flat else None,
+        description,
+        metadata=metadata,
+        metrics=metrics,
+        first_step=None if first is None else type(first).__name__,
+    )
+
+
+def save_pipeline(pipe, path, *, metadata=None, overwrite=False, metrics=None):
     """Save a fitted pipeline (front end and estimators) to a folder, without pickle.
 
     The library's transformers (:class:`~sklearn_rfcnn.AudioLoader`,
@@ -292,6 +348,13 @@ def save_pipeline(pipe, path, *, metadata=None, overwrite=False):
         names); read it back with ``load_pipeline(path, return_metadata=True)``.
     overwrite : bool, default=False
         Replace a pipeline saved at ``path`` before.
+    metrics : dict of str to float, default=None
+        Held-out scores to record in the model card ``README.md`` (e.g.
+        ``{"pr_auc_macro": 0.81}``).  The card also lists the labels in
+        output order (``metadata["target_names"]`` names them when it has
+        one name per output), each step's parameters, the architecture, the
+        receptive field in pixels, seconds and Hz and the training recipe;
+        :func:`load_pipeline` never reads it and no checksum covers it.
 
     Returns
     -------
@@ -302,7 +365,8 @@ def save_pipeline(pipe, path, *, metadata=None, overwrite=False):
     ------
     ParameterError
         ``pipe`` is not a Pipeline, ``path`` is taken, ``metadata`` or a step
-        cannot be stored without pickle (the message names the step).
+        cannot be stored without pickle (the message names the step), or
+        ``metrics`` is not a dict of names to numbers.
     sklearn.exceptions.NotFittedError
         A step is not fitted (the message names it).
     ImportError
@@ -343,6 +407,7 @@ def save_pipeline(pipe, path, *, metadata=None, overwrite=False):
         raise ParameterError(
             f"metadata must be a JSON-serialisable dict ({exc})."
         ) from None
+    metrics = check_metrics(metrics)
     _check_target(path, overwrite)
     with atomic_folder(path, check=lambda p: _check_target(p, overwrite)) as tmp:
         arrays = {}
@@ -359,6 +424,8 @@ def save_pipeline(pipe, path, *, metadata=None, overwrite=False):
             "files": _digests(tmp),
         }
         (tmp / PIPELINE_FILE).write_text(json.dumps(config, indent=1))
+        # after the checksums, which do not cover it: the card is documentation
+        write_card(tmp, _card(pipe, path.name, metadata, metrics))
     return path
 
 
@@ -371,12 +438,14 @@ def _sha256(file):
 
 
 def _digests(folder):
-    """``{relative path: sha256}`` of every file under ``folder``."""
+    """``{relative path: sha256}`` of every file under ``folder`` but the card."""
     out = {}
     for root, _dirs, files in os.walk(folder):
         for name in files:
             file = Path(root) / name
-            out[file.relative_to(folder).as_posix()] = _sha256(file)
+            rel = file.relative_to(folder).as_posix()
+            if rel != CARD_FILE:
+                out[rel] = _sha256(file)
     return dict(sorted(out.items()))
 
 

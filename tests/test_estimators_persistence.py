@@ -58,7 +58,11 @@ def test_save_load_round_trip(data, tmp_path, labels):
     }[labels]
     clf = RFCNNClassifier(**FAST).fit(X, target)
     path = clf.save(tmp_path / "model")
-    assert sorted(p.name for p in path.iterdir()) == ["config.json", "weights.pt"]
+    assert sorted(p.name for p in path.iterdir()) == [
+        "README.md",
+        "config.json",
+        "weights.pt",
+    ]
     loaded = RFCNNClassifier.load(path)
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
     pred, ref = loaded.predict(X), clf.predict(X)

@@ -14,6 +14,12 @@ weights with ``map_location="cpu"`` (a model trained on a GPU loads on a
 CPU-only machine) and moves it to the device the parameters resolve to here
 (in the memory format ``channels_last`` asks for).
 
+``save`` also writes ``README.md``, a model card for people (task and labels
+in output order, architecture, receptive field in pixels, training recipe,
+held-out ``metrics`` when given, how to load; :mod:`sklearn_rfcnn._model_card`).
+``load`` never reads it and no checksum covers it: a folder without a card
+(saved before cards existed) or with an edited card loads the same.
+
 ``save`` writes the folder whole under a scratch name beside ``path`` and
 renames it into place (:mod:`sklearn_rfcnn.utils._atomic`), so a reader sees
 the old model or the new one, never a mix, even if the writer is killed.
@@ -59,6 +65,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.validation import check_is_fitted
 from skorch.history import History
 
+from sklearn_rfcnn._model_card import check_metrics, estimator_card, write_card
 from sklearn_rfcnn.estimators._base import _FITTED_ATTRIBUTES
 from sklearn_rfcnn.exceptions import (
     DataError,
@@ -186,18 +193,25 @@ def _check_target(path):
 class _PersistenceMixin:
     """``save(path)`` / ``load(path)`` for estimators built on ``_BaseRFCNN``."""
 
-    def save(self, path):
+    def save(self, path, *, metrics=None):
         """Write the fitted estimator to the folder ``path`` (no pickle).
 
         The folder is written whole under a scratch name beside ``path`` and
         renamed into place, so a reader (or a crash) sees the old model or
-        the new one, never a mix.
+        the new one, never a mix.  Besides ``config.json`` and ``weights.pt``
+        it holds ``README.md``, a model card (labels in output order,
+        architecture, receptive field in pixels, training recipe, metrics);
+        :meth:`load` ignores the card.
 
         Parameters
         ----------
         path : str or path-like
             Folder to create, or a folder written by ``save`` before (it is
-            replaced); it receives ``config.json`` and ``weights.pt``.
+            replaced, card included).
+        metrics : dict of str to float, default=None
+            Held-out scores to record in the card (e.g.
+            ``{"pr_auc_macro": 0.81}``); the card says none were given
+            otherwise.
 
         Returns
         -------
@@ -207,15 +221,19 @@ class _PersistenceMixin:
         Raises
         ------
         ParameterError
-            ``path`` is a file or a folder that is not a saved model, or a
-            parameter cannot be stored as JSON.
+            ``path`` is a file or a folder that is not a saved model, a
+            parameter cannot be stored as JSON, or ``metrics`` is not a dict
+            of names to numbers.
         """
         check_is_fitted(self)
         path = Path(os.fspath(path)).expanduser()
         _check_target(path)
         params = _params_to_json(self)  # fail before anything is written
+        metrics = check_metrics(metrics)
+        card = estimator_card(self, path.name, metrics)
         with atomic_folder(path, check=_check_target) as tmp:
             self._write_files(tmp, params)
+            write_card(tmp, card)
         return path
 
     def _write_files(self, folder, params=None):
