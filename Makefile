@@ -12,7 +12,7 @@ export OMP_NUM_THREADS ?= 1
 # On shared 2-core machines busy-waiting OpenMP threads slow torch down badly.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install test demo lint format bench bench-soundfonts accuracy clean
+.PHONY: install test demo lint format bench bench-soundfonts accuracy docs clean
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -52,5 +52,13 @@ bench-soundfonts:
 accuracy: $(STAMP) bench-soundfonts
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/accuracy.py
 
+# The documentation site, offline: installs the docs extra into .venv (the same
+# $(STAMP) rule, with EXTRAS=docs), then builds with warnings as errors.  The
+# gallery examples run at build time on 2 threads (a few minutes on 2 cores).
+docs:
+	$(MAKE) install EXTRAS=docs
+	OMP_NUM_THREADS=2 MPLBACKEND=Agg $(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache rfcnn-demo-report
+	rm -rf docs/_build docs/generated docs/auto_examples docs/sg_execution_times.rst docs/_hear_api.rst

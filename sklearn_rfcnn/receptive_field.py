@@ -576,6 +576,13 @@ class RFDescription:
         For ``"low"``, ``"mid"`` and ``"high"``: the lowest and highest
         frequency (Hz, filter edges) covered by ``freq_bins`` mel bands
         centred on the lowest, middle and highest band, clipped to the axis.
+
+    Examples
+    --------
+    >>> d = describe_receptive_field(receptive_field(cp_resnet_layers(rho=5)),
+    ...                              sr=22050, hop_length=512, n_mels=256)
+    >>> d.time_frames, round(d.time_seconds, 2), d.freq_bins
+    (87, 2.02, 87)
     """
 
     rf: RF
