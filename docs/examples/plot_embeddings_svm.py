@@ -37,7 +37,13 @@ pipe = make_pipeline(
     MelSpectrogram(sr=22050, n_mels=48),
     BandStandardizer(),
     RFCNNEmbedder(
-        rho=4, width=8, max_epochs=6, batch_size=16, random_state=0, verbose=0
+        rho=4,
+        width=16,
+        max_epochs=15,
+        batch_size=16,
+        lr=3e-3,
+        random_state=0,
+        verbose=0,
     ),
     StandardScaler(),
     OneVsRestClassifier(SVC(kernel="linear", C=0.1)),

@@ -78,7 +78,13 @@ pipe = Pipeline(
         (
             "clf",
             RFCNNClassifier(
-                rho=4, width=8, max_epochs=8, batch_size=16, random_state=0, verbose=0
+                rho=4,
+                width=16,
+                max_epochs=20,
+                batch_size=16,
+                lr=3e-3,
+                random_state=0,
+                verbose=0,
             ),
         ),
     ]

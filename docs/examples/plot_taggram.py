@@ -26,14 +26,14 @@ torch.set_num_threads(2)
 sr, hop = 22050, 512
 instruments = ["piano", "drums", "violin", "bass"]
 data = make_instrument_mixtures(
-    n_clips=60,
+    n_clips=120,
     duration=2.0,
     instruments=instruments,
     max_polyphony=2,
     random_state=1,
 )
 waves = AudioLoader(sr=sr, duration=2.0).fit_transform(data.filenames)
-train, held_out = np.arange(54), np.arange(54, 60)
+train, held_out = np.arange(114), np.arange(114, 120)
 
 # %%
 # Training on crops of one second
@@ -44,9 +44,10 @@ model = make_pipeline(
     BandStandardizer(),
     RFCNNClassifier(
         rho=3,
-        width=8,
-        max_epochs=8,
+        width=16,
+        max_epochs=30,
         batch_size=16,
+        lr=3e-3,
         crop_frames=crop,
         random_state=0,
         verbose=0,
