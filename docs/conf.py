@@ -42,7 +42,6 @@ extensions = [
 # too: an included file is not a document of its own.
 autosummary_generate = ["api.rst", "_hear_api.rst"]
 templates_path = ["_templates"]
-autodoc_default_options = {"inherited-members": False}
 numpydoc_show_class_members = False
 # Methods inherited from torch (``forward`` of an autograd Function) or from
 # scikit-learn keep their upstream docstrings, which cross-reference labels
@@ -161,13 +160,29 @@ def _escape_shape_attributes(app, what, name, obj, options, lines):
             lines[i] = _TRAILING_UNDERSCORE_IN_SHAPE.sub(r"\1\\_", line)
 
 
-def _skip_metadata_requests(app, what, name, obj, skip, options):
-    """scikit-learn's generated ``set_*_request`` methods (metadata routing)."""
+_UPSTREAM = ("sklearn.", "torch.", "skorch.", "optuna.", "builtins")
+
+
+def _skip_upstream_members(app, what, name, obj, skip, options):
+    """Document our own members, not those inherited from upstream classes.
+
+    Class pages list inherited members (``fit`` lives on a private base), but
+    not the ones scikit-learn, torch or skorch define (``score``,
+    ``set_output``, ``nn.Module``'s methods, the generated ``set_*_request``
+    of metadata routing): their docstrings cross-reference labels that exist
+    only in those projects' docs.
+    """
+    if what != "class":
+        return None
     if re.fullmatch(r"set_\w+_request", name):
+        return True
+    target = getattr(obj, "fget", obj)
+    module = getattr(target, "__module__", None) or ""
+    if module.startswith(_UPSTREAM):
         return True
     return None
 
 
 def setup(app):
     app.connect("autodoc-process-docstring", _escape_shape_attributes, priority=100)
-    app.connect("autodoc-skip-member", _skip_metadata_requests)
+    app.connect("autodoc-skip-member", _skip_upstream_members)
