@@ -675,7 +675,25 @@ def load_pipeline(path, *, return_metadata=False, trusted=None):
 
     See Also
     --------
-    save_pipeline : Write the folder (with an example).
+    save_pipeline : Write the folder.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> import numpy as np
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn_rfcnn import (MelSpectrogram, RFCNNClassifier,
+    ...                            load_pipeline, save_pipeline)
+    >>> waves = np.random.default_rng(0).normal(size=(8, 4000)).astype("float32")
+    >>> pipe = make_pipeline(
+    ...     MelSpectrogram(sr=8000, n_fft=256, hop_length=64, n_mels=16),
+    ...     RFCNNClassifier(width=4, rho=2, max_epochs=1, verbose=0, device="cpu",
+    ...                     precision="32", random_state=0),
+    ... ).fit(waves, [0, 1] * 4)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     loaded = load_pipeline(save_pipeline(pipe, os.path.join(tmp, "m")))
+    >>> bool(np.array_equal(loaded.predict_proba(waves), pipe.predict_proba(waves)))
+    True
     """
     path = Path(os.fspath(path)).expanduser()
     trusted = list(trusted or ())

@@ -73,9 +73,7 @@ def test_public_name_in_api_reference(api_text, module, name):
 # Gaps in files this test's author could not edit at the time (another change
 # owned them).  Strict xfail: once the Examples section lands, the XPASS fails
 # and the entry must go.
-PENDING = {
-    "sklearn_rfcnn.load_pipeline": "sklearn_rfcnn/_pipeline_io.py needs Examples",
-}
+PENDING = {}
 
 _CALLABLES = [
     pytest.param(
