@@ -282,27 +282,20 @@ class HEARModel(torch.nn.Module):
         >>> model.spectrogram(audio).shape  # doctest: +SKIP
         torch.Size([2, 1, 32, 63])
         """
-        from sklearn_rfcnn.transformers._mel_torch import _to_db
+        from sklearn_rfcnn.transformers._mel_torch import mel_from_waveform
 
         x = self._check_audio(audio)
         if x.shape[-1] < self.n_fft:  # as MelSpectrogram: zero-pad to one frame
             x = F.pad(x, (0, self.n_fft - x.shape[-1]))
-        D = torch.stft(
+        M = mel_from_waveform(
             x,
-            self.n_fft,
+            n_fft=self.n_fft,
             hop_length=self.hop_length,
             window=self.window,
-            center=True,
-            pad_mode="reflect",
-            return_complex=True,
+            basis=self.basis,
+            offset=self.offset,
+            scale=self.scale,
         )
-        S = D.real.square() + D.imag.square()
-        del D
-        if self.scale == "perceptual":
-            S = _to_db(S) + self.offset
-        M = torch.matmul(self.basis, S)
-        if self.scale == "db":
-            M = _to_db(M)
         return (M[:, None] - self.mean) * self.inv_scale
 
     # -- embeddings -----------------------------------------------------------

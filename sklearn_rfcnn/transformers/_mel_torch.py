@@ -68,20 +68,41 @@ class TorchMel:
     @torch.inference_mode()
     def __call__(self, Y):
         x = torch.as_tensor(np.asarray(Y)).to(device=self.device, dtype=self.dtype)
-        D = torch.stft(
+        M = mel_from_waveform(
             x,
-            self.n_fft,
+            n_fft=self.n_fft,
             hop_length=self.hop_length,
             window=self.window,
-            center=True,
-            pad_mode="reflect",
-            return_complex=True,
+            basis=self.basis,
+            offset=self.offset,
+            scale=self.scale,
         )
-        S = D.real.square() + D.imag.square()
-        del D
-        if self.scale == "perceptual":
-            S = _to_db(S) + self.offset
-        M = torch.matmul(self.basis, S)
-        if self.scale == "db":
-            M = _to_db(M)
         return M.to(torch.float32).cpu().numpy()
+
+
+def mel_from_waveform(x, *, n_fft, hop_length, window, basis, offset, scale):
+    """The mel spectrogram of waveforms ``x`` (..., n_samples) as torch tensors.
+
+    The computation :class:`TorchMel` and :mod:`sklearn_rfcnn.hear` share:
+    centred STFT (reflect padding), power, then for ``scale="perceptual"`` dB
+    plus the A-weighting ``offset`` per frequency bin before the projection
+    onto ``basis``; for ``"db"`` the dB conversion after it; ``"power"``
+    neither.  Returns ``(..., n_mels, n_frames)``.
+    """
+    D = torch.stft(
+        x,
+        n_fft,
+        hop_length=hop_length,
+        window=window,
+        center=True,
+        pad_mode="reflect",
+        return_complex=True,
+    )
+    S = D.real.square() + D.imag.square()
+    del D
+    if scale == "perceptual":
+        S = _to_db(S) + offset
+    M = torch.matmul(basis, S)
+    if scale == "db":
+        M = _to_db(M)
+    return M
