@@ -281,20 +281,11 @@ def _rf_section(facts, description=None):
             "`sklearn_rfcnn.save_pipeline`."
         )
         return lines
-    d = description
+    # three decimals: the card is read back by tools, not just by people
     lines += [
-        f"- time: {d.time_frames} frames = {d.time_seconds:.3f} s "
-        f"(sr={d.sr}, hop_length={d.hop_length})",
-        f"- frequency: {d.freq_bins} of {d.n_mels} mel bins "
-        f"({100 * d.freq_fraction:.0f}% of the axis, fmin={d.fmin:g} Hz, "
-        f"fmax={d.fmax:g} Hz)",
+        "  " * depth + f"- {text}"
+        for depth, text in description.summary_lines(seconds_digits=3)
     ]
-    for key, label in (("low", "lowest"), ("mid", "middle"), ("high", "highest")):
-        lo, hi = d.hz_spans[key]
-        lines.append(
-            f"  - centred on the {label} band: {lo:.0f}-{hi:.0f} Hz "
-            f"({hi - lo:.0f} Hz wide)"
-        )
     return lines
 
 

@@ -597,22 +597,51 @@ class RFDescription:
     freq_fraction: float
     hz_spans: dict
 
-    def __str__(self):
+    def summary_lines(self, seconds_digits=2):
+        """The time and frequency extent as ``(depth, text)`` lines.
+
+        Depth 0: the time and the frequency extent; depth 1 under the
+        frequency: the Hz span centred on the lowest, middle and highest band.
+        ``str(self)`` and the model card both render these.
+
+        Examples
+        --------
+        >>> d = describe_receptive_field(receptive_field(cp_resnet_layers(rho=5)),
+        ...                              sr=22050, hop_length=512, n_mels=256)
+        >>> d.summary_lines()[0]
+        (0, 'time: 87 frames = 2.02 s (sr=22050, hop_length=512)')
+        """
         lines = [
-            f"receptive field: {self.rf.freq} x {self.rf.time} px (mel bins x frames)",
-            f"  time: {self.time_frames} frames = {self.time_seconds:.2f} s "
-            f"(sr={self.sr}, hop_length={self.hop_length})",
-            f"  freq: {self.freq_bins} of {self.n_mels} mel bins "
-            f"({100 * self.freq_fraction:.0f}% of the axis, "
-            f"fmin={self.fmin:g} Hz, fmax={self.fmax:g} Hz)",
+            (
+                0,
+                f"time: {self.time_frames} frames = "
+                f"{self.time_seconds:.{seconds_digits}f} s "
+                f"(sr={self.sr}, hop_length={self.hop_length})",
+            ),
+            (
+                0,
+                f"freq: {self.freq_bins} of {self.n_mels} mel bins "
+                f"({100 * self.freq_fraction:.0f}% of the axis, "
+                f"fmin={self.fmin:g} Hz, fmax={self.fmax:g} Hz)",
+            ),
         ]
         for key, label in (("low", "lowest"), ("mid", "middle"), ("high", "highest")):
             lo, hi = self.hz_spans[key]
             lines.append(
-                f"    centred on the {label} band: {lo:.0f}-{hi:.0f} Hz "
-                f"({hi - lo:.0f} Hz wide)"
+                (
+                    1,
+                    f"centred on the {label} band: {lo:.0f}-{hi:.0f} Hz "
+                    f"({hi - lo:.0f} Hz wide)",
+                )
             )
-        return "\n".join(lines)
+        return lines
+
+    def __str__(self):
+        head = (
+            f"receptive field: {self.rf.freq} x {self.rf.time} px (mel bins x frames)"
+        )
+        body = ["  " * (depth + 1) + text for depth, text in self.summary_lines()]
+        return "\n".join([head, *body])
 
 
 def describe_receptive_field(
