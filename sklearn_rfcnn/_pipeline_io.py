@@ -62,7 +62,11 @@ from sklearn_rfcnn.estimators import RFCNNClassifier, RFCNNEmbedder
 from sklearn_rfcnn.exceptions import DataError, ParameterError, RFCNNError
 from sklearn_rfcnn.inspection import describe_pipeline
 from sklearn_rfcnn.transformers import AudioLoader, BandStandardizer, MelSpectrogram
-from sklearn_rfcnn.utils._atomic import atomic_folder, read_consistently
+from sklearn_rfcnn.utils._atomic import (
+    atomic_folder,
+    read_consistently,
+    read_json_file,
+)
 
 __all__ = ["load_pipeline", "save_pipeline"]
 
@@ -588,14 +592,7 @@ def _read_checked(path, shown, trusted):
             f"{os.fspath(shown)!r} is not a model folder written by "
             f"save_pipeline() or 'rfcnn fit': it has no {PIPELINE_FILE}."
         )
-    try:
-        config = json.loads(config_file.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{where!r} is not UTF-8 text ({exc.reason}).") from None
-    except ValueError as exc:
-        raise DataError(
-            f"{where!r} is not valid JSON ({exc}); the file is truncated or damaged."
-        ) from None
+    config = read_json_file(config_file, where)
     if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
         raise DataError(f"{where!r} is not a saved sklearn-rfcnn pipeline.")
     version = config.get("format_version", 0)

@@ -74,7 +74,11 @@ from sklearn_rfcnn.exceptions import (
     RFCNNWarning,
 )
 from sklearn_rfcnn.receptive_field import RF
-from sklearn_rfcnn.utils._atomic import atomic_folder, read_consistently
+from sklearn_rfcnn.utils._atomic import (
+    atomic_folder,
+    read_consistently,
+    read_json_file,
+)
 from sklearn_rfcnn.utils._torch import resolve_device
 
 __all__ = []
@@ -327,15 +331,7 @@ class _PersistenceMixin:
         def bad(field, problem):
             return DataError(f"{where!r}: {field} {problem}; save the model again.")
 
-        try:
-            config = json.loads(config_file.read_bytes().decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{where!r} is not UTF-8 text ({exc.reason}).") from None
-        except ValueError as exc:
-            raise DataError(
-                f"{where!r} is not valid JSON ({exc}); the file is truncated or "
-                "damaged."
-            ) from None
+        config = read_json_file(config_file, where)
         if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
             raise DataError(f"{where!r} is not an sklearn-rfcnn model.")
         version = config.get("format_version", 0)

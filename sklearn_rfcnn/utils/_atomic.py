@@ -26,6 +26,7 @@ and reads again if it changed.
 """
 
 import errno
+import json
 import os
 import shutil
 import stat
@@ -44,6 +45,7 @@ __all__ = [
     "check_writable_folder",
     "describe_missing",
     "read_consistently",
+    "read_json_file",
     "readable_folder",
 ]
 
@@ -410,3 +412,28 @@ def read_consistently(path, read, *, attempts=5):
         if _identity(folder) == before and (folder == path or not path.is_dir()):
             return result
     return result
+
+
+def read_json_file(path, where):
+    """The JSON document in ``path``; a DataError naming ``where`` if unreadable.
+
+    Not UTF-8, or not valid JSON (a truncated or damaged file), are the two
+    ways a saved model's configuration fails to parse; both are one clear
+    message instead of a raw ``UnicodeDecodeError``/``JSONDecodeError``.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "c.json")
+    >>> _ = open(path, "w").write('{"a": 1}')
+    >>> read_json_file(path, "c.json")
+    {'a': 1}
+    """
+    try:
+        return json.loads(Path(path).read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{where!r} is not UTF-8 text ({exc.reason}).") from None
+    except ValueError as exc:
+        raise DataError(
+            f"{where!r} is not valid JSON ({exc}); the file is truncated or damaged."
+        ) from None
