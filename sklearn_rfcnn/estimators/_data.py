@@ -147,40 +147,47 @@ class _ClipDataset(Dataset):
         """Clip ``i`` as a float32 ndarray ``(C, F, T_i)`` (read from a source)."""
         if not self.source:
             return self.X[i]
+        return self._from_source(i)
+
+    def _from_source(self, i, start=None, stop=None):
+        """Clip ``i`` of the source, or its frames ``start..stop`` via ``read``.
+
+        The shape is checked against the source's ``clip_shape`` and
+        ``lengths`` (an index that disagrees with the data is an error).
+        """
         row = int(self.rows[i])
-        x = np.asarray(self.X[row])
-        shape = (*self.clip_shape, int(self.lengths[i]))
+        if start is None:
+            x, span = np.asarray(self.X[row]), ""
+            start, stop = 0, int(self.lengths[i])
+        else:
+            x = np.asarray(self.X.read(row, start, stop))
+            span = f" (frames {start}..{stop})"
+        shape = (*self.clip_shape, stop - start)
         if x.shape != shape:
             raise DataError(
-                f"item {row} of the clip source has shape {x.shape}, but its "
-                f"clip_shape and lengths announce {shape}; rebuild the source "
+                f"item {row}{span} of the clip source has shape {x.shape}, but "
+                f"its clip_shape and lengths announce {shape}; rebuild the source "
                 "(its index disagrees with its data)."
             )
         return x
 
-    def _frames(self, i, start, n_frames):
-        read = getattr(self.X, "read", None) if self.source else None
-        if read is not None and start + n_frames <= int(self.lengths[i]):
-            # a source with a partial read (SpectrogramStore.read) reads only
-            # the crop's frames from disk
-            x = np.asarray(read(int(self.rows[i]), start, start + n_frames))
-            shape = (*self.clip_shape, n_frames)
-            if x.shape != shape:
-                raise DataError(
-                    f"item {int(self.rows[i])} of the clip source returned frames "
-                    f"{start}..{start + n_frames} with shape {x.shape}, expected "
-                    f"{shape}; rebuild the source (its index disagrees with its "
-                    "data)."
-                )
-        else:
-            x = _take_frames(self.clip(i), start, n_frames)
-        x = np.ascontiguousarray(x, dtype=np.float32)
+    def _check_finite(self, x, i):
         if self.source and not np.isfinite(x).all():
             raise DataError(
                 f"item {int(self.rows[i])} of the clip source holds NaN or inf; "
                 "fix or drop that clip when building the source."
             )
         return x
+
+    def _frames(self, i, start, n_frames):
+        stop = start + n_frames
+        if self.source and hasattr(self.X, "read") and stop <= int(self.lengths[i]):
+            # a source with a partial read (SpectrogramStore.read) reads only
+            # the crop's frames from disk
+            x = self._from_source(i, start, stop)
+        else:
+            x = _take_frames(self.clip(i), start, n_frames)
+        return self._check_finite(np.ascontiguousarray(x, dtype=np.float32), i)
 
     def __getitem__(self, key):
         if isinstance(key, tuple):  # (i, start, n_frames): a crop or a window
@@ -212,12 +219,7 @@ class _ClipDataset(Dataset):
         starts = _window_starts(clip.shape[-1], window, hop)
         out = np.stack([_take_frames(clip, s, window) for s in starts])
         out = np.ascontiguousarray(out, dtype=np.float32)
-        if self.source and not np.isfinite(out).all():
-            raise DataError(
-                f"item {int(self.rows[i])} of the clip source holds NaN or inf; "
-                "fix or drop that clip when building the source."
-            )
-        return out, starts
+        return self._check_finite(out, i), starts
 
     def subset(self, indices):
         """A dataset of the selected rows (shares no state with ``self``)."""
