@@ -71,8 +71,13 @@ def test_tune_worker_then_report(tmp_path, npz, capsys):
     assert len(study.trials) == 2
     assert study.user_attrs["rfcnn:depth"] == 8
     # ... and a larger total makes it run only the missing ones
-    assert main(_worker_args(tmp_path, npz, 3)) == 0
-    assert "3/3 trials finished" in capsys.readouterr().out
+    assert main([*_worker_args(tmp_path, npz, 3), "-v"]) == 0
+    out = capsys.readouterr().out
+    assert "3/3 trials finished" in out
+    # -v says where the worker's start-up went
+    line = next(x for x in out.splitlines() if x.startswith("worker start-up: "))
+    for lap in ("imports", "data", "storage", "study", "total"):
+        assert f"{lap} " in line
 
     report = tmp_path / "report"
     args = ["tune", "--report", "--study", "cli", "--output", str(report)]

@@ -18,6 +18,7 @@ in frames and seconds and writes ``optimization_history.png``,
 
 import json
 import sys
+import time
 
 from sklearn_rfcnn.cli._options import add_epochs, add_random_state, add_sr
 
@@ -227,6 +228,7 @@ def _report(args):
 
 
 def _worker(args):
+    started = time.perf_counter()
     import numpy as np
     from sklearn.pipeline import Pipeline
 
@@ -239,19 +241,28 @@ def _worker(args):
     )
     from sklearn_rfcnn.transformers import BandStandardizer
 
+    # Where a worker's start-up goes (printed with -v; benchmarks/bench_search.py
+    # reads it): the imports above (torch, scikit-learn, skorch, optuna) are
+    # most of it.
+    startup = _Stopwatch(started)
+    startup.lap("imports")
     # a --data file is read first (quick, and a bad one creates no study);
     # the storage is opened before demo data are rendered or anything
     # trains, so an unreachable database fails at once
     if bool(args.data) == bool(args.demo_data) or args.data:
         X, y = _load_data(args)
+        startup.lap("data")
     storage = _open_storage(
         args,
         heartbeat_interval=args.heartbeat_interval,
         grace_period=args.grace_period,
     )
+    startup.lap("storage")
     study = _join_study(args, storage)
+    startup.lap("study")
     if not args.data:
         X, y = _load_data(args)
+        startup.lap("data")
     try:
         fixed = dict(_key_value(t) for t in args.fixed)
     except ValueError as exc:
@@ -297,6 +308,8 @@ def _worker(args):
     study.set_user_attr("rfcnn:sr", args.sr)
     study.set_user_attr("rfcnn:hop_length", args.hop_length)
     study.set_user_attr("rfcnn:depth", clf.depth)
+    if args.verbose:
+        print(f"worker start-up: {startup}", flush=True)
     study = run_worker(search, X, y)
     states = {}
     for t in study.get_trials(deepcopy=False):
@@ -311,6 +324,31 @@ def _worker(args):
         print(f"best so far: trial {best.number}, score {best.value:.4f}")
         print(f"    {json.dumps(best.params, default=str)}")
     return 0
+
+
+class _Stopwatch:
+    """Named laps since a start time; ``str`` lists them and their total.
+
+    Examples
+    --------
+    >>> watch = _Stopwatch(time.perf_counter())
+    >>> watch.lap("imports")
+    >>> str(watch).startswith("imports ")
+    True
+    """
+
+    def __init__(self, started):
+        self.started = self.last = started
+        self.laps = {}
+
+    def lap(self, name):
+        now = time.perf_counter()
+        self.laps[name] = self.laps.get(name, 0.0) + now - self.last
+        self.last = now
+
+    def __str__(self):
+        parts = [f"{k} {v:.2f} s" for k, v in self.laps.items()]
+        return ", ".join(parts) + f" (total {self.last - self.started:.2f} s)"
 
 
 def run(args):
