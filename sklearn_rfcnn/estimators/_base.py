@@ -233,6 +233,7 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
         "device": [str, torch.device],
         "precision": [StrOptions({"auto", "32", "bf16", "16"})],
         "channels_last": ["boolean", StrOptions({"auto"})],
+        "distributed": [StrOptions({"accelerate"}), None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "callbacks": [list, None],
@@ -272,6 +273,7 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
         device="auto",
         precision="auto",
         channels_last="auto",
+        distributed=None,
         random_state=None,
         verbose=1,
         callbacks=None,
@@ -307,6 +309,7 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
         self.device = device
         self.precision = precision
         self.channels_last = channels_last
+        self.distributed = distributed
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks
@@ -708,6 +711,20 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
             **self._model_kwargs(),
         )
 
+    def _accelerator(self):
+        """``(accelerator, device)`` of this process (``distributed="accelerate"``)."""
+        from sklearn_rfcnn.estimators._accelerate import make_accelerator
+
+        accelerator, device = make_accelerator(self.device)
+        if self.swa and accelerator.num_processes > 1:
+            raise ParameterError(
+                "swa=True is not supported with distributed='accelerate' over "
+                f"{accelerator.num_processes} processes (the weight average and its "
+                "batch-norm refresh are not sharded); set swa=False, or train "
+                "in one process."
+            )
+        return accelerator, device
+
     def _resolve_execution(self, device):
         """``(precision, channels_last)`` on ``device``: "auto" decided from it.
 
@@ -810,12 +827,15 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
         ref = next(module.parameters())
         init(torch.as_tensor(bias, dtype=ref.dtype, device=ref.device))
 
-    def _build_net(self, module, device, rng, class_weight=None):
+    def _build_net(self, module, device, rng, class_weight=None, accelerator=None):
         """The skorch net for ``module`` on ``device``.
 
         Also decides (and records as ``precision_`` / ``channels_last_``) how
         the net runs on this device: a loaded model decides afresh for the
-        machine it is loaded on.
+        machine it is loaded on.  With an ``accelerator`` (``fit`` with
+        ``distributed="accelerate"``) the net trains data-parallel
+        (:class:`~._accelerate._AcceleratedRFCNNNet`); without one (and
+        always in ``load``) it is a plain :class:`_RFCNNNet`.
         """
         cuda = device.startswith("cuda")
         self.precision_, self.channels_last_ = self._resolve_execution(device)
@@ -880,7 +900,18 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
             channels_last=self.channels_last_,
             aggregate=self.aggregate,
         )
+        if accelerator is not None:
+            from sklearn_rfcnn.estimators._accelerate import _print_sink
+
+            # the epoch table from the main process only, and only when verbose
+            kwargs["callbacks__print_log__sink"] = _print_sink(
+                accelerator, self.verbose
+            )
         kwargs.update(self.net_params or {})
+        if accelerator is not None:
+            from sklearn_rfcnn.estimators._accelerate import _AcceleratedRFCNNNet
+
+            return _AcceleratedRFCNNNet(module, accelerator=accelerator, **kwargs)
         return _RFCNNNet(module, **kwargs)
 
     def _check_crop(self, dataset, two_d):
@@ -971,7 +1002,11 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
         self._check_crop(dataset, two_d)
 
         if first:
-            device = resolve_device(self.device)
+            accelerator = None
+            if self.distributed == "accelerate":
+                accelerator, device = self._accelerator()
+            else:
+                device = resolve_device(self.device)
             random_state = check_random_state(self.random_state)
             torch_seed, np_seed = random_state.randint(np.iinfo(np.int32).max, size=2)
             rng = np.random.default_rng(int(np_seed))
@@ -979,13 +1014,20 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
             with seeded_torch(int(torch_seed), device):
                 module = self._create_module(in_channels, self.n_outputs_)
                 class_weight = self._class_weight_vector(y_enc, mask)
-                net = self._build_net(module, device, rng, class_weight)
+                net = self._build_net(module, device, rng, class_weight, accelerator)
                 net.initialize()
                 if self.output_bias == "prior":
                     self._init_output_bias(net.module_, y_enc, mask, class_weight)
             self.receptive_field_ = receptive_field(module)
-            if self.verbose:
-                print(self._execution_summary(device), flush=True)
+            if self.verbose and (accelerator is None or accelerator.is_main_process):
+                summary = self._execution_summary(device)
+                if accelerator is not None:
+                    summary += (
+                        f"; data parallel over {accelerator.num_processes} "
+                        f"process(es) (Accelerate), batch_size={self.batch_size} "
+                        "in all"
+                    )
+                print(summary, flush=True)
         else:
             net = self.net_
         epochs = 1 if incremental else self.max_epochs
@@ -1236,6 +1278,41 @@ _PARAMETERS_DOC = """arch : str, default="cp_resnet"
         same in both layouts up to floating-point rounding; training takes a
         slightly different numerical path (as on other hardware), so the same
         ``random_state`` gives identical models only in the same layout.
+    distributed : {"accelerate"} or None, default=None
+        ``"accelerate"``: data-parallel training of one model over the
+        processes of a Hugging Face Accelerate (or ``torchrun``) launch --
+        GPUs in production, CPU processes (gloo) for tests -- through skorch's
+        ``AccelerateMixin``; needs the extra ``pip install
+        sklearn-rfcnn[accelerate]``.  Every process runs the same script and
+        calls ``fit`` with the same full data::
+
+            $ accelerate launch --multi_gpu --num_processes 4 train.py  # 4 GPUs
+            $ torchrun --standalone --nproc_per_node 2 train.py  # or 2 CPU procs
+
+        (on one machine ``accelerate launch --cpu --num_processes 2`` starts a
+        single process: Accelerate's multi-CPU launch goes through ``mpirun``
+        with ``--mpirun_hostfile``; use ``torchrun``, or ``accelerate launch
+        --multi_gpu`` on a machine without GPUs, for local CPU processes).
+
+        ``batch_size`` is then the *global* batch: process 0 draws the batches
+        a one-process fit would draw and each process trains on its
+        contiguous part of each (``batch_size / n_processes`` clips, the parts
+        differing by at most one); gradients are averaged so that a step is
+        the one-process step on the whole batch, except for batch
+        normalisation, which normalises with each process's own part (no
+        SyncBatchNorm).  ``history_`` holds the global training loss on every
+        process (``train_process_batch_size``: the clips of this process);
+        validation is not sharded (every process evaluates the whole
+        hold-out).  Each process runs on its ``accelerator.device``
+        (``device="auto"``; ``"cpu"`` forces CPU processes); the
+        ``precision`` autocast stays in charge (Accelerate's own
+        ``mixed_precision`` is off).  After ``fit`` every process holds the
+        same weights and predicts locally; ``save`` writes from the main
+        process only, and ``load`` gives a plain single-process estimator.
+        A fitted estimator cannot be pickled (use ``save``), and ``swa`` is
+        not supported over several processes.  Without a launcher the fit
+        runs in one process and equals the fit with None (same draws, same
+        weights).  Details: :mod:`sklearn_rfcnn.estimators._accelerate`.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, shuffling, mixup, roll and the hold-out
         through a forked torch RNG and a numpy Generator; the global RNGs are

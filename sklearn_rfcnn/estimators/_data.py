@@ -291,6 +291,21 @@ class _BucketBatchSampler(Sampler):
             total += n
         return total
 
+    def batch_sizes(self):
+        """The size of every batch of an epoch, in no particular order (no draw)."""
+        sizes = []
+        for count in np.unique(self.lengths, return_counts=True)[1]:
+            group = [
+                len(c)
+                for c in np.array_split(
+                    np.arange(count), range(self.batch_size, count, self.batch_size)
+                )
+            ]
+            if self.merge_singletons and len(group) > 1 and group[-1] == 1:
+                group[-2] += group.pop()
+            sizes.extend(group)
+        return sizes
+
 
 def _n_batches(n, batch_size):
     """Batches of ``n`` items with a trailing single item merged (at least 1)."""
@@ -362,6 +377,10 @@ class _CropBatchSampler(Sampler):
     def __len__(self):
         return _n_batches(len(self.lengths), self.batch_size)
 
+    def batch_sizes(self):
+        """The size of every batch of an epoch, in no particular order (no draw)."""
+        return [len(b) for b in _chunks(np.arange(len(self.lengths)), self.batch_size)]
+
 
 class _WindowBatchSampler(Sampler):
     """The sliding windows of whole clips, in clip order (see :func:`_window_starts`).
@@ -399,6 +418,66 @@ class _WindowBatchSampler(Sampler):
         return sum(1 for _ in self._batches())
 
 
+class _ShardBatchSampler(Sampler):
+    """This process's part of every batch of ``batch_sampler`` (data parallelism).
+
+    Every process holds the same ``batch_sampler``; the epoch's plan (the
+    list of global batches) is drawn by process 0 only, from its torch RNG,
+    and broadcast to the others (one :func:`torch.distributed.broadcast_object_list`
+    per epoch), so all processes agree on it whatever their own RNGs did.
+    Each global batch is cut into ``num_shards`` contiguous parts whose sizes
+    differ by at most one (:func:`numpy.array_split`); process ``shard``
+    gets part ``shard``.  The parts of one step together are exactly the
+    one-process batch.  A batch with fewer clips than processes (only
+    possible for a tiny dataset or a tiny trailing batch) is skipped on
+    every process, since a process cannot take an empty step.
+
+    Accelerate's own ``BatchSamplerShard`` is not used: in its ``split_batches``
+    mode it yields only batches of exactly ``batch_size`` (dropping a merged
+    trailing batch and the partial batches of length buckets) and pads the
+    last batch with repeated clips.
+
+    Parameters
+    ----------
+    batch_sampler : Sampler
+        The one-process batch sampler (global batches).
+    num_shards : int >= 1
+        Number of processes.
+    shard : int in [0, num_shards)
+        This process's index.
+    """
+
+    def __init__(self, batch_sampler, num_shards, shard):
+        self.batch_sampler = batch_sampler
+        self.num_shards = int(num_shards)
+        self.shard = int(shard)
+
+    def _plan(self):
+        plan = None
+        if self.shard == 0:
+            plan = [list(batch) for batch in self.batch_sampler]
+        if self.num_shards > 1:
+            import torch.distributed as dist
+
+            box = [plan]
+            dist.broadcast_object_list(box, src=0)
+            plan = box[0]
+        return plan
+
+    def __iter__(self):
+        for batch in self._plan():
+            if len(batch) < self.num_shards:
+                continue
+            parts = np.array_split(np.arange(len(batch)), self.num_shards)
+            yield [batch[i] for i in parts[self.shard]]
+
+    def __len__(self):
+        sizes = getattr(self.batch_sampler, "batch_sizes", None)
+        if sizes is None:
+            return len(self.batch_sampler)
+        return sum(1 for n in sizes() if n >= self.num_shards)
+
+
 def _bucket_loader(dataset, batch_size, shuffle=False, pin_memory=False, **kwargs):
     """A DataLoader over equal-length batches of whole clips."""
     sampler = _BucketBatchSampler(
@@ -408,21 +487,32 @@ def _bucket_loader(dataset, batch_size, shuffle=False, pin_memory=False, **kwarg
 
 
 def _train_loader(
-    dataset, batch_size, shuffle=True, pin_memory=False, crop_frames=None, **kwargs
+    dataset,
+    batch_size,
+    shuffle=True,
+    pin_memory=False,
+    crop_frames=None,
+    shards=None,
+    **kwargs,
 ):
     """The training DataLoader (skorch's ``iterator_train``).
 
     With ``crop_frames``: random crops (:class:`_CropBatchSampler`).  Without
     it: whole clips batched by length when every clip has the same length
     (exactly as before crops existed), else length-sorted batches cropped to
-    their shortest clip.
+    their shortest clip.  ``shards=(num_processes, process_index)`` gives this
+    process its part of every batch (:class:`_ShardBatchSampler`; data
+    parallel training); None is the whole batch.
     """
     lengths = dataset.lengths
     if crop_frames is None and len(np.unique(lengths)) <= 1:
-        return _bucket_loader(
-            dataset, batch_size, shuffle=shuffle, pin_memory=pin_memory, **kwargs
+        sampler = _BucketBatchSampler(
+            lengths, batch_size, shuffle=shuffle, merge_singletons=shuffle
         )
-    sampler = _CropBatchSampler(lengths, batch_size, crop_frames=crop_frames)
+    else:
+        sampler = _CropBatchSampler(lengths, batch_size, crop_frames=crop_frames)
+    if shards is not None:
+        sampler = _ShardBatchSampler(sampler, *shards)
     return DataLoader(dataset, batch_sampler=sampler, pin_memory=pin_memory, **kwargs)
 
 

@@ -201,6 +201,11 @@ class _RFCNNNet(NeuralNet):
         over every known entry, where primes denote the partner's target,
         weight and mask; without them it is ``sum(w L(y)) / sum(w)``.
         """
+        num, den = self._loss_terms(logits, yi, lam, perm)
+        return num / den.clamp_min(1e-12)
+
+    def _loss_terms(self, logits, yi, lam=None, perm=None):
+        """Numerator and denominator of :meth:`mixed_loss` (its weighted sums)."""
         loss = self._entry_losses(logits, yi["y"])
         weight = self._entry_weights(yi, loss.shape)
         if lam is None:
@@ -216,13 +221,27 @@ class _RFCNNNet(NeuralNet):
                 lam = lam[:, None]
             num = (lam * weight * loss + (1 - lam) * weight_p * loss_p).sum()
             den = (lam * weight + (1 - lam) * weight_p).sum()
-        return num / den.clamp_min(1e-12)
+        return num, den
 
     def augment(self, Xi):
         """Apply the training-time augmentations, then draw mixup (see ``_augment``)."""
+        rng = self._augment_rng()
         for _, augmentation in AUGMENTATIONS:
-            Xi = augmentation(Xi, self.rng, self)
-        return draw_mixup(Xi, self.rng, self.mixup_alpha)
+            Xi = augmentation(Xi, rng, self)
+        return draw_mixup(Xi, rng, self.mixup_alpha)
+
+    # -- hooks of data-parallel training (``_accelerate``) -------------------
+    def _augment_rng(self):
+        """The Generator of the augmentation draws: ``rng``."""
+        return self.rng
+
+    def _train_denominator(self, den):
+        """The denominator of a training batch's loss: its own weight sum."""
+        return den
+
+    def _backward(self, loss):
+        """Back-propagate a training loss (already scaled by the GradScaler)."""
+        loss.backward()
 
     # -- skorch template methods ----------------------------------------
     def train_step_single(self, batch, **fit_params):
@@ -234,9 +253,10 @@ class _RFCNNNet(NeuralNet):
             Xi = Xi.contiguous(memory_format=torch.channels_last)
         with self._autocast():
             y_pred = self.module_(Xi)
-        loss = self.mixed_loss(y_pred, yi, lam, perm)
+        num, den = self._loss_terms(y_pred, yi, lam, perm)
+        loss = num / self._train_denominator(den).clamp_min(1e-12)
         scaler = getattr(self, "grad_scaler_", None)
-        (scaler.scale(loss) if scaler is not None else loss).backward()
+        self._backward(scaler.scale(loss) if scaler is not None else loss)
         return {"loss": loss, "y_pred": y_pred}
 
     def train_step(self, batch, **fit_params):

@@ -47,7 +47,8 @@ signature), and files written before checksums existed (they are checked
 field by field only).  A parameter missing from
 an older ``config.json`` (e.g. ``channels_last``, or ``crop_frames``,
 ``window_hop`` and ``aggregate``, added later) takes its default.
-Pickling (``joblib.dump``) works as well; ``save``/``load`` is the format to
+Pickling (``joblib.dump``) works as well (not after ``distributed="accelerate"``
+training: use ``save``); ``save``/``load`` is the format to
 share models across machines and library versions.
 """
 
@@ -228,6 +229,14 @@ class _PersistenceMixin:
             ``path`` is a file or a folder that is not a saved model, a
             parameter cannot be stored as JSON, or ``metrics`` is not a dict
             of names to numbers.
+
+        Notes
+        -----
+        After data-parallel training (``distributed="accelerate"`` over
+        several processes) every process must call ``save``; only the main
+        process writes and the others wait until it has (the folder is
+        complete on return everywhere).  The saved model loads as a plain
+        single-process estimator.
         """
         check_is_fitted(self)
         path = Path(os.fspath(path)).expanduser()
@@ -235,10 +244,24 @@ class _PersistenceMixin:
         params = _params_to_json(self)  # fail before anything is written
         metrics = check_metrics(metrics)
         card = estimator_card(self, path.name, metrics)
+        accelerator = getattr(self.net_, "accelerator", None)
+        if accelerator is None or accelerator.num_processes == 1:
+            self._write_folder(path, params, card)
+            return path
+        # data-parallel training (distributed="accelerate"): every process
+        # holds the same model; the main process writes, the others wait
+        accelerator.wait_for_everyone()
+        try:
+            if accelerator.is_main_process:
+                self._write_folder(path, params, card)
+        finally:
+            accelerator.wait_for_everyone()
+        return path
+
+    def _write_folder(self, path, params, card):
         with atomic_folder(path, check=_check_target) as tmp:
             self._write_files(tmp, params)
             write_card(tmp, card)
-        return path
 
     def _write_files(self, folder, params=None):
         """Write ``config.json`` and ``weights.pt`` into the existing ``folder``."""
