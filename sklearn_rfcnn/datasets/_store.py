@@ -64,6 +64,7 @@ import json
 import os
 import re
 import time
+import warnings
 import zlib
 from pathlib import Path
 
@@ -71,6 +72,10 @@ import numpy as np
 
 from sklearn_rfcnn._version import __version__
 from sklearn_rfcnn.exceptions import AudioDecodeError, DataError, ParameterError
+from sklearn_rfcnn.utils._parallel import (
+    close_parallel_generator,
+    distributed_backend,
+)
 
 __all__ = ["SpectrogramStore", "front_end_checksum", "front_end_spec"]
 
@@ -893,12 +898,12 @@ class _Builder:
         self, root, X, front_end, spec, identity, *, n_jobs, chunk_size, verbose
     ):
         self.root, self.X, self.spec, self.identity = root, X, spec, identity
-        self.chunk_size, self.verbose = chunk_size, verbose
+        self.chunk_size, self.verbose, self.n_jobs = chunk_size, verbose, n_jobs
         self.dtype = np.dtype(identity["dtype"])
         fe = copy.deepcopy(front_end)
         params = fe.get_params(deep=True)
-        quiet = {
-            k: 0
+        quiet = {  # False for a bool parameter (a nested Pipeline's verbose)
+            k: False if isinstance(params[k], bool) else 0
             for k in params
             if k.rsplit("__", 1)[-1] == "verbose" and isinstance(params[k], (int, bool))
         }
@@ -1067,9 +1072,7 @@ class _Builder:
         )
         try:
             with open(self.root / _DATA, "ab") as fh:
-                for start in range(done, n, self.chunk_size):
-                    stop = min(start + self.chunk_size, n)
-                    clips = self._compute(start, stop)
+                for start, stop, clips in self._chunks(done, n):
                     if self.manifest is None:
                         self._write_manifest(clips[0].shape[:2])
                     end = self._commit(fh, start, clips, end)
@@ -1096,9 +1099,56 @@ class _Builder:
         _write_json_atomic(self.root / _MANIFEST, manifest)
         self.manifest = manifest
 
+    def _chunks(self, done, n):
+        """Yield ``(start, stop, clips)`` for every chunk from clip ``done`` on.
+
+        With a joblib backend that runs elsewhere (Dask...), whole chunks go
+        to its workers: each decodes and transforms its clips there and
+        sends back only the spectrograms, while this process writes them in
+        order.  An unfitted front end is first fitted here, on the first
+        chunk (its own steps still use the cluster).
+        """
+        from joblib import effective_n_jobs
+
+        starts = list(range(done, n, self.chunk_size))
+        remote = distributed_backend() is not None and effective_n_jobs(self.n_jobs) > 1
+        if starts and (not remote or not self.fitted):
+            start = starts.pop(0)
+            stop = min(start + self.chunk_size, n)
+            yield start, stop, self._compute(start, stop)
+            if not remote:
+                for start in starts:
+                    stop = min(start + self.chunk_size, n)
+                    yield start, stop, self._compute(start, stop)
+                return
+        if not starts:
+            return
+        from joblib import Parallel, delayed
+
+        tasks = (
+            delayed(_transform_chunk)(
+                self.front_end, self.X[start : min(start + self.chunk_size, n)]
+            )
+            for start in starts
+        )
+        parallel = Parallel(n_jobs=self.n_jobs, batch_size=1, return_as="generator")
+        results = parallel(tasks)
+        try:
+            for start, (exc, out, caught) in zip(starts, results):
+                stop = min(start + self.chunk_size, n)
+                for warning in caught:  # the worker's (e.g. truncated WAVs)
+                    warnings.warn_explicit(*warning)
+                if exc is not None:
+                    raise self._failure(exc, start, stop) from exc
+                yield start, stop, self._clips(out, start, stop)
+        finally:
+            close_parallel_generator(results)
+
+    def _labels_of(self, start, stop):
+        return [_item_label(x, start + k) for k, x in enumerate(self.X[start:stop])]
+
     def _compute(self, start, stop):
         items = self.X[start:stop]
-        labels = [_item_label(x, start + k) for k, x in enumerate(items)]
         try:
             if self.fitted:
                 out = self.front_end.transform(items)
@@ -1106,26 +1156,37 @@ class _Builder:
                 out = self.front_end.fit_transform(items)
                 self.fitted = True
         except Exception as exc:
-            bad = getattr(exc, "index", None)
-            where = (
-                f"clip {start + bad} ({labels[bad]})"
-                if isinstance(bad, int) and 0 <= bad < len(labels)
-                else f"one of clips {start}..{stop - 1}"
+            raise self._failure(exc, start, stop) from exc
+        return self._clips(out, start, stop)
+
+    def _failure(self, exc, start, stop):
+        """The error to raise for ``exc`` raised by the front end on a chunk."""
+        labels = self._labels_of(start, stop)
+        bad = getattr(exc, "index", None)
+        where = (
+            f"clip {start + bad} ({labels[bad]})"
+            if isinstance(bad, int) and 0 <= bad < len(labels)
+            else f"one of clips {start}..{stop - 1}"
+        )
+        message = (
+            f"SpectrogramStore.create: the front end failed on {where} (its "
+            f"X[k] is clip {start} + k): "
+            f"{type(exc).__name__}: {exc}\nFix or remove that input and re-run "
+            f"create with the same path: the {start} clips already committed "
+            "are kept."
+        )
+        if isinstance(exc, AudioDecodeError):
+            return AudioDecodeError(
+                message,
+                path=exc.path,
+                index=None if bad is None else start + bad,
             )
-            message = (
-                f"SpectrogramStore.create: the front end failed on {where} (its "
-                f"X[k] is clip {start} + k): "
-                f"{type(exc).__name__}: {exc}\nFix or remove that input and re-run "
-                f"create with the same path: the {start} clips already committed "
-                "are kept."
-            )
-            if isinstance(exc, AudioDecodeError):
-                raise AudioDecodeError(
-                    message,
-                    path=exc.path,
-                    index=None if bad is None else start + bad,
-                ) from exc
-            raise DataError(message) from exc
+        return DataError(message)
+
+    def _clips(self, out, start, stop):
+        """Check the front end's output for one chunk; the clips to store."""
+        items = self.X[start:stop]
+        labels = self._labels_of(start, stop)
         if isinstance(out, np.ndarray) and out.ndim in (3, 4):
             out = list(out)
         if not isinstance(out, (list, tuple)) or len(out) != len(items):
@@ -1212,6 +1273,30 @@ class _Builder:
         for p in folder.glob("*"):
             p.unlink()
         _fsync_dir(folder)
+
+
+def _transform_chunk(front_end, items):
+    """One chunk on a cluster's worker: ``(error, output, warnings)``.
+
+    The error is returned, not raised, so that the chunks before it are still
+    committed in order; the worker's own threads do the work (the cluster's
+    backend, which joblib nests into its tasks, would send it back out).
+    """
+    from joblib import parallel_config
+
+    error = out = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with parallel_config(backend="threading"):
+            try:
+                out = front_end.transform(items)
+            except Exception as exc:
+                error = exc
+    if isinstance(out, np.ndarray) and out.ndim in (3, 4):
+        out = list(out)
+    # plain data (a WarningMessage can hold unpicklable objects)
+    caught = [(str(w.message), w.category, w.filename, w.lineno) for w in caught]
+    return error, out, caught
 
 
 def _is_fitted(estimator):

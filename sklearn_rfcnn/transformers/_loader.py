@@ -361,21 +361,25 @@ class AudioLoader(
         items = self._check_items(X)
         notes = {}  # index -> (index, path, frames, declared, sr): truncated WAVs
 
-        def load_one(i):
-            result = self._load_one(items[i], i)
-            if not isinstance(result, RFCNNError) and _is_path(items[i]):
-                note = _truncated_wav(os.fsdecode(items[i]))
-                if note is not None:
-                    notes[i] = (i, *note)
-            return result
+        # One (index, item) per call, and the note returned rather than stored:
+        # on a cluster (thread_map under joblib's Dask backend) each task is
+        # pickled with its own items only and runs in another process.
+        def load_one(indexed):
+            i, item = indexed
+            result, note = self._load_one(item, i), None
+            if not isinstance(result, RFCNNError) and _is_path(item):
+                note = _truncated_wav(os.fsdecode(item))
+            return result, note
 
-        results = thread_map(load_one, range(len(items)), self.n_jobs)
+        loaded = thread_map(load_one, enumerate(items), self.n_jobs)
 
         fixed = self.duration is not None
         out, kept, skipped = None, [], []
         with progress_bar(len(items), verbose=self.verbose, desc="AudioLoader") as bar:
-            for i, result in enumerate(results):
+            for i, (result, note) in enumerate(loaded):
                 bar.update(1)
+                if note is not None:
+                    notes[i] = (i, *note)
                 if isinstance(result, RFCNNError):
                     if self.on_error == "raise":
                         raise result

@@ -32,6 +32,7 @@ from sklearn_rfcnn.transformers._validation import (
     progress_bar,
     thread_map,
 )
+from sklearn_rfcnn.utils._parallel import distributed_backend
 from sklearn_rfcnn.utils._sklearn_compat import (
     Interval,
     StrOptions,
@@ -462,16 +463,23 @@ n_samples), or list of 1-D/2-D arrays
             (n_clips, self.n_mels, self.n_frames(n_samples)), dtype=np.float32
         )
 
-        def work(sl):
-            out[sl] = compute(Y[sl])
-            return sl.stop - sl.start
-
         budget = _TORCH_CHUNK_SAMPLES if self.backend == "torch" else _CHUNK_SAMPLES
         slices = chunk_slices(n_clips, max(n_samples, self.n_fft), budget)
-        done = thread_map(work, slices, self.n_jobs)
+        if distributed_backend() is None:
+            # local threads write their chunks straight into ``out``
+
+            def work(sl):
+                out[sl] = compute(Y[sl])
+                return sl
+
+            done = thread_map(work, slices, self.n_jobs)
+        else:
+            # a cluster's workers get one chunk each and send its result back
+            chunks = thread_map(compute, (Y[sl] for sl in slices), self.n_jobs)
+            done = _written(out, slices, chunks)
         with self._progress(n_clips) as bar:
-            for n_done in done:
-                bar.update(n_done)
+            for sl in done:
+                bar.update(sl.stop - sl.start)
         return out
 
     def _transform_list(self, items):
@@ -499,3 +507,10 @@ n_samples), or list of 1-D/2-D arrays
         tags.input_tags.three_d_array = True
         tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
+
+
+def _written(out, slices, chunks):
+    """Write each computed chunk into ``out[slice]``; yield the slices done."""
+    for sl, chunk in zip(slices, chunks):
+        out[sl] = chunk
+        yield sl
