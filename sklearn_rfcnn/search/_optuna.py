@@ -120,7 +120,14 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
         a pruner object is used as given; ``False`` never prunes.
     n_jobs : int, default=1
         Parallel workers: processes on a journal or RDB storage, threads on
-        ``"memory"`` or a storage object. ``-1`` uses all cores.
+        ``"memory"`` or a storage object. ``-1`` uses all cores. With
+        processes, this one is worker 0 and ``n_jobs - 1`` processes of
+        joblib's reusable loky executor join it (kept for the next fit);
+        under a joblib backend that runs elsewhere
+        (``with joblib.parallel_config("dask"): search.fit(X, y)``) all
+        ``n_jobs`` workers are tasks of that backend, which needs a storage
+        every worker reaches (a journal file on a shared file system, or an
+        RDB URL).
     timeout : float > 0, default=None
         Seconds after which a worker starts no new trial.
     refit : bool, default=True
@@ -386,13 +393,8 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
             objective = self._make_objective(X, y, splits, fit_params)
             _run_trials(study, objective, self.n_trials, self.timeout)
         elif kind in ("journal", "rdb"):
-            from joblib import Parallel, delayed
-
-            Parallel(n_jobs=n_jobs, backend="loky")(
-                delayed(_process_worker)(
-                    self, X, y, splits, fit_params, study_name, seed + i, i > 0
-                )
-                for i in range(n_jobs)
+            self._run_process_workers(
+                study, n_jobs, X, y, splits, fit_params, study_name, seed
             )
         else:
             objective = self._make_objective(X, y, splits, fit_params)
@@ -406,6 +408,47 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
                 for future in futures:
                     future.result()
         return study, splits
+
+    def _run_process_workers(
+        self, study, n_jobs, X, y, splits, fit_params, study_name, seed
+    ):
+        """``n_jobs`` workers of a journal or RDB study, in several processes.
+
+        Under a joblib backend that runs elsewhere (``joblib.parallel_config(
+        "dask")``, Ray ...) all ``n_jobs`` workers are tasks of that backend.
+        Otherwise this process is worker 0 (its imports are done and its data
+        loaded) while ``n_jobs - 1`` processes of joblib's reusable loky
+        executor join the study: a fresh process spends seconds importing
+        torch and scikit-learn before its first trial, and this way only the
+        extra workers pay that (and only on the first fit: the executor keeps
+        them for the next one).
+        """
+        from sklearn_rfcnn.utils._parallel import distributed_backend
+
+        args = (self, X, y, splits, fit_params, study_name)
+        if distributed_backend() is not None:
+            from joblib import Parallel, delayed
+
+            Parallel(n_jobs=n_jobs)(  # the active backend's own configuration
+                delayed(_process_worker)(*args, seed + i, i > 0) for i in range(n_jobs)
+            )
+            return
+        from joblib.externals.loky import get_reusable_executor
+
+        executor = get_reusable_executor(max_workers=n_jobs - 1)
+        others = [
+            executor.submit(_process_worker, *args, seed + i, True)
+            for i in range(1, n_jobs)
+        ]
+        try:
+            objective = self._make_objective(X, y, splits, fit_params)
+            _run_trials(study, objective, self.n_trials, self.timeout)
+            for future in others:
+                future.result()
+        except BaseException:
+            # this worker failed or was interrupted: stop the others too
+            executor.shutdown(wait=False, kill_workers=True)
+            raise
 
     # -- fit ----------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=False)
