@@ -101,3 +101,37 @@ def test_bench_store_quick_runs_and_writes_valid_json(tmp_path):
     assert formats["flat_time_major_pread (chosen)"]["crops_per_s_warm"] > 0
     assert res["training"]["crops_per_s_store"] > 0
     assert not [p for p in tmp_path.glob("bench_store_*") if p.is_dir()]  # scratch
+
+
+@pytest.mark.slow
+def test_bench_dask_quick_runs_and_writes_valid_json(tmp_path):
+    pytest.importorskip("distributed")
+    out = tmp_path / "bench_dask_quick.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "bench_dask.py"),
+            "--quick",
+            "--out",
+            str(out),
+            "--tmp",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    assert doc["benchmark"] == "bench_dask_quick"
+    assert {"cpu", "vector_extensions", "torch"} <= set(doc["machine"])
+    res = doc["results"]
+    assert res["workers"] == 2 and res["cluster_start_s"] > 0
+    assert res["search"]["same_best_params_and_scores"]
+    assert res["front_end"]["bit_identical"] and res["front_end"]["store_bit_identical"]
+    assert set(res["ratios"]) >= {
+        "search_local_over_dask_warm",
+        "front_end_local_over_dask",
+    }
+    assert not [p for p in tmp_path.glob("bench_dask_*") if p.is_dir()]  # scratch

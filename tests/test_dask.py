@@ -36,13 +36,19 @@ CLF = {**TINY_PARAMS["RFCNNClassifier"], "width": 4, "max_epochs": 3}
 
 @pytest.fixture(scope="module")
 def client():
-    cluster = distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        host="127.0.0.1",
-    )
+    import dask
+
+    # dask's nanny gives workers MALLOC_TRIM_THRESHOLD_=65536, which makes
+    # torch fits about 2x slower there (benchmarks/bench_dask.py)
+    trim = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
+    with dask.config.set({trim: None}):
+        cluster = distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            host="127.0.0.1",
+        )
     client = distributed.Client(cluster)
     # the workers cannot import this test module: ship its functions by value
     cloudpickle = pytest.importorskip("cloudpickle")
