@@ -244,3 +244,25 @@ def test_truncated_wav_warning_comes_back_from_the_workers(client, tones, tmp_pa
                     verbose=0,
                 )
     assert _on_workers(client, stream, "_transform_chunk")
+
+
+def test_grid_search_over_a_pipeline_with_the_front_end(client, tones):
+    # each fit runs on a worker, and its front end dispatches again to the
+    # cluster (joblib nests the Dask backend into its tasks; it secedes while
+    # waiting, so two single-threaded workers do not deadlock)
+    y = np.arange(len(tones)) % 2
+    pipe = make_pipeline(
+        AudioLoader(sr=8000, duration=0.4),
+        MelSpectrogram(**MEL),
+        RFCNNClassifier(**{**CLF, "max_epochs": 1}),
+    )
+    grid = {"rfcnnclassifier__rho": [1, 2]}
+    local = GridSearchCV(pipe, grid, cv=2, refit=False).fit(tones, y)
+    with distributed.get_task_stream(client) as stream:
+        with joblib.parallel_config("dask"):
+            search = GridSearchCV(pipe, grid, cv=2, n_jobs=-1, refit=False)
+            remote = search.fit(tones, y)
+    assert _on_workers(client, stream, "_fit_and_score")
+    assert _on_workers(client, stream, "_apply_batch")  # from inside the fits
+    for key in ["split0_test_score", "split1_test_score", "mean_test_score"]:
+        np.testing.assert_array_equal(remote.cv_results_[key], local.cv_results_[key])

@@ -803,7 +803,11 @@ class SpectrogramStore:
             fits on the store in one pass).  It is copied, never modified.
         n_jobs : int or None, default=None
             Sets every ``n_jobs`` parameter of the front end's steps (threads
-            decoding and computing spectrograms); None keeps theirs.
+            decoding and computing spectrograms); None keeps theirs.  Inside
+            ``joblib.parallel_config("dask")`` (or another joblib backend
+            that runs elsewhere) whole chunks are computed on the cluster's
+            workers, which must see the paths in ``X``, and written here in
+            order; ``n_jobs=1`` keeps them in this process.
         dtype : {"float32", "float16"}, default="float32"
             Storage dtype; float16 halves the disk and the reads, and reading
             always returns float32.
