@@ -121,6 +121,41 @@ def test_grid_search_over_rho_matches_the_local_run(client):
     )
 
 
+def test_optuna_search_workers_are_tasks_on_the_cluster(client, tmp_path):
+    """RFOptunaSearchCV(n_jobs=2) under the Dask backend: its workers run there.
+
+    Without the backend this process is worker 0 (tests/test_search_workers.py);
+    under it every worker is a Dask task, so no trial ran in this process.
+    """
+    optuna = pytest.importorskip("optuna")
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    from sklearn_rfcnn.search import RFOptunaSearchCV
+
+    X, y = load_iris(return_X_y=True)
+    search = RFOptunaSearchCV(
+        LogisticRegression(max_iter=300),
+        {"C": optuna.distributions.FloatDistribution(1e-3, 1e3, log=True)},
+        n_trials=8,
+        cv=2,
+        n_jobs=2,
+        storage=str(tmp_path / "study.journal"),  # one file system here
+        random_state=0,
+        pruning=False,
+    )
+    with distributed.get_task_stream(client) as stream:
+        with joblib.parallel_config("dask"):
+            search.fit(X, y)
+    assert _on_workers(client, stream, "_process_worker")
+    complete = [t for t in search.study_.trials if t.state.name == "COMPLETE"]
+    assert len(complete) == 8
+    pids = {int(t.user_attrs["rfcnn:worker"].rsplit(":", 1)[1]) for t in complete}
+    worker_pids = set(client.run(os.getpid).values())
+    assert pids <= worker_pids and os.getpid() not in pids
+    assert search.best_estimator_.score(X, y) > 0.9
+
+
 def _fit_on_worker(X, y):
     clf = RFCNNClassifier(**CLF).fit(X, y)
     return clf, clf.predict_proba(X), os.getpid()
