@@ -11,27 +11,36 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _run_quick(script, *args, env=None, timeout=600):
+    """Run ``benchmarks/<script> --quick *args`` on one thread (``env`` on top).
+
+    Fails the test with the tail of the script's stderr.
+    """
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), "--quick", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def _read_results(out, name):
+    """The JSON document ``out`` of benchmark ``name``, with its machine entry."""
+    doc = json.loads(out.read_text())
+    assert doc["benchmark"] == name
+    assert {"cpu", "vector_extensions", "torch"} <= set(doc["machine"])
+    return doc
+
+
 @pytest.mark.slow
 def test_accuracy_quick_runs_and_writes_valid_json(tmp_path):
     out = tmp_path / "accuracy_quick.json"
-    env = {**os.environ, "RFCNN_DATA_HOME": str(tmp_path / "data")}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "accuracy.py"),
-            "--quick",
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    doc = json.loads(out.read_text())
-    assert doc["benchmark"] == "accuracy_quick"
-    assert {"cpu", "vector_extensions", "torch"} <= set(doc["machine"])
+    env = {"RFCNN_DATA_HOME": str(tmp_path / "data")}
+    _run_quick("accuracy.py", "--out", str(out), env=env, timeout=900)
+    doc = _read_results(out, "accuracy_quick")
     names = [r["name"] for r in doc["results"]["rows"]]
     assert any(n.startswith("MFCC") for n in names)
     assert any(n.startswith("CP-ResNet rho=") for n in names)
@@ -46,23 +55,8 @@ def test_bench_onnx_quick_runs_and_writes_valid_json(tmp_path):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
     out = tmp_path / "bench_onnx_quick.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "bench_onnx.py"),
-            "--quick",
-            "--output",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    doc = json.loads(out.read_text())
-    assert doc["benchmark"] == "bench_onnx"
-    assert {"cpu", "vector_extensions", "torch"} <= set(doc["machine"])
+    _run_quick("bench_onnx.py", "--output", str(out))
+    doc = _read_results(out, "bench_onnx")
     methods = doc["results"]["configs"]["tiny"]["methods"]
     assert set(methods) == {"torch_fp32", "torch_bf16", "onnxruntime"}
     for r in methods.values():
@@ -74,25 +68,8 @@ def test_bench_onnx_quick_runs_and_writes_valid_json(tmp_path):
 @pytest.mark.slow
 def test_bench_store_quick_runs_and_writes_valid_json(tmp_path):
     out = tmp_path / "bench_store_quick.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "bench_store.py"),
-            "--quick",
-            "--out",
-            str(out),
-            "--tmp",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    doc = json.loads(out.read_text())
-    assert doc["benchmark"] == "bench_store"
-    assert {"cpu", "vector_extensions", "torch"} <= set(doc["machine"])
+    _run_quick("bench_store.py", "--out", str(out), "--tmp", str(tmp_path))
+    doc = _read_results(out, "bench_store")
     res = doc["results"]
     assert len(res["memory"]["rows"]) == 2
     for row in res["memory"]["rows"]:
@@ -107,25 +84,8 @@ def test_bench_store_quick_runs_and_writes_valid_json(tmp_path):
 def test_bench_dask_quick_runs_and_writes_valid_json(tmp_path):
     pytest.importorskip("distributed")
     out = tmp_path / "bench_dask_quick.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "bench_dask.py"),
-            "--quick",
-            "--out",
-            str(out),
-            "--tmp",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    doc = json.loads(out.read_text())
-    assert doc["benchmark"] == "bench_dask_quick"
-    assert {"cpu", "vector_extensions", "torch"} <= set(doc["machine"])
+    _run_quick("bench_dask.py", "--out", str(out), "--tmp", str(tmp_path))
+    doc = _read_results(out, "bench_dask_quick")
     res = doc["results"]
     assert res["workers"] == 2 and res["cluster_start_s"] > 0
     assert res["search"]["same_best_params_and_scores"]
@@ -135,3 +95,19 @@ def test_bench_dask_quick_runs_and_writes_valid_json(tmp_path):
         "front_end_local_over_dask",
     }
     assert not [p for p in tmp_path.glob("bench_dask_*") if p.is_dir()]  # scratch
+
+
+@pytest.mark.slow
+def test_bench_search_quick_runs_and_writes_valid_json(tmp_path):
+    pytest.importorskip("optuna")
+    out = tmp_path / "bench_search_quick.json"
+    _run_quick("bench_search.py", "--output", str(out))
+    doc = _read_results(out, "bench_search")
+    res = doc["results"]
+    assert set(res["wall_time_s"]) == {"1_worker", "n_jobs_2", "2_processes"}
+    assert set(res["speedup_vs_1_worker"]) == {"n_jobs_2", "2_processes"}
+    # every run finished the whole search; two processes split it
+    for label, counts in res["trials_per_worker"].items():
+        assert sum(counts) == res["n_trials"], label
+    assert len(res["trials_per_worker"]["2_processes"]) <= 2
+    assert {"imports", "storage", "study", "total"} <= set(res["cold_startup_s"])

@@ -7,6 +7,8 @@ batching, ordering and error paths of ``thread_map`` through
 thing on a ``LocalCluster``.
 """
 
+import os
+
 import joblib
 import numpy as np
 import pytest
@@ -111,3 +113,35 @@ def test_front_end_under_such_a_backend_equals_local(batches, tone_files):
             remote = fe.fit_transform(paths)
         assert batches
         assert all(map(np.array_equal, remote, local)) and len(remote) == len(local)
+
+
+def _imported(name):
+    import sys
+
+    return os.getpid(), name in sys.modules
+
+
+def test_warm_up_processes_leaves_ready_workers_for_the_next_submission():
+    from sklearn_rfcnn.utils._parallel import (
+        n_processes,
+        process_executor,
+        warm_up_processes,
+    )
+
+    assert warm_up_processes(0, ["json"]) == []
+    (future,) = warm_up_processes(1, ["sklearn_rfcnn.receptive_field"])
+    pid = future.result(timeout=120)
+    assert pid != os.getpid()
+    # the search's later submission finds the same, already-importing process
+    executor = process_executor(1)
+    assert executor.submit(_imported, "sklearn_rfcnn.receptive_field").result() == (
+        pid,
+        True,
+    )
+    assert n_processes(None) == 1 and n_processes(2) == 2
+    assert n_processes(-1) == (os.cpu_count() or 1)
+    # joblib's own loky Parallel can use the executor after us (same kind)
+    out = joblib.Parallel(n_jobs=2, backend="loky")(
+        joblib.delayed(abs)(-i) for i in range(3)
+    )
+    assert out == [0, 1, 2]

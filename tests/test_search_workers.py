@@ -1,5 +1,6 @@
 """Shared studies: worker processes, killed workers, PostgreSQL, creation races."""
 
+import json
 import os
 import shutil
 import signal
@@ -366,3 +367,60 @@ def test_fit_with_two_worker_processes_on_the_default_journal(tmp_path):
 @pytest.mark.postgres
 def test_killed_worker_trial_is_rerun_on_postgresql(tmp_path, postgres_url):
     _kill_and_rerun(tmp_path, postgres_url)
+
+
+THREADS_SCRIPT = textwrap.dedent(
+    """
+    import json, os, tempfile
+    from optuna.distributions import FloatDistribution
+    from sklearn.base import BaseEstimator, ClassifierMixin
+    from sklearn.datasets import load_iris
+    from threadpoolctl import threadpool_info
+    from sklearn_rfcnn.search import RFOptunaSearchCV
+    from sklearn_rfcnn.utils._parallel import threads_per_worker
+
+    class Threads(ClassifierMixin, BaseEstimator):
+        def __init__(self, C=1.0):
+            self.C = C
+
+        def fit(self, X, y):
+            import time
+            time.sleep(0.3)  # so that both workers get trials
+            self.classes_ = sorted(set(y))
+            return self
+
+        def score(self, X, y):  # the trial's value: the threads it may use
+            return max(p["num_threads"] for p in threadpool_info())
+
+    X, y = load_iris(return_X_y=True)
+    search = RFOptunaSearchCV(
+        Threads(), {"C": FloatDistribution(0.1, 10)}, n_trials=10, cv=2,
+        n_jobs=2, storage=os.path.join(tempfile.mkdtemp(), "s.journal"),
+        random_state=0, pruning=False, refit=False,
+    ).fit(X, y)
+    print(json.dumps({
+        "pids": len({t.user_attrs["rfcnn:worker"] for t in search.study_.trials}),
+        "values": sorted({t.value for t in search.study_.trials}),
+        "expected": threads_per_worker(2),
+    }))
+    """
+)
+
+
+def test_workers_share_the_cores_when_no_thread_count_is_set(tmp_path):
+    """Without OMP_NUM_THREADS, this process and its worker split the cores."""
+    script = tmp_path / "threads.py"
+    script.write_text(THREADS_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    out = subprocess.run(
+        [sys.executable, str(script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["pids"] == 2  # this process and one loky worker
+    # every trial, in either process, saw the same share of the cores
+    assert result["values"] == [float(result["expected"])], result

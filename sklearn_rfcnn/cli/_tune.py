@@ -227,8 +227,23 @@ def _report(args):
     return 0
 
 
+#: What a worker process imports before its first trial (warmed up early).
+_WORKER_MODULES = (
+    "sklearn_rfcnn.estimators",
+    "sklearn_rfcnn.search",
+    "sklearn_rfcnn.transformers",
+    "sklearn.pipeline",
+)
+
+
 def _worker(args):
     started = time.perf_counter()
+    # With --n-jobs N the N - 1 extra worker processes start first, so that
+    # their imports (and torch's first-optimizer import of torch._dynamo)
+    # run while this process does the same, not after it.
+    from sklearn_rfcnn.utils._parallel import n_processes, warm_up_processes
+
+    warm_up_processes(n_processes(args.n_jobs) - 1, _WORKER_MODULES, optimizer=True)
     import numpy as np
     from sklearn.pipeline import Pipeline
 

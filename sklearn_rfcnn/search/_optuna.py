@@ -50,6 +50,12 @@ from sklearn_rfcnn.search._storage import (
     make_storage,
     storage_kind,
 )
+from sklearn_rfcnn.utils._parallel import (
+    distributed_backend,
+    n_processes,
+    process_executor,
+    threads_per_worker,
+)
 from sklearn_rfcnn.utils._sklearn_compat import (
     HasMethods,
     Interval,
@@ -386,9 +392,7 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
             pruner=self._make_pruner(),
         )
         splits, _ = self._splits(X, y, groups)
-        n_jobs = self.n_jobs or 1
-        if n_jobs < 0:
-            n_jobs = max(1, (os.cpu_count() or 1) + 1 + n_jobs)
+        n_jobs = n_processes(self.n_jobs)
         if n_jobs == 1:
             objective = self._make_objective(X, y, splits, fit_params)
             _run_trials(study, objective, self.n_trials, self.timeout)
@@ -418,13 +422,12 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
         "dask")``, Ray ...) all ``n_jobs`` workers are tasks of that backend.
         Otherwise this process is worker 0 (its imports are done and its data
         loaded) while ``n_jobs - 1`` processes of joblib's reusable loky
-        executor join the study: a fresh process spends seconds importing
-        torch and scikit-learn before its first trial, and this way only the
-        extra workers pay that (and only on the first fit: the executor keeps
-        them for the next one).
+        executor (:func:`~sklearn_rfcnn.utils._parallel.process_executor`,
+        threads shared out as joblib does) join the study: a fresh process
+        spends seconds importing torch and scikit-learn before its first
+        trial, and this way only the extra workers pay that (and only on the
+        first fit: the executor keeps them for the next one).
         """
-        from sklearn_rfcnn.utils._parallel import distributed_backend
-
         args = (self, X, y, splits, fit_params, study_name)
         if distributed_backend() is not None:
             from joblib import Parallel, delayed
@@ -433,16 +436,19 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
                 delayed(_process_worker)(*args, seed + i, i > 0) for i in range(n_jobs)
             )
             return
-        from joblib.externals.loky import get_reusable_executor
+        from threadpoolctl import threadpool_limits
 
-        executor = get_reusable_executor(max_workers=n_jobs - 1)
+        executor = process_executor(n_jobs - 1)
         others = [
             executor.submit(_process_worker, *args, seed + i, True)
             for i in range(1, n_jobs)
         ]
+        # this process shares the cores with them, like the workers' limit
+        limit = None if "OMP_NUM_THREADS" in os.environ else threads_per_worker(n_jobs)
         try:
             objective = self._make_objective(X, y, splits, fit_params)
-            _run_trials(study, objective, self.n_trials, self.timeout)
+            with threadpool_limits(limits=limit):
+                _run_trials(study, objective, self.n_trials, self.timeout)
             for future in others:
                 future.result()
         except BaseException:
