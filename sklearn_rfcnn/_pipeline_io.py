@@ -413,24 +413,48 @@ def save_pipeline(pipe, path, *, metadata=None, overwrite=False, metrics=None):
         ) from None
     metrics = check_metrics(metrics)
     _check_target(path, overwrite)
-    with atomic_folder(path, check=lambda p: _check_target(p, overwrite)) as tmp:
-        arrays = {}
-        description = _write(pipe, tmp, arrays, "")
-        if arrays:
-            with open(tmp / ARRAYS_FILE, "wb") as f:
-                np.savez(f, **arrays)
-        config = {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "sklearn_rfcnn_version": __version__,
-            "pipeline": description,
-            "metadata": metadata,
-            "files": _digests(tmp),
-        }
-        (tmp / PIPELINE_FILE).write_text(json.dumps(config, indent=1))
-        # after the checksums, which do not cover it: the card is documentation
-        write_card(tmp, _card(pipe, path.name, metadata, metrics))
+
+    def write():
+        with atomic_folder(path, check=lambda p: _check_target(p, overwrite)) as tmp:
+            arrays = {}
+            description = _write(pipe, tmp, arrays, "")
+            if arrays:
+                with open(tmp / ARRAYS_FILE, "wb") as f:
+                    np.savez(f, **arrays)
+            config = {
+                "format": FORMAT_NAME,
+                "format_version": FORMAT_VERSION,
+                "sklearn_rfcnn_version": __version__,
+                "pipeline": description,
+                "metadata": metadata,
+                "files": _digests(tmp),
+            }
+            (tmp / PIPELINE_FILE).write_text(json.dumps(config, indent=1))
+            # after the checksums, which do not cover it: the card is documentation
+            write_card(tmp, _card(pipe, path.name, metadata, metrics))
+
+    accelerator = _accelerator_of(pipe)
+    if accelerator is None:
+        write()
+    else:
+        from sklearn_rfcnn.estimators._accelerate import write_on_main_process
+
+        # a step trained data-parallel (distributed="accelerate"): every
+        # process calls save_pipeline, the main process writes
+        write_on_main_process(accelerator, write)
     return path
+
+
+def _accelerator_of(pipe):
+    """The accelerator of a step trained with ``distributed="accelerate"``, or None."""
+    for _, step in getattr(pipe, "steps", []):
+        if isinstance(step, Pipeline):
+            found = _accelerator_of(step)
+        else:
+            found = getattr(getattr(step, "net_", None), "accelerator", None)
+        if found is not None:
+            return found
+    return None
 
 
 def _sha256(file):

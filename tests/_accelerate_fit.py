@@ -5,7 +5,8 @@ Run under a launcher (``python -m torch.distributed.run --standalone
 a machine without GPUs): every process fits the same
 ``RFCNNClassifier(distributed="accelerate")`` on the same data, writes
 ``rank<r>.json`` (its history and test probabilities) into the output folder
-and calls ``save`` (the main process writes ``model/``); then a short fit with
+and calls ``save`` and ``save_pipeline`` (the main process writes ``model/``
+and ``pipeline/``); then a short fit with
 early stopping on an internal hold-out records its ``valid_loss``.
 
 Usage: ``python tests/_accelerate_fit.py OUT_DIR``.
@@ -77,6 +78,12 @@ def main(out):
         "wrapped": type(clf.net_.module_).__name__,
     }
     clf.save(os.path.join(out, "model"))
+    # every process calls save_pipeline too; only the main process writes
+    from sklearn.pipeline import Pipeline
+
+    from sklearn_rfcnn import save_pipeline
+
+    save_pipeline(Pipeline([("clf", clf)]), os.path.join(out, "pipeline"))
 
     # the internal hold-out and early stopping (best weights restored from
     # the DDP-wrapped module) over two processes

@@ -232,10 +232,12 @@ def test_two_process_fit_matches_one_process(tmp_path):
         import sys
         import numpy as np
         import torch
-        from sklearn_rfcnn import RFCNNClassifier
+        from sklearn_rfcnn import RFCNNClassifier, load_pipeline
         clf = RFCNNClassifier.load({str(tmp_path / "model")!r})
         X = np.load({str(tmp_path / "X_test.npy")!r})
         np.save({str(tmp_path / "loaded.npy")!r}, clf.predict_proba(X))
+        pipe = load_pipeline({str(tmp_path / "pipeline")!r})
+        np.save({str(tmp_path / "pipe.npy")!r}, pipe.predict_proba(X))
         assert type(clf.net_).__name__ == "_RFCNNNet", type(clf.net_)
         assert "accelerate" not in sys.modules
         assert not torch.distributed.is_initialized()
@@ -247,3 +249,5 @@ def test_two_process_fit_matches_one_process(tmp_path):
     )
     loaded = np.load(tmp_path / "loaded.npy")
     np.testing.assert_allclose(loaded, proba, rtol=0, atol=1e-6)
+    # ... and so does the pipeline both processes saved (one writer)
+    np.testing.assert_array_equal(np.load(tmp_path / "pipe.npy"), loaded)

@@ -119,6 +119,24 @@ def make_accelerator(device):
     return accelerator, str(chosen)
 
 
+def write_on_main_process(accelerator, write):
+    """Run ``write()`` on the main process only; every process returns after it.
+
+    After data-parallel training every process holds the same model and calls
+    ``save`` (or :func:`~sklearn_rfcnn.save_pipeline`); one writer avoids
+    processes racing for the same folder, and the barriers make the folder
+    complete on return everywhere.  With one process (or ``accelerator``
+    None) ``write`` just runs.
+    """
+    if accelerator is None or accelerator.num_processes == 1:
+        return write()
+    accelerator.wait_for_everyone()
+    try:
+        return write() if accelerator.is_main_process else None
+    finally:
+        accelerator.wait_for_everyone()
+
+
 def _discard(*args, **kwargs):
     """A print that prints nothing (the epoch table with ``verbose=0``)."""
 

@@ -245,17 +245,16 @@ class _PersistenceMixin:
         metrics = check_metrics(metrics)
         card = estimator_card(self, path.name, metrics)
         accelerator = getattr(self.net_, "accelerator", None)
-        if accelerator is None or accelerator.num_processes == 1:
+        if accelerator is None:
             self._write_folder(path, params, card)
             return path
+        from sklearn_rfcnn.estimators._accelerate import write_on_main_process
+
         # data-parallel training (distributed="accelerate"): every process
         # holds the same model; the main process writes, the others wait
-        accelerator.wait_for_everyone()
-        try:
-            if accelerator.is_main_process:
-                self._write_folder(path, params, card)
-        finally:
-            accelerator.wait_for_everyone()
+        write_on_main_process(
+            accelerator, lambda: self._write_folder(path, params, card)
+        )
         return path
 
     def _write_folder(self, path, params, card):
