@@ -110,3 +110,26 @@ def test_tune_errors_exit_with_status_2(tmp_path, npz, capsys):
     assert main([*args, "--report"]) == 2
     assert "no study named 'x'" in capsys.readouterr().err
     assert main([*args, "--data", str(npz), "--set", "nonsense"]) == 2
+
+
+def test_tune_error_with_n_jobs_stops_the_warmed_up_workers(
+    tmp_path, capsys, monkeypatch
+):
+    """--n-jobs 2 starts a worker process early; an error shuts it down at once."""
+    from sklearn_rfcnn.utils import _parallel
+
+    warmed = []
+
+    def spy(n, *args, **kwargs):
+        futures = _parallel.warm_up_processes.__wrapped__(n, *args, **kwargs)
+        warmed.append((n, _parallel.process_executor(n)))
+        return futures
+
+    spy.__wrapped__ = _parallel.warm_up_processes
+    monkeypatch.setattr(_parallel, "warm_up_processes", spy)
+    args = ["tune", "--study", "x", "--storage", str(tmp_path / "x.journal")]
+    assert main([*args, "--n-jobs", "2"]) == 2  # no --data: a CLIError
+    assert "--data" in capsys.readouterr().err
+    ((n, executor),) = warmed
+    assert n == 1
+    assert executor._flags.shutdown  # shut down (workers killed), not left running

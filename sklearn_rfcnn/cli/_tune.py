@@ -241,9 +241,23 @@ def _worker(args):
     # With --n-jobs N the N - 1 extra worker processes start first, so that
     # their imports (and torch's first-optimizer import of torch._dynamo)
     # run while this process does the same, not after it.
-    from sklearn_rfcnn.utils._parallel import n_processes, warm_up_processes
+    from sklearn_rfcnn.utils._parallel import (
+        n_processes,
+        process_executor,
+        warm_up_processes,
+    )
 
-    warm_up_processes(n_processes(args.n_jobs) - 1, _WORKER_MODULES, optimizer=True)
+    extra = n_processes(args.n_jobs) - 1
+    warm_up_processes(extra, _WORKER_MODULES, optimizer=True)
+    try:
+        return _run_worker(args, started)
+    except BaseException:
+        if extra > 0:  # an error exits at once, not after their imports
+            process_executor(extra).shutdown(wait=False, kill_workers=True)
+        raise
+
+
+def _run_worker(args, started):
     import numpy as np
     from sklearn.pipeline import Pipeline
 
