@@ -109,7 +109,13 @@ def test_tune_errors_exit_with_status_2(tmp_path, npz, capsys):
     assert "'X' and 'y'" in capsys.readouterr().err
     assert main([*args, "--report"]) == 2
     assert "no study named 'x'" in capsys.readouterr().err
-    assert main([*args, "--data", str(npz), "--set", "nonsense"]) == 2
+    fresh = ["tune", "--study", "y", "--storage", str(tmp_path / "y.journal")]
+    assert main([*fresh, "--data", str(npz), "--set", "nonsense"]) == 2
+    assert "--set 'nonsense' must read KEY=VALUE" in capsys.readouterr().err
+    assert main([*fresh, "--data", str(npz), "--set", "no_such_param=1"]) == 2
+    assert "--set: " in capsys.readouterr().err
+    # a bad --set is found before the storage is opened or the study created
+    assert not (tmp_path / "y.journal").exists()
 
 
 def test_tune_error_with_n_jobs_stops_the_warmed_up_workers(

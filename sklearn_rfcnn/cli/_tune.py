@@ -275,6 +275,17 @@ def _run_worker(args, started):
     # most of it.
     startup = _Stopwatch(started)
     startup.lap("imports")
+    # a malformed --set fails before any storage is opened or study created
+    try:
+        fixed = dict(_key_value(t) for t in args.fixed)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    params = {"max_epochs": args.epochs, "verbose": 0, "random_state": 0}
+    params.update(fixed)
+    try:
+        clf = RFCNNClassifier(**params)
+    except TypeError as exc:
+        raise CLIError(f"--set: {exc}") from None
     # a --data file is read first (quick, and a bad one creates no study);
     # the storage is opened before demo data are rendered or anything
     # trains, so an unreachable database fails at once
@@ -292,16 +303,6 @@ def _run_worker(args, started):
     if not args.data:
         X, y = _load_data(args)
         startup.lap("data")
-    try:
-        fixed = dict(_key_value(t) for t in args.fixed)
-    except ValueError as exc:
-        raise CLIError(str(exc)) from None
-    params = {"max_epochs": args.epochs, "verbose": 0, "random_state": 0}
-    params.update(fixed)
-    try:
-        clf = RFCNNClassifier(**params)
-    except TypeError as exc:
-        raise CLIError(f"--set: {exc}") from None
     pipe = Pipeline([("norm", BandStandardizer()), ("clf", clf)])
     space = rf_search_space(
         "clf__",
