@@ -1114,32 +1114,28 @@ class _Builder:
         """
         from joblib import effective_n_jobs
 
-        starts = list(range(done, n, self.chunk_size))
+        chunks = [
+            (a, min(a + self.chunk_size, n)) for a in range(done, n, self.chunk_size)
+        ]
         remote = distributed_backend() is not None and effective_n_jobs(self.n_jobs) > 1
-        if starts and (not remote or not self.fitted):
-            start = starts.pop(0)
-            stop = min(start + self.chunk_size, n)
-            yield start, stop, self._compute(start, stop)
-            if not remote:
-                for start in starts:
-                    stop = min(start + self.chunk_size, n)
-                    yield start, stop, self._compute(start, stop)
-                return
-        if not starts:
+        if chunks and not (remote and self.fitted):
+            # here: every chunk, or (on a cluster) the first, to fit on
+            local = chunks if not remote else chunks[:1]
+            chunks = chunks[len(local) :]
+            for start, stop in local:
+                yield start, stop, self._compute(start, stop)
+        if not chunks:
             return
         from joblib import Parallel, delayed
 
         tasks = (
-            delayed(_transform_chunk)(
-                self.front_end, self.X[start : min(start + self.chunk_size, n)]
-            )
-            for start in starts
+            delayed(_transform_chunk)(self.front_end, self.X[start:stop])
+            for start, stop in chunks
         )
         parallel = Parallel(n_jobs=self.n_jobs, batch_size=1, return_as="generator")
         results = parallel(tasks)
         try:
-            for start, (exc, out, caught) in zip(starts, results):
-                stop = min(start + self.chunk_size, n)
+            for (start, stop), (exc, out, caught) in zip(chunks, results):
                 for warning in caught:  # the worker's (e.g. truncated WAVs)
                     warnings.warn_explicit(*warning)
                 if exc is not None:
