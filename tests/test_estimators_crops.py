@@ -453,3 +453,21 @@ def test_front_end_checksum_is_recorded_and_enforced(ragged, tmp_path):
     np.testing.assert_array_equal(loaded.predict_proba(clips), clf.predict_proba(clips))
     # arrays: no checksum
     assert RFCNNClassifier(**FAST).fit(clips, Y).front_end_checksum_ is None
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 4])
+@pytest.mark.parametrize("train", [False, True])
+def test_bucket_sampler_length_and_batch_sizes_match_its_batches(batch_size, train):
+    """Counted without a draw, yet equal to what an epoch yields.
+
+    ``batch_size=1`` with singleton merging used to be counted as if no batch
+    were merged.
+    """
+    lengths = np.repeat([10, 20, 30], [2, 5, 1])
+    sampler = _BucketBatchSampler(
+        lengths, batch_size, shuffle=train, merge_singletons=train
+    )
+    batches = list(sampler)
+    assert sorted(map(len, batches)) == sorted(sampler.batch_sizes())
+    assert len(sampler) == len(batches)
+    assert sum(map(len, batches)) == len(lengths)

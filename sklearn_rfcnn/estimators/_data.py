@@ -283,26 +283,17 @@ class _BucketBatchSampler(Sampler):
 
     def __len__(self):
         # counted, not drawn: asking for the length never moves the RNG
-        total = 0
-        for count in np.unique(self.lengths, return_counts=True)[1]:
-            n = math.ceil(count / self.batch_size)
-            if self.merge_singletons and n > 1 and count % self.batch_size == 1:
-                n -= 1
-            total += n
-        return total
+        return len(self.batch_sizes())
 
     def batch_sizes(self):
         """The size of every batch of an epoch, in no particular order (no draw)."""
         sizes = []
         for count in np.unique(self.lengths, return_counts=True)[1]:
-            group = [
-                len(c)
-                for c in np.array_split(
-                    np.arange(count), range(self.batch_size, count, self.batch_size)
-                )
-            ]
+            full, rest = divmod(int(count), self.batch_size)
+            group = [self.batch_size] * full + ([rest] if rest else [])
             if self.merge_singletons and len(group) > 1 and group[-1] == 1:
-                group[-2] += group.pop()
+                group[-2] += 1
+                group.pop()
             sizes.extend(group)
         return sizes
 
