@@ -130,6 +130,9 @@ def _edit(config, case):
     if case == "outputs_for_another_head":
         fitted["classes"]["values"] = ["a", "b", "c"]
         fitted["n_outputs"] = 3
+        # the checksum would refuse it first; without one (an older file)
+        # the weights' shapes still do
+        del config["checksum"]
         return "shape"
     if case == "edited_threshold":  # valid value: only the checksum sees it
         params["threshold"] = 0.7
@@ -170,6 +173,12 @@ def test_load_rejects_broken_weights(two_models, tmp_path):
     key = next(k for k, v in state.items() if v.is_floating_point())
     state[key] = torch.full_like(state[key], float("nan"))
     torch.save(state, weights)
+    # the checksums would refuse it first; without them (an older file) the
+    # values are still checked
+    config = json.loads((path / "config.json").read_text())
+    for field in ("checksum", "weights_sha256", "weights_size"):
+        del config[field]
+    (path / "config.json").write_text(json.dumps(config))
     with pytest.raises(DataError, match=rf"weights\.pt.*{key}.*NaN"):
         RFCNNClassifier.load(path)
     weights.write_bytes(b"PK\x03\x04 truncated")

@@ -80,6 +80,7 @@ from sklearn_rfcnn.utils._atomic import (
     read_consistently,
     read_json_file,
 )
+from sklearn_rfcnn.utils._files import read_regular
 from sklearn_rfcnn.utils._torch import resolve_device
 
 __all__ = []
@@ -88,6 +89,9 @@ FORMAT_NAME = "sklearn-rfcnn"
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.pt"
+#: A weights file larger than this is refused before it is read (the file of
+#: a saved model records its exact size; this bounds files that do not).
+MAX_WEIGHTS_BYTES = 16 << 30
 
 
 def _json_default(obj):
@@ -296,6 +300,7 @@ class _PersistenceMixin:
         weights = buffer.getvalue()
         digest = hashlib.sha256(weights).hexdigest()
         config["weights_sha256"] = digest
+        config["weights_size"] = len(weights)
         config["checksum"] = _config_checksum(config, digest)
         (folder / WEIGHTS_FILE).write_bytes(weights)
         with open(folder / CONFIG_FILE, "w", encoding="utf-8") as f:
@@ -377,15 +382,20 @@ class _PersistenceMixin:
         if not isinstance(fitted, dict):
             raise bad("'fitted'", "is missing or not an object")
 
-        # weights: read once, checked against the checksum below
+        # weights: a regular file of the recorded size, read once, checked
+        # against the checksum before any network is built
         weights_file = folder / WEIGHTS_FILE
+        size = config.get("weights_size")
+        if size is not None and (
+            not isinstance(size, int) or isinstance(size, bool) or size < 0
+        ):
+            raise bad("'weights_size'", f"is {size!r}, not a byte count")
         try:
-            weights = weights_file.read_bytes()
-        except OSError as exc:
-            raise DataError(
-                f"{os.fspath(weights_file)!r} cannot be read "
-                f"({exc.strerror or exc}); the model folder is incomplete."
-            ) from None
+            weights = read_regular(
+                weights_file, max_bytes=MAX_WEIGHTS_BYTES, size=size
+            )
+        except DataError as exc:
+            raise DataError(f"{exc} The model folder is incomplete or damaged.") from None
         digest = hashlib.sha256(weights).hexdigest()
 
         # parameters, with the constraints fit uses
@@ -425,25 +435,7 @@ class _PersistenceMixin:
             estimator.front_end_checksum_ = None
         _check_fitted_fields(estimator, fitted, bad)
 
-        # the network the configuration builds, and the weights against it
-        try:
-            module = estimator._create_module(
-                estimator._clip_shape[0], estimator.n_outputs_
-            )
-        except (RFCNNError, TypeError, ValueError, KeyError) as exc:
-            raise bad("'params'", f"do not build a network ({exc})") from None
-        try:
-            state = torch.load(
-                io.BytesIO(weights), map_location="cpu", weights_only=True
-            )
-        except Exception as exc:
-            raise DataError(
-                f"{os.fspath(weights_file)!r} is not a weights file written by "
-                f"save() ({type(exc).__name__}: {exc}); the file is truncated or "
-                "damaged."
-            ) from None
-        _check_weights(state, module, weights_file)
-
+        # checksums, before any network or tensor is built
         stored_digest = config.get("weights_sha256")
         if stored_digest is not None and stored_digest != digest:
             raise DataError(
@@ -459,6 +451,38 @@ class _PersistenceMixin:
                 "again."
             )
 
+        # the weights, then the network the configuration declares: first
+        # capped by what the weights hold, then built without memory (on
+        # torch's "meta" device) to compare every shape, and only then for real
+        try:
+            state = torch.load(
+                io.BytesIO(weights), map_location="cpu", weights_only=True
+            )
+        except Exception as exc:
+            raise DataError(
+                f"{os.fspath(weights_file)!r} is not a weights file written by "
+                f"save() ({type(exc).__name__}: {exc}); the file is truncated or "
+                "damaged."
+            ) from None
+        if not isinstance(state, dict) or not all(
+            isinstance(v, torch.Tensor) for v in state.values()
+        ):
+            raise DataError(
+                f"{os.fspath(weights_file)!r} does not hold a dict of tensors; "
+                "save the model again."
+            )
+        _check_declared_sizes(estimator, state, bad)
+        try:
+            with torch.device("meta"):
+                shapes = estimator._create_module(
+                    estimator._clip_shape[0], estimator.n_outputs_
+                )
+        except (RFCNNError, TypeError, ValueError, KeyError) as exc:
+            raise bad("'params'", f"do not build a network ({exc})") from None
+        _check_weights(state, shapes, weights_file)
+        module = estimator._create_module(
+            estimator._clip_shape[0], estimator.n_outputs_
+        )
         module.load_state_dict(state)
         try:
             device = resolve_device(estimator.device)
@@ -556,6 +580,44 @@ def _check_fitted_fields(est, fitted, bad):
         raise bad(
             "params 'threshold'",
             f"lists {threshold.size} values for {n_outputs} outputs",
+        )
+
+
+def _check_declared_sizes(est, state, bad):
+    """The network's declared sizes fit in the weights file's numbers.
+
+    Every registered network maps ``width`` channels to ``width`` channels
+    at least once (so it holds at least ``width**2`` numbers), its first
+    layer reads ``clip_shape[0]`` channels into ``width`` ones, and each of
+    its ``depth`` layers stores at least one tensor: a configuration that
+    declares more than the weights file holds is refused before a network
+    of that size is built.
+    """
+    n_tensors = len(state)
+    n_numbers = sum(int(v.numel()) for v in state.values())
+    width, depth = getattr(est, "width", None), getattr(est, "depth", None)
+    if isinstance(width, int) and width * width > n_numbers:
+        raise bad(
+            "params 'width'",
+            f"is {width}, but {WEIGHTS_FILE} holds only {n_numbers} numbers (a "
+            f"network that wide holds at least {width * width})",
+        )
+    if isinstance(width, int) and est._clip_shape[0] * width > n_numbers:
+        raise bad(
+            "fitted field 'clip_shape'",
+            f"declares {est._clip_shape[0]} input channels, more than "
+            f"{WEIGHTS_FILE} holds numbers for",
+        )
+    if isinstance(depth, int) and depth > n_tensors:
+        raise bad(
+            "params 'depth'",
+            f"is {depth}, but {WEIGHTS_FILE} holds only {n_tensors} tensors (a "
+            "network that deep stores at least one per layer)",
+        )
+    if est.n_outputs_ > n_numbers:
+        raise bad(
+            "fitted field 'n_outputs'",
+            f"is {est.n_outputs_}, more than {WEIGHTS_FILE} holds numbers for",
         )
 
 

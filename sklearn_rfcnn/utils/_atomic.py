@@ -37,6 +37,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sklearn_rfcnn.exceptions import DataError, ParameterError
+from sklearn_rfcnn.utils._files import MAX_JSON_BYTES, read_regular
 
 __all__ = [
     "atomic_file",
@@ -414,12 +415,15 @@ def read_consistently(path, read, *, attempts=5):
     return result
 
 
-def read_json_file(path, where):
+def read_json_file(path, where, *, max_bytes=MAX_JSON_BYTES):
     """The JSON document in ``path``; a DataError naming ``where`` if unreadable.
 
     Not UTF-8, or not valid JSON (a truncated or damaged file), are the two
     ways a saved model's configuration fails to parse; both are one clear
-    message instead of a raw ``UnicodeDecodeError``/``JSONDecodeError``.
+    message instead of a raw ``UnicodeDecodeError``/``JSONDecodeError``.  The
+    file must be a regular one of at most ``max_bytes``
+    (:func:`~sklearn_rfcnn.utils._files.read_regular`), and a document nested
+    beyond Python's recursion limit is a DataError too.
 
     Examples
     --------
@@ -429,10 +433,16 @@ def read_json_file(path, where):
     >>> read_json_file(path, "c.json")
     {'a': 1}
     """
+    data = read_regular(path, where, max_bytes=max_bytes)
     try:
-        return json.loads(Path(path).read_bytes().decode("utf-8"))
+        return json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise DataError(f"{where!r} is not UTF-8 text ({exc.reason}).") from None
+    except RecursionError:
+        raise DataError(
+            f"{where!r} is nested too deeply to be a file the library wrote; "
+            "it is damaged or was crafted."
+        ) from None
     except ValueError as exc:
         raise DataError(
             f"{where!r} is not valid JSON ({exc}); the file is truncated or damaged."
