@@ -67,11 +67,14 @@ from sklearn_rfcnn.utils._atomic import (
     read_consistently,
     read_json_file,
 )
+from sklearn_rfcnn.utils._files import open_regular
 
 __all__ = ["load_pipeline", "save_pipeline"]
 
 FORMAT_NAME = "sklearn-rfcnn-pipeline"
-FORMAT_VERSION = 1
+#: 2: ``pipeline.json`` carries a ``checksum`` of its own canonical content
+#: and the ``sizes`` of the files; version 1 folders (no checksum) still load.
+FORMAT_VERSION = 2
 PIPELINE_FILE = "pipeline.json"
 ARRAYS_FILE = "arrays.npz"
 STEPS_DIR = "steps"
@@ -88,6 +91,53 @@ _ESTIMATORS = {cls.__name__: cls for cls in (RFCNNClassifier, RFCNNEmbedder)}
 _SKOPS_TRUSTED = ("sklearn.tree._tree.Tree",)
 
 _SCALARS = (bool, int, float, str, type(None))
+
+
+def _count(value):
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        return f"is {value!r}, not a positive integer"
+    return None
+
+
+def _names(value):
+    if not (
+        isinstance(value, np.ndarray)
+        and value.ndim == 1
+        and all(isinstance(v, str) for v in value)
+    ):
+        return "is not a 1-D array of column names"
+    return None
+
+
+def _finite_floats(value):
+    if not (isinstance(value, np.ndarray) and value.dtype.kind == "f"):
+        return "is not an array of floats"
+    if value.ndim > 2 or not np.all(np.isfinite(value)):
+        return "holds NaN or inf, or has more than 2 dimensions"
+    return None
+
+
+def _layout(value):
+    if value not in ("array2", "array3", "array4", "list2", "list3"):
+        return f"is {value!r}, not one of the layouts BandStandardizer records"
+    return None
+
+
+#: The fitted attributes each front-end step may carry, with a check of
+#: each value (None when it is fine): anything else in ``pipeline.json``
+#: (e.g. a field named like a method) is refused.
+_FITTED_FIELDS = {
+    "AudioLoader": {"n_features_in_": _count, "feature_names_in_": _names},
+    "MelSpectrogram": {"n_features_in_": _count, "feature_names_in_": _names},
+    "BandStandardizer": {
+        "n_features_in_": _count,
+        "feature_names_in_": _names,
+        "_layout": _layout,
+        "mean_": _finite_floats,
+        "scale_": _finite_floats,
+    },
+}
+assert set(_FITTED_FIELDS) == set(_TRANSFORMERS)
 
 
 def _import_skops(step_name, class_name):
@@ -421,14 +471,19 @@ def save_pipeline(pipe, path, *, metadata=None, overwrite=False, metrics=None):
             if arrays:
                 with open(tmp / ARRAYS_FILE, "wb") as f:
                     np.savez(f, **arrays)
+            files = _digests(tmp)
             config = {
                 "format": FORMAT_NAME,
                 "format_version": FORMAT_VERSION,
                 "sklearn_rfcnn_version": __version__,
                 "pipeline": description,
                 "metadata": metadata,
-                "files": _digests(tmp),
+                "files": files,
+                "sizes": {rel: (tmp / rel).stat().st_size for rel in files},
             }
+            # through JSON once, so the checksum is over exactly what load reads
+            config = json.loads(json.dumps(config))
+            config["checksum"] = _content_checksum(config)
             (tmp / PIPELINE_FILE).write_text(json.dumps(config, indent=1))
             # after the checksums, which do not cover it: the card is documentation
             write_card(tmp, _card(pipe, path.name, metadata, metrics))
@@ -457,12 +512,24 @@ def _accelerator_of(pipe):
     return None
 
 
-def _sha256(file):
+def _sha256(file, where=None):
     h = hashlib.sha256()
-    with open(file, "rb") as f:
+    with open_regular(file, where) as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def _content_checksum(config):
+    """SHA-256 of ``pipeline.json``'s canonical content, its checksum excluded.
+
+    Canonical: keys sorted, no spaces, so re-indenting the file changes
+    nothing while any edit of a parameter, fitted field, metadata entry
+    (e.g. the order of ``target_names``) or file digest does.
+    """
+    body = {k: v for k, v in config.items() if k != "checksum"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _digests(folder):
@@ -526,6 +593,7 @@ def _read(description, folder, arrays, trusted, where, prefix=""):
             elif kind == "skops":
                 sio = _import_skops(name, entry.get("cls"))
                 file = _inside(folder, entry.get("path"), field, bad)
+                open_regular(file, f"{where!r}: {field} file").close()
                 allowed = set(_SKOPS_TRUSTED) | set(trusted)
                 untrusted = sio.get_untrusted_types(file=file)
                 refused = [t for t in untrusted if t not in allowed]
@@ -588,30 +656,165 @@ def _read_transformer(entry, arrays, field, bad):
             step._validate_params()
         except InvalidParameterError as exc:
             raise bad(f"{field} params", f"are invalid: {exc}") from None
+    allowed = _FITTED_FIELDS[cls.__name__]
     for attr, value in fitted.items():
-        if not attr.isidentifier() or attr.startswith("__") or attr in params:
-            raise bad(f"{field} fitted field {attr!r}", "is not a fitted attribute")
+        if attr not in allowed:
+            raise bad(
+                f"{field} fitted field {attr!r}",
+                f"is not a fitted attribute of {cls.__name__} (it has "
+                f"{sorted(allowed)})",
+            )
         try:
             value = _decode_value(value, arrays)
-        except KeyError as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise bad(
-                f"{field} fitted field {attr!r}", f"names missing {exc}"
+                f"{field} fitted field {attr!r}", f"is malformed or names missing {exc}"
             ) from None
-        if (
-            isinstance(value, np.ndarray)
-            and value.dtype.kind == "f"
-            and not np.all(np.isfinite(value))
-        ):
-            raise bad(f"{field} fitted field {attr!r}", "holds NaN or inf")
+        problem = allowed[attr](value)
+        if problem:
+            raise bad(f"{field} fitted field {attr!r}", problem)
         setattr(step, attr, value)
     return step
 
 
+def _check_content(config, where):
+    """Version 2: ``pipeline.json`` matches the checksum it carries."""
+    version = config.get("format_version", 0)
+    stored = config.get("checksum")
+    if version >= 2 and stored is None:
+        raise DataError(
+            f"{where!r}: field 'checksum' is missing, but format version "
+            f"{version} always writes it; the file was edited after "
+            "save_pipeline(). Save the pipeline again."
+        )
+    if stored is not None and stored != _content_checksum(config):
+        raise DataError(
+            f"{where!r} does not match its checksum: its parameters, fitted "
+            "fields, metadata (e.g. the order of 'target_names') or file list "
+            "were edited after save_pipeline(); save the pipeline again, or get "
+            "the folder again from its source."
+        )
+
+
+def _check_listing(config, where):
+    """``files`` maps names to SHA-256 digests; ``sizes`` names to byte counts."""
+    files, sizes = config.get("files"), config.get("sizes")
+    if files is not None and not (
+        isinstance(files, dict)
+        and all(isinstance(v, str) for v in files.values())
+    ):
+        raise DataError(f"{where!r}: field 'files' is not an object of digests.")
+    if sizes is not None and not (
+        isinstance(sizes, dict)
+        and all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0
+            for v in sizes.values()
+        )
+    ):
+        raise DataError(f"{where!r}: field 'sizes' is not an object of byte counts.")
+    return files, sizes or {}
+
+
+def _verify_file(path, rel, files, sizes, shown):
+    """Check ``path / rel`` against its recorded size and digest before it is read."""
+    file, name = path / rel, os.fspath(Path(shown) / rel)
+    if files is None or rel not in files:
+        return file
+    with open_regular(file, name) as f:
+        actual = os.fstat(f.fileno()).st_size
+    if rel in sizes and actual != sizes[rel]:
+        raise DataError(
+            f"{name!r} holds {actual} bytes but {sizes[rel]} were saved: it does "
+            "not match its checksum (the file was changed after "
+            "save_pipeline()); save the pipeline again."
+        )
+    if _sha256(file, name) != files[rel]:
+        raise DataError(
+            f"{name!r} does not match its checksum: the file was changed after "
+            "save_pipeline(); save the pipeline again."
+        )
+    return file
+
+
+def _array_keys(obj, found):
+    """The ``arrays.npz`` keys that the JSON ``obj`` refers to."""
+    if isinstance(obj, dict):
+        if obj.get("__kind__") in ("array", "object_str_array") and isinstance(
+            obj.get("key"), str
+        ):
+            found.add(obj["key"])
+        for value in obj.values():
+            _array_keys(value, found)
+    elif isinstance(obj, list):
+        for value in obj:
+            _array_keys(value, found)
+    return found
+
+
+def _read_arrays(file, shown, expected):
+    """The arrays of ``arrays.npz``, checked member by member before inflating.
+
+    ``save_pipeline`` writes the file with :func:`numpy.savez`: uncompressed
+    members, one ``KEY.npy`` per array that ``pipeline.json`` refers to.  A
+    member of another name, a compressed member, or one larger than the
+    archive are refused before any member is read.
+    """
+    import zipfile
+
+    where = os.fspath(Path(shown) / ARRAYS_FILE)
+    with open_regular(file, where) as f:
+        total = os.fstat(f.fileno()).st_size
+        try:
+            with zipfile.ZipFile(f) as archive:
+                infos = archive.infolist()
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            raise DataError(
+                f"{where!r} cannot be read ({type(exc).__name__}: {exc}); the file "
+                "is truncated or damaged."
+            ) from None
+        names = [info.filename for info in infos]
+        wanted = {f"{key}.npy" for key in expected}
+        extra = sorted(set(names) - wanted)
+        if extra or len(set(names)) != len(names):
+            raise DataError(
+                f"{where!r} holds members {extra[:3] or names[:3]} that "
+                f"{PIPELINE_FILE} does not refer to (or repeated ones); the file "
+                "is not the one save_pipeline wrote."
+            )
+        for info in infos:
+            if info.compress_type != zipfile.ZIP_STORED or info.file_size > total:
+                raise DataError(
+                    f"{where!r}: member {info.filename!r} is compressed or "
+                    f"declares {info.file_size} bytes in a {total}-byte file; "
+                    "save_pipeline writes plain members. The file is not the one "
+                    "it wrote."
+                )
+        f.seek(0)
+        try:
+            with np.load(f, allow_pickle=False) as npz:
+                return {key: npz[key] for key in npz.files}
+        except Exception as exc:
+            raise DataError(
+                f"{where!r} cannot be read ({type(exc).__name__}: {exc}); the file "
+                "is truncated or damaged."
+            ) from None
+
+
 def _read_checked(path, shown, trusted):
     """Load the pipeline in ``path`` (a folder); every part is checked."""
+    try:
+        return _read_checked_inner(path, shown, trusted)
+    except RecursionError:
+        raise DataError(
+            f"{os.fspath(Path(shown) / PIPELINE_FILE)!r} is nested too deeply to "
+            "be a file save_pipeline wrote; it is damaged or was crafted."
+        ) from None
+
+
+def _read_checked_inner(path, shown, trusted):
     config_file = path / PIPELINE_FILE
     where = os.fspath(Path(shown) / PIPELINE_FILE)
-    if not config_file.is_file():
+    if not os.path.lexists(config_file):
         raise DataError(
             f"{os.fspath(shown)!r} is not a model folder written by "
             f"save_pipeline() or 'rfcnn fit': it has no {PIPELINE_FILE}."
@@ -626,26 +829,22 @@ def _read_checked(path, shown, trusted):
         raise DataError(
             f"{where!r} has format version {version}; upgrade sklearn-rfcnn to load it."
         )
+    # first of all: the file's own checksum, then each file's size and digest
+    # before the file is read
+    _check_content(config, where)
+    files, sizes = _check_listing(config, where)
     arrays = {}
-    if (path / ARRAYS_FILE).is_file():
-        try:
-            with np.load(path / ARRAYS_FILE, allow_pickle=False) as f:
-                arrays = {key: f[key] for key in f.files}
-        except Exception as exc:
-            raise DataError(
-                f"{os.fspath(Path(shown) / ARRAYS_FILE)!r} cannot be read "
-                f"({type(exc).__name__}: {exc}); the file is truncated or damaged."
-            ) from None
+    if os.path.lexists(path / ARRAYS_FILE):
+        file = _verify_file(path, ARRAYS_FILE, files, sizes, shown)
+        expected = _array_keys(config.get("pipeline"), set())
+        arrays = _read_arrays(file, shown, expected)
     metadata = config.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise DataError(f"{where!r}: 'metadata' is not an object.")
     pipe = _read(config.get("pipeline"), path, arrays, trusted, where)
     # last, so that the checks above name the field they find wrong; this
-    # one catches every other change (e.g. a reordered list of classes)
-    files = config.get("files")
+    # one catches every other change (e.g. a file added or removed)
     if files is not None:
-        if not isinstance(files, dict):
-            raise DataError(f"{where!r}: 'files' is not an object.")
         present = _digests(path)
         present.pop(PIPELINE_FILE, None)
         missing = sorted(set(files) - set(present))

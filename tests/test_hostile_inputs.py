@@ -218,6 +218,12 @@ def test_load_pipeline_checks_every_file(two_models, data, tmp_path):
     config = json.loads((folder / "pipeline.json").read_text())
     config["pipeline"]["steps"][0]["params"]["n_mels"] = -3
     (folder / "pipeline.json").write_text(json.dumps(config))
+    with pytest.raises(DataError, match=r"pipeline\.json.*checksum"):
+        load_pipeline(folder)
+    # ... and without the checksum (a format 1 file) the field is named
+    del config["checksum"]
+    config["format_version"] = 1
+    (folder / "pipeline.json").write_text(json.dumps(config))
     with pytest.raises(DataError, match=r"pipeline\.json.*melspectrogram.*n_mels"):
         load_pipeline(folder)
     # a truncated pipeline.json
