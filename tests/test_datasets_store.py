@@ -292,6 +292,9 @@ def test_uncommitted_bytes_are_invisible_and_truncated_on_resume(tmp_path):
         other["inputs_checksum"],
         other["n_inputs"],
     )
+    from sklearn_rfcnn.datasets._store import _manifest_checksum
+
+    manifest["checksum"] = _manifest_checksum(manifest)
     (path / "manifest.json").write_text(json.dumps(manifest))
     with open(path / "data.bin", "ab") as fh:
         fh.write(b"\x7f" * 1000)  # half a clip nobody committed

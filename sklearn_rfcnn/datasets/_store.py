@@ -58,6 +58,7 @@ file stops two builders from writing the same folder at once.
 """
 
 import copy
+import errno
 import fcntl
 import hashlib
 import json
@@ -72,6 +73,7 @@ import numpy as np
 
 from sklearn_rfcnn._version import __version__
 from sklearn_rfcnn.exceptions import AudioDecodeError, DataError, ParameterError
+from sklearn_rfcnn.utils._files import open_regular, read_regular
 from sklearn_rfcnn.utils._parallel import (
     close_parallel_generator,
     distributed_backend,
@@ -87,6 +89,8 @@ _CHUNKS = "chunks"
 _INDEX = "index.json"
 _LOCK = ".lock"
 _DTYPES = ("float32", "float16")
+#: Channels or mel bands above this in a manifest's clip_shape are refused.
+_MAX_BANDS = 1 << 16
 #: Parameters that change speed or chattiness but never the numbers.
 _NEUTRAL_PARAMS = {"n_jobs", "verbose", "memory", "verbose_feature_names_out"}
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
@@ -245,16 +249,69 @@ def _write_json_atomic(path, obj):
 
 
 def _read_json(path, what, fix):
+    if not os.path.lexists(path):
+        raise FileNotFoundError(errno.ENOENT, "no such file", str(path))
     try:
-        with open(path) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError) as exc:
+        return json.loads(read_regular(path, str(path)))
+    except (DataError, ValueError, RecursionError) as exc:
         raise DataError(
             f"SpectrogramStore: {what} {str(path)!r} is corrupt or unreadable "
             f"({type(exc).__name__}: {exc}); {fix}"
         ) from None
+
+
+def _manifest_checksum(manifest):
+    """SHA-256 of the manifest's canonical content, its checksum excluded."""
+    body = {k: v for k, v in manifest.items() if k != "checksum"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _check_manifest_fields(manifest, mpath, fix):
+    """Every field the store uses has its type and a sane value."""
+
+    def bad(field, problem):
+        return DataError(
+            f"SpectrogramStore: the manifest {str(mpath)!r}: field {field!r} "
+            f"{problem}; it is damaged; {fix}"
+        )
+
+    def count(value):
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+    if not count(manifest["format_version"]):
+        raise bad("format_version", f"is {manifest['format_version']!r}, not an int")
+    shape = manifest["clip_shape"]
+    if not (
+        isinstance(shape, list)
+        and len(shape) == 2
+        and all(count(v) and 0 < v <= _MAX_BANDS for v in shape)
+    ):
+        raise bad("clip_shape", f"is {shape!r}, not [C, F] of 2 positive ints")
+    if manifest["dtype"] not in _DTYPES:
+        raise bad("dtype", f"is {manifest['dtype']!r}, not one of {_DTYPES}")
+    if not count(manifest["n_inputs"]):
+        raise bad("n_inputs", f"is {manifest['n_inputs']!r}, not a count")
+    for key in ("front_end_checksum", "library_version", "inputs_checksum"):
+        if not isinstance(manifest[key], str):
+            raise bad(key, f"is {manifest[key]!r}, not a string")
+    spec = manifest["front_end"]
+    if not isinstance(spec, dict) or not isinstance(spec.get("params"), dict):
+        raise bad("front_end", "is not an object of class and parameters")
+    # the mel bands the front end makes are the clips' F
+    n_mels = {v for k, v in spec["params"].items() if k.rsplit("__", 1)[-1] == "n_mels"}
+    if len(n_mels) == 1 and n_mels != {shape[1]}:
+        raise bad(
+            "clip_shape",
+            f"says {shape[1]} bands but the front end makes {n_mels.pop()}",
+        )
+    stored = manifest.get("checksum")
+    if stored is not None and stored != _manifest_checksum(manifest):
+        raise DataError(
+            f"SpectrogramStore: the manifest {str(mpath)!r} does not match its "
+            "checksum: a field (e.g. clip_shape or dtype) was edited after the "
+            f"store was built; {fix}"
+        )
 
 
 def _fix_rebuild(path):
@@ -268,6 +325,10 @@ def _fix_rebuild(path):
 # -----------------------------------------------------------------------------
 # the index
 # -----------------------------------------------------------------------------
+
+
+def _is_int(value, low, high):
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
 class _Index:
@@ -344,6 +405,18 @@ class _Index:
                 f"SpectrogramStore: index file {str(path)!r} lacks the keys "
                 f"{list(keys)}; it is not a store index or is damaged; {fix}"
             )
+        if not all(isinstance(doc[k], list) for k in keys[1:]) or not (
+            isinstance(doc["start"], int)
+            and all(_is_int(v, 0, 1 << 62) for v in doc["offsets"])
+            and all(_is_int(v, 0, (1 << 32) - 1) for v in doc["crc32"])
+            and all(isinstance(v, str) for v in doc["sources"])
+        ):
+            raise DataError(
+                f"SpectrogramStore: index file {str(path)!r} has a field of the "
+                "wrong type (offsets, crc32 and lengths must be lists of "
+                "non-negative integers, sources a list of strings); it is "
+                f"damaged; {fix}"
+            )
         n = len(doc["offsets"])
         if any(len(doc[k]) != n for k in keys[2:]):
             raise DataError(
@@ -356,7 +429,7 @@ class _Index:
                 f"{doc['start']} but the clips before it end at {start} (a chunk "
                 f"is missing); {fix}"
             )
-        if any((not isinstance(v, int)) or v <= 0 for v in doc["lengths"]):
+        if any(not _is_int(v, 1, 1 << 40) for v in doc["lengths"]):
             raise DataError(
                 f"SpectrogramStore: index file {str(path)!r} holds a clip length "
                 f"that is not a positive integer; it is damaged; {fix}"
@@ -521,18 +594,14 @@ class SpectrogramStore:
                 f"SpectrogramStore: the manifest {str(mpath)!r} lacks {missing}; "
                 f"it is damaged; {fix}"
             )
-        if manifest["format_version"] > FORMAT_VERSION:
+        version = manifest["format_version"]
+        if isinstance(version, int) and version > FORMAT_VERSION:
             raise DataError(
                 f"SpectrogramStore: {str(root)!r} has format version "
                 f"{manifest['format_version']}, newer than this sklearn-rfcnn "
                 f"({__version__}) reads ({FORMAT_VERSION}); upgrade sklearn-rfcnn."
             )
-        if manifest["dtype"] not in _DTYPES or len(manifest["clip_shape"]) != 2:
-            raise DataError(
-                f"SpectrogramStore: the manifest {str(mpath)!r} has dtype "
-                f"{manifest['dtype']!r} and clip_shape {manifest['clip_shape']!r}; "
-                f"expected one of {_DTYPES} and (C, F); it is damaged; {fix}"
-            )
+        _check_manifest_fields(manifest, mpath, fix)
         return manifest
 
     def _set_index(self, index):
@@ -604,7 +673,15 @@ class SpectrogramStore:
         pid = os.getpid()
         if self._fd is None or self._pid != pid:
             # a handle inherited through fork is left to the parent
-            self._fd = os.open(self.path / _DATA, os.O_RDONLY)
+            data = self.path / _DATA
+            try:
+                with open_regular(data, f"SpectrogramStore: data file {data}") as f:
+                    self._fd = os.dup(f.fileno())
+            except DataError as exc:
+                raise DataError(
+                    f"{exc} The store was moved or deleted after it was opened, or "
+                    f"is damaged; {_fix_rebuild(self.path)}"
+                ) from None
             self._pid = pid
         return self._fd
 
@@ -1100,6 +1177,7 @@ class _Builder:
             "front_end": self.spec,
             **self.identity,
         }
+        manifest["checksum"] = _manifest_checksum(manifest)
         _write_json_atomic(self.root / _MANIFEST, manifest)
         self.manifest = manifest
 
