@@ -13,11 +13,14 @@ from pathlib import Path
 import numpy as np
 
 from sklearn_rfcnn.exceptions import DataError, ParameterError, SkippedItemsWarning
+from sklearn_rfcnn.utils._files import read_regular
 
 __all__ = ["AUDIO_EXTENSIONS", "find_audio_files", "is_audio_file"]
 
 #: File name extensions (lower case) the loaders treat as audio.
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+#: Manifests and key lists larger than this are refused before they are read.
+MAX_TEXT_BYTES = 1 << 30
 
 
 def is_audio_file(path):
@@ -115,17 +118,15 @@ def _require_file(path, name, layout):
 
 def _read_text(path, name, layout, what="a text file"):
     """The UTF-8 text of ``path`` (newlines made ``\\n``), or a DataError naming it."""
-    try:
-        data = Path(path).read_bytes()
-    except IsADirectoryError as exc:
+    if Path(path).is_dir():
         raise DataError(
             f"{name}: {str(path)!r} is a folder, but the layout needs {what} "
             f"there.\n{layout}"
-        ) from exc
-    except OSError as exc:
-        raise DataError(
-            f"{name}: cannot read {str(path)!r} ({exc}).\n{layout}"
-        ) from exc
+        )
+    try:
+        data = read_regular(path, str(path), max_bytes=MAX_TEXT_BYTES)
+    except DataError as exc:
+        raise DataError(f"{name}: cannot read it: {exc}\n{layout}") from None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -24,6 +24,22 @@ _LAYOUT = (
 )
 
 
+def _check_duplicate_rows(filenames, target, path):
+    """A file listed twice must carry the same labels both times."""
+    first = {}
+    for r, name in enumerate(filenames):
+        key = os.path.normpath(name)
+        if key not in first:
+            first[key] = r
+            continue
+        r0 = first[key]
+        if not np.array_equal(np.asarray(target[r0]), np.asarray(target[r])):
+            raise DataError(
+                f"manifest {str(path)!r}: {name!r} is listed on lines {r0 + 2} and "
+                f"{r + 2} with different labels; keep one row per file."
+            )
+
+
 def load_manifest(path, *, tags=None, separator=";", on_missing="raise"):
     """Read a CSV manifest of audio paths and their labels or tags.
 
@@ -71,8 +87,10 @@ def load_manifest(path, *, tags=None, separator=";", on_missing="raise"):
     ------
     DataError
         The file is missing, a folder, not UTF-8 text or empty, lacks a path
-        column, has a label outside ``tags``, a non-0/1 indicator, or (by
-        default) a missing audio file; the message names the row.
+        column, names a column twice, has a label outside ``tags``, a non-0/1
+        indicator, a cell too long for the CSV reader, a file listed twice
+        with different labels, or (by default) a missing audio file; the
+        message names the row.
 
     Examples
     --------
@@ -95,11 +113,25 @@ def load_manifest(path, *, tags=None, separator=";", on_missing="raise"):
     if not path.is_file():
         raise DataError(f"manifest {str(path)!r} does not exist.")
     text = _read_text(path, "manifest", _LAYOUT, "a CSV file")
-    rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
+    reader = csv.reader(io.StringIO(text))
+    try:
+        rows = [r for r in reader if any(c.strip() for c in r)]
+    except csv.Error as exc:
+        raise DataError(
+            f"manifest {str(path)!r} line {reader.line_num}: {exc} (a cell is "
+            "too long or a quote is not closed); fix the row. " + _LAYOUT
+        ) from None
     if not rows:
         raise DataError(f"manifest {str(path)!r} is empty; it needs a header row.")
     header = [h.strip() for h in rows[0]]
     body = rows[1:]
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise DataError(
+            f"manifest {str(path)!r}: the header names the columns {repeated} more "
+            "than once, so their values cannot be told apart; rename or merge "
+            "them."
+        )
     lower = [h.lower() for h in header]
     path_col = next((lower.index(c) for c in _PATH_COLUMNS if c in lower), None)
     if path_col is None:
@@ -191,6 +223,7 @@ def load_manifest(path, *, tags=None, separator=";", on_missing="raise"):
             for k, n in enumerate(names):
                 full[:, allowed.index(n)] = target[:, k]
             target, names = full, allowed
+    _check_duplicate_rows(filenames, target, path)
     filenames = np.array(filenames, dtype=object)
     keep = _missing_audio(
         filenames,

@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import re
 import zipfile
 
 import numpy as np
@@ -51,6 +52,10 @@ instrument recognition", ISMIR 2018.
 Root: {root}
 """
 
+
+#: An OpenMIC sample key names ROOT/audio/<key[:3]>/<key>.ogg: no separators,
+#: no parent references, so the file cannot lie outside the root.
+_SAFE_KEY = re.compile(r"(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}")
 
 def _read_key_list(path, name, layout):
     text = _read_text(path, name, layout, "a CSV file of sample keys")
@@ -208,6 +213,15 @@ def load_openmic(root, *, on_missing="raise"):
         raise DataError(
             f"{name}: Y_true {y_true.shape}, Y_mask {y_mask.shape} and sample_key "
             f"({len(keys)},) in {str(npz_path)!r} do not agree."
+        )
+    unsafe = [k for k in keys.tolist() if not _SAFE_KEY.fullmatch(k)]
+    if unsafe:
+        raise DataError(
+            f"{name}: sample_key in {str(npz_path)!r} holds {len(unsafe)} key(s) "
+            f"that are not OpenMIC sample keys (e.g. {unsafe[0]!r}): a key is a "
+            "name like '000046_3840' (letters, digits, '_', '-', '.', no '..' "
+            "and no '/'), so that its audio file stays under ROOT/audio. Is the "
+            "archive from the official release?"
         )
     repeated = _repeats(keys.tolist())
     if repeated:
