@@ -31,8 +31,13 @@ def sample_rate(text):
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a sampling rate in Hz (e.g. 22050)"
         ) from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive rate in Hz")
+    from sklearn_rfcnn.transformers._loader import MIN_SAMPLE_RATE
+
+    if not value >= MIN_SAMPLE_RATE:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is below {MIN_SAMPLE_RATE} Hz; give the audio's sampling "
+            "rate in Hz (e.g. 22050)"
+        )
     return int(value) if value.is_integer() else value
 
 

@@ -1,6 +1,7 @@
 """Decode audio files (or take waveforms) into fixed- or variable-length clips."""
 
 import os
+import stat
 import struct
 import warnings
 from numbers import Integral, Real
@@ -32,6 +33,11 @@ __all__ = ["AudioLoader"]
 #: Resampler, as :func:`librosa.load`'s default.
 RES_TYPE = "soxr_hq"
 
+
+#: Audio whose header declares a lower rate is refused before it is decoded
+#: or resampled (a header claiming 1 Hz would multiply the work by the target
+#: rate); ``rfcnn --sr`` takes no lower value either.
+MIN_SAMPLE_RATE = 1000
 
 def _pcm_to_float(y, index):
     """Integer PCM → float32 in [-1, 1) (soundfile's convention); floats cast."""
@@ -524,6 +530,15 @@ class AudioLoader(
             return np.ascontiguousarray(y, dtype=np.float32)
         except RFCNNError as exc:
             return exc
+        except Exception as exc:  # e.g. MemoryError from a decoder: skippable too
+            label = os.fsdecode(item) if _is_path(item) else "a waveform"
+            return AudioDecodeError(
+                f"X[{index}] ({label!r}) could not be loaded "
+                f"({type(exc).__name__}: {exc}); repair the file, or drop it with "
+                "on_error='skip'.",
+                path=item if _is_path(item) else None,
+                index=index,
+            )
 
     def _read_array(self, item, index):
         y = np.asarray(item)
@@ -552,9 +567,28 @@ class AudioLoader(
                 path=path,
                 index=index,
             )
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            # a FIFO would block the decoder for ever, a device never ends
+            raise AudioDecodeError(
+                f"X[{index}]: {path!r} is not a regular file (a device, FIFO or "
+                "socket); pass audio files only.",
+                path=path,
+                index=index,
+            )
         try:
             with sf.SoundFile(path) as f:
                 native_sr = f.samplerate
+                if native_sr < MIN_SAMPLE_RATE:
+                    raise AudioDecodeError(
+                        f"X[{index}]: the header of {path!r} declares a sample "
+                        f"rate of {native_sr} Hz, below {MIN_SAMPLE_RATE} Hz; "
+                        f"resampled to sr={self.sr} its {f.frames} frames would "
+                        f"become {int(f.frames * self.sr / max(native_sr, 1))} "
+                        "samples. The header is damaged or the file is not "
+                        "audio; re-encode it, or drop it with on_error='skip'.",
+                        path=path,
+                        index=index,
+                    )
                 start = int(self.offset * native_sr)
                 if start and f.frames > 0 and start >= f.frames:
                     raise AudioDecodeError(
