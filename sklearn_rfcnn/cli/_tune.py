@@ -162,13 +162,24 @@ def _open_storage(args, **kwargs):
             "psycopg2-binary for postgresql://, pymysql for mysql+pymysql://)."
         ) from None
     except Exception as exc:
-        raise CLIError(_storage_problem(shown, exc)) from None
+        raise CLIError(_storage_problem(shown, exc, args.storage)) from None
 
 
-def _storage_problem(shown, exc):
+def _storage_problem(shown, exc, storage=None):
+    from sklearn_rfcnn.search import storage_kind
+
     text = " ".join(str(exc).split("\n")[0].split()) or type(exc).__name__
     if isinstance(exc, OSError) and exc.strerror:
         text = exc.strerror + (f": {exc.filename!r}" if exc.filename else "")
+    try:
+        kind = storage_kind(storage)
+    except Exception:
+        kind = "rdb"
+    if kind == "journal":  # a file: no database server to blame
+        return (
+            f"--storage {shown!r}: the journal file cannot be used ({text}); check "
+            "that its folder is writable and that it is a study journal."
+        )
     return (
         f"--storage {shown!r} cannot be opened ({text}); check the URL, that the "
         "database server is reachable and that the file's folder is writable."
@@ -186,11 +197,13 @@ def _join_study(args, storage):
     except RFCNNError:
         raise
     except Exception as exc:
-        raise CLIError(_storage_problem(shown, exc)) from None
+        raise CLIError(_storage_problem(shown, exc, args.storage)) from None
 
 
 def _report(args):
     import optuna
+
+    from sklearn_rfcnn.exceptions import RFCNNError
 
     from sklearn_rfcnn.search import report_study
 
@@ -201,10 +214,12 @@ def _report(args):
         from sklearn_rfcnn.cli import CLIError
 
         raise CLIError(f"no study named {args.study!r} in that storage") from None
+    except RFCNNError:
+        raise
     except Exception as exc:
         from sklearn_rfcnn.cli import CLIError
 
-        raise CLIError(_storage_problem(args.storage, exc)) from None
+        raise CLIError(_storage_problem(args.storage, exc, args.storage)) from None
     summary = report_study(
         study, args.output, sr=args.sr, hop_length=args.hop_length, top=args.top
     )

@@ -21,6 +21,7 @@ from sklearn_rfcnn.search._spaces import (
 from sklearn_rfcnn.search._storage import (
     create_or_load_study,
     make_storage,
+    storage_kind,
 )
 
 __all__ = [
@@ -33,4 +34,5 @@ __all__ = [
     "report_study",
     "rf_search_space",
     "run_worker",
+    "storage_kind",
 ]

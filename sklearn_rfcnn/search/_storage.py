@@ -6,7 +6,11 @@ Three routes, after Optuna's "Easy Parallelization" guide:
   log guarded by a file lock), safe for several processes on one machine.
   The default file is ``<data_home>/optuna/<study_name>.journal`` with
   ``data_home`` from the argument, else ``$RFCNN_DATA_HOME``, else
-  ``~/rfcnn_data``.
+  ``~/rfcnn_data``.  A worker killed while appending leaves a last record
+  cut short; the next append, under the journal's lock, moves those bytes to
+  ``<journal>.torn`` and writes after the last complete record, so every
+  finished trial stays readable (Optuna's own file backend would append to
+  the torn line and make the whole journal unreadable).
 * an RDB URL (``postgresql://``, ``mysql://``, ``sqlite:///``): Optuna's
   :class:`~optuna.storages.RDBStorage`, for workers on many machines.  A
   PostgreSQL URL without a driver (``postgresql://`` or ``postgres://``) is
@@ -25,17 +29,20 @@ adds one by stamping the time into a trial system attribute.
 """
 
 import importlib.util
+import json
 import os
 import random
+import stat
 import time
 import warnings
 from pathlib import Path
 
-from sklearn_rfcnn.exceptions import ParameterError
+from sklearn_rfcnn.exceptions import DataError, ParameterError, RFCNNWarning
 from sklearn_rfcnn.search._spaces import _import_optuna
 
 __all__ = [
     "HEARTBEAT_ATTR",
+    "TORN_SUFFIX",
     "create_or_load_study",
     "get_data_home",
     "make_storage",
@@ -223,11 +230,113 @@ def resolve_rdb_url(storage):
 
 
 def __getattr__(name):
-    # The class is built on first use so that importing this module does not
-    # import optuna; resolving it by name keeps fitted searches picklable.
+    # The classes are built on first use so that importing this module does
+    # not import optuna; resolving them by name keeps fitted searches picklable.
     if name == "HeartbeatJournalStorage":
         return _heartbeat_journal_class()
+    if name == "RepairingJournalFileBackend":
+        return _journal_backend_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+#: Where the bytes of a torn last record go: ``<journal>`` + this suffix.
+TORN_SUFFIX = ".torn"
+
+
+def _cut_torn_tail(path):
+    """Move an unfinished last record of the journal ``path`` aside.
+
+    Optuna writes each record as one line ending in a newline.  A worker
+    killed mid-write leaves a last line without one; Optuna's file backend
+    would append the next record to it, making one undecodable line that
+    stops every later reader.  Called under the journal's lock (so no
+    live writer is mid-record), this cuts the file back to its last complete
+    line and appends the cut bytes to ``path + ".torn"``, so nothing is lost
+    and every finished trial stays readable.
+
+    Returns
+    -------
+    n_cut : int
+        Bytes moved aside (0 when the file ends with a complete record).
+    """
+    with open(path, "r+b") as f:
+        end = f.seek(0, os.SEEK_END)
+        if end == 0:
+            return 0
+        f.seek(end - 1)
+        if f.read(1) == b"\n":
+            return 0
+        pos, block = end, 1 << 16
+        cut = 0
+        while pos > 0:
+            start = max(0, pos - block)
+            f.seek(start)
+            chunk = f.read(pos - start)
+            newline = chunk.rfind(b"\n")
+            if newline >= 0:
+                cut = start + newline + 1
+                break
+            pos = start
+        f.seek(cut)
+        torn = f.read(end - cut)
+        with open(os.fspath(path) + TORN_SUFFIX, "ab") as side:
+            side.write(torn + b"\n")
+            side.flush()
+            os.fsync(side.fileno())
+        f.truncate(cut)
+        f.flush()
+        os.fsync(f.fileno())
+    warnings.warn(
+        f"the study journal {os.fspath(path)!r} ended in a record cut short (a "
+        f"worker was killed while writing); its {len(torn)} bytes were moved to "
+        f"{os.fspath(path) + TORN_SUFFIX!r} and every complete record kept.",
+        RFCNNWarning,
+        stacklevel=3,
+    )
+    return len(torn)
+
+
+def _journal_backend_class():
+    """Optuna's journal file backend that isolates a torn last record."""
+    cached = globals().get("_JOURNAL_BACKEND")
+    if cached is not None:
+        return cached
+    _import_optuna()
+    from optuna.storages.journal import JournalFileBackend
+    from optuna.storages.journal._file import get_lock_file
+
+    class RepairingJournalFileBackend(JournalFileBackend):
+        """``JournalFileBackend`` whose appends first cut a torn last record.
+
+        Reading errors (a record that is not JSON in the middle of the file)
+        are :class:`~sklearn_rfcnn.exceptions.DataError` naming the journal.
+        """
+
+        def append_logs(self, logs):
+            with get_lock_file(self._lock):
+                _cut_torn_tail(self._file_path)
+                text = "\n".join(json.dumps(log, separators=(",", ":")) for log in logs)
+                with open(self._file_path, "ab") as f:
+                    f.write((text + "\n").encode("utf-8"))
+                    f.flush()
+                    os.fsync(f.fileno())
+
+        def read_logs(self, log_number_from):
+            try:
+                yield from super().read_logs(log_number_from)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise DataError(
+                    f"the study journal {self._file_path!r} holds a damaged record "
+                    f"before its end ({type(exc).__name__}: {exc}); it was written "
+                    "by a tool that does not isolate torn records. Move the bad "
+                    "line out of the file (keep a copy) to recover the other "
+                    "trials."
+                ) from None
+
+    RepairingJournalFileBackend.__module__ = __name__
+    RepairingJournalFileBackend.__qualname__ = "RepairingJournalFileBackend"
+    globals()["_JOURNAL_BACKEND"] = RepairingJournalFileBackend
+    return RepairingJournalFileBackend
 
 
 def _heartbeat_journal_class():
@@ -386,11 +495,14 @@ def _make_storage(
     else:
         path = Path(os.fspath(storage)).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
-    from optuna.storages.journal import JournalFileBackend
-
+    if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
+        raise ParameterError(
+            f"storage={os.fspath(path)!r} is not a regular file (a folder, device "
+            "or FIFO); name a journal file."
+        )
     cls = _heartbeat_journal_class()
     return cls(
-        JournalFileBackend(str(path)),
+        _journal_backend_class()(str(path)),
         heartbeat_interval=heartbeat_interval,
         grace_period=grace_period,
         heartbeat_stale_trial_callback=callback,
