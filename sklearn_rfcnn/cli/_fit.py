@@ -77,6 +77,13 @@ def add_parser(subparsers):
     p.add_argument(
         "--quiet", action="store_true", help="no epoch table, only the summary"
     )
+    p.add_argument(
+        "--record-source-path",
+        action="store_true",
+        help="record INPUT's absolute path in the model's metadata (by default "
+        "only its name is kept, so that a shared model does not reveal local "
+        "paths)",
+    )
     add_frontend_args(p)
     add_network_args(p, epochs=30, width=32)
     p.set_defaults(run=run)
@@ -193,7 +200,11 @@ def run(args):
         "target_names": names,
         "multilabel": bool(data.multilabel),
         "n_train": len(y),
-        "source": os.fspath(Path(args.input).expanduser().resolve()),
+        "source": (
+            os.fspath(Path(args.input).expanduser().resolve())
+            if args.record_source_path
+            else Path(args.input).expanduser().resolve().name
+        ),
     }
     # written whole beside MODEL and renamed into place: a reader, or a crash,
     # sees the old model or the new one, never a mix

@@ -6,6 +6,9 @@ are the saved pipeline's own ``predict_proba`` and ``predict``, so they equal
 ``sklearn_rfcnn.load_pipeline(MODEL).predict(files)``: a tag is predicted
 where its probability exceeds the threshold, as
 :meth:`RFCNNClassifier.predict <sklearn_rfcnn.RFCNNClassifier.predict>` does.
+Text cells (paths, class names) that a spreadsheet would take for a formula
+(starting with ``=``, ``+``, ``-``, ``@``) get a leading ``'``; the CSV may
+not be written inside the model folder.
 """
 
 import csv
@@ -60,6 +63,25 @@ def add_parser(subparsers):
     return p
 
 
+#: A cell starting with one of these is a formula to spreadsheet programs.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(text):
+    """``text`` for a CSV cell, a leading ``'`` defusing formula-like starts.
+
+    Class and tag names come from the model folder (its author may be a
+    stranger) and paths from the file system: ``=HYPERLINK(...)`` must reach
+    a spreadsheet as text (OWASP's advice on CSV injection).
+
+    Examples
+    --------
+    >>> _cell("=1+1"), _cell("piano"), _cell("-x")
+    ("'=1+1", 'piano', "'-x")
+    """
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
 def run(args):
     """Predict and write the CSV; returns 0."""
     from sklearn_rfcnn.cli import CLIError
@@ -70,7 +92,14 @@ def run(args):
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise CLIError(f"--threshold={args.threshold} must lie in [0, 1].")
     if args.output != "-":
-        check_output_file(Path(args.output).expanduser())
+        out = Path(args.output).expanduser()
+        check_output_file(out)
+        if out.resolve().is_relative_to(Path(args.model).expanduser().resolve()):
+            raise CLIError(
+                f"-o/--output {args.output!r} lies inside the model folder "
+                f"{args.model!r}; write the CSV elsewhere (the model's own files "
+                "must stay as saved)."
+            )
     pipe, metadata = read_model(args.model)
     paths = collect_audio_paths(args.inputs)
     waves, kept = load_clips(paths, pipe[0], skip_bad=args.skip_bad, log=log)
@@ -88,9 +117,11 @@ def run(args):
         predicted = [str(label) for label in labels]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["path", *names, "predicted"])
+    writer.writerow([_cell(c) for c in ("path", *names, "predicted")])
     for i, row, pred in zip(kept, proba, predicted):
-        writer.writerow([paths[i], *(f"{p:.6f}" for p in row), pred])
+        writer.writerow(
+            [_cell(str(paths[i])), *(f"{p:.6f}" for p in row), _cell(pred)]
+        )
     if args.output == "-":
         sys.stdout.write(buf.getvalue())
         sys.stdout.flush()
