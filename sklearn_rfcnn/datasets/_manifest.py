@@ -110,7 +110,7 @@ def load_manifest(path, *, tags=None, separator=";", on_missing="raise"):
         raise DataError(
             f"manifest {str(path)!r} is a folder; pass the CSV file itself. {_LAYOUT}"
         )
-    if not path.is_file():
+    if not path.exists():
         raise DataError(f"manifest {str(path)!r} does not exist.")
     text = _read_text(path, "manifest", _LAYOUT, "a CSV file")
     reader = csv.reader(io.StringIO(text))

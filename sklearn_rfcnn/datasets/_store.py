@@ -279,6 +279,14 @@ def _check_manifest_fields(manifest, mpath, fix):
     def count(value):
         return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
+    stored = manifest.get("checksum")
+    if stored is not None and stored != _manifest_checksum(manifest):
+        raise DataError(
+            f"SpectrogramStore: the manifest {str(mpath)!r} does not match its "
+            "checksum: a field (e.g. clip_shape or dtype) was edited after the "
+            f"store was built; {fix}"
+        )
+
     if not count(manifest["format_version"]):
         raise bad("format_version", f"is {manifest['format_version']!r}, not an int")
     shape = manifest["clip_shape"]
@@ -304,13 +312,6 @@ def _check_manifest_fields(manifest, mpath, fix):
         raise bad(
             "clip_shape",
             f"says {shape[1]} bands but the front end makes {n_mels.pop()}",
-        )
-    stored = manifest.get("checksum")
-    if stored is not None and stored != _manifest_checksum(manifest):
-        raise DataError(
-            f"SpectrogramStore: the manifest {str(mpath)!r} does not match its "
-            "checksum: a field (e.g. clip_shape or dtype) was edited after the "
-            f"store was built; {fix}"
         )
 
 
