@@ -32,7 +32,17 @@ weights; :func:`load_pipeline` verifies them and checks every step's
 parameters with the constraints ``fit`` uses, so a truncated, tampered or
 mixed-up folder raises a :class:`~sklearn_rfcnn.exceptions.DataError` naming
 the file and the field instead of loading a model that predicts wrongly.
+Since format 2, ``pipeline.json`` also carries a checksum of its own
+canonical content (every parameter, fitted field, metadata entry such as the
+order of ``target_names``, and file digest) and the size of every file; it is
+checked first, and each file's size and digest before the file is read.
+Every file must be a regular one; ``arrays.npz`` may hold only the plain
+members ``pipeline.json`` refers to (checked before any is inflated), and a
+front-end step only its own fitted fields (``_FITTED_FIELDS``).  Format 1
+folders (no checksum of ``pipeline.json``) still load with equal outputs.
 Folders written before checksums existed are checked field by field only.
+Checksums catch corruption and careless edits, not a determined attacker
+(who can rewrite a file and its checksum together; that needs a signature).
 The card ``README.md`` is deliberately outside the checksums (it is written
 after them and :func:`_digests` skips it): it is documentation a user may
 edit, and a folder without one (saved before cards existed) loads the same.
@@ -700,8 +710,7 @@ def _check_listing(config, where):
     """``files`` maps names to SHA-256 digests; ``sizes`` names to byte counts."""
     files, sizes = config.get("files"), config.get("sizes")
     if files is not None and not (
-        isinstance(files, dict)
-        and all(isinstance(v, str) for v in files.values())
+        isinstance(files, dict) and all(isinstance(v, str) for v in files.values())
     ):
         raise DataError(f"{where!r}: field 'files' is not an object of digests.")
     if sizes is not None and not (

@@ -36,11 +36,11 @@ from sklearn_rfcnn import (
 )
 from sklearn_rfcnn.cli import main
 from sklearn_rfcnn.datasets import SpectrogramStore, load_manifest
-from sklearn_rfcnn.exceptions import AudioDecodeError, DataError, RFCNNError
+from sklearn_rfcnn.exceptions import AudioDecodeError, DataError
 
 SR = 16000
 FIXTURES = Path(__file__).parent / "data" / "format_v1"
-CLASSES = ["=HYPERLINK(\"http://x\")", "bass"]  # a formula-like class name
+CLASSES = ['=HYPERLINK("http://x")', "bass"]  # a formula-like class name
 PEAK_RSS_BYTES = 1.2e9
 CASE_SECONDS = 30
 
@@ -67,8 +67,14 @@ def saved(tmp_path_factory):
         *_front_end(),
         BandStandardizer(),
         RFCNNClassifier(
-            width=2, rho=1, depth=8, max_epochs=1, verbose=0, device="cpu",
-            precision="32", random_state=0,
+            width=2,
+            rho=1,
+            depth=8,
+            max_epochs=1,
+            verbose=0,
+            device="cpu",
+            precision="32",
+            random_state=0,
         ),
     ).fit(waves, y)
     model = save_pipeline(
@@ -81,8 +87,14 @@ def saved(tmp_path_factory):
     store = SpectrogramStore.create(
         root / "store", waves[:3], make_pipeline(*_front_end()), verbose=0
     )
-    return {"root": root, "model": model, "wav": wav, "store": store.path,
-            "pipe": pipe, "waves": waves}
+    return {
+        "root": root,
+        "model": model,
+        "wav": wav,
+        "store": store.path,
+        "pipe": pipe,
+        "waves": waves,
+    }
 
 
 def _copy(src, dest):
@@ -178,18 +190,24 @@ def _risky_cases(saved, tmp):
     f = folder("fifo_weights")
     weights(f).unlink()
     os.mkfifo(weights(f))
-    cases.append((("fifo_weights", "load_pipeline", str(f), None),
-                  ["weights.pt", "FIFO"]))
+    cases.append(
+        (("fifo_weights", "load_pipeline", str(f), None), ["weights.pt", "FIFO"])
+    )
     f = folder("zero_weights")
     weights(f).unlink()
     os.symlink("/dev/zero", weights(f))
-    cases.append((("zero_weights", "hear", str(f), None),
-                  ["weights.pt", "character device"]))
+    cases.append(
+        (("zero_weights", "hear", str(f), None), ["weights.pt", "character device"])
+    )
     f = folder("zero_weights_estimator")
     weights(f).unlink()
     os.symlink("/dev/zero", weights(f))
-    cases.append((("zero_weights_estimator", "estimator", str(f / "steps" / "step3"),
-                   None), ["weights.pt", "character device"]))
+    cases.append(
+        (
+            ("zero_weights_estimator", "estimator", str(f / "steps" / "step3"), None),
+            ["weights.pt", "character device"],
+        )
+    )
 
     # arrays.npz with an extra deflated member of 1 GiB (about 1 MB on disk)
     f = folder("npz_bomb")
@@ -202,15 +220,20 @@ def _risky_cases(saved, tmp):
     # ... and in a format 1 folder without checksums: the member list refuses it
     f = _copy(tmp / "npz_bomb", tmp / "npz_bomb_v1")
     _edit_json(f / "pipeline.json", lambda d: (_as_format_1(d), d.pop("files")))
-    cases.append((("npz_bomb_v1", "load_pipeline", str(f), None),
-                  ["arrays.npz", "bomb.npy"]))
+    cases.append(
+        (("npz_bomb_v1", "load_pipeline", str(f), None), ["arrays.npz", "bomb.npy"])
+    )
 
     # a network far larger than its weights, declared in config.json
     for field, value in (("width", 4000), ("depth", 120002)):
         f = folder(f"{field}_checksum")
-        _edit_json(clf_config(f), lambda d: d["params"].update({field: value}))
-        cases.append(((f"{field}_checksum", "load_pipeline", str(f), None),
-                      ["config.json", "checksum"]))
+        _edit_json(clf_config(f), lambda d, kv={field: value}: d["params"].update(kv))
+        cases.append(
+            (
+                (f"{field}_checksum", "load_pipeline", str(f), None),
+                ["config.json", "checksum"],
+            )
+        )
         f = folder(f"{field}_no_checksum")  # an older file: no checksum to fail
 
         def strip(d, field=field, value=value):
@@ -219,23 +242,43 @@ def _risky_cases(saved, tmp):
                 d.pop(key)
 
         _edit_json(clf_config(f), strip)
-        cases.append(((f"{field}_no_checksum", "load_pipeline", str(f), None),
-                      ["config.json", f"'{field}'"]))
+        cases.append(
+            (
+                (f"{field}_no_checksum", "load_pipeline", str(f), None),
+                ["config.json", f"'{field}'"],
+            )
+        )
 
     # a WAV header claiming 1 Hz: 60k frames would become 960M samples
     one_hz = tmp / "one_hz.wav"
     sf.write(str(one_hz), np.zeros(60000, dtype=np.int16), 1, subtype="PCM_16")
     cases.append((("wav_1_hz", "audio", str(one_hz), None), ["one_hz.wav", "1 Hz"]))
-    cases.append((("wav_1_hz_skip", "audio_skip", str(one_hz), str(wav)),
-                  ["kept [1] skipped [0]"]))
+    cases.append(
+        (
+            ("wav_1_hz_skip", "audio_skip", str(one_hz), str(wav)),
+            ["kept [1] skipped [0]"],
+        )
+    )
     fifo = tmp / "pipe.wav"
     os.mkfifo(fifo)
-    cases.append((("fifo_audio_skip", "audio_skip", str(fifo), str(wav)),
-                  ["kept [1] skipped [0]"]))
+    cases.append(
+        (
+            ("fifo_audio_skip", "audio_skip", str(fifo), str(wav)),
+            ["kept [1] skipped [0]"],
+        )
+    )
     out = tmp / "fifo_predict.csv"
-    cases.append((("fifo_predict_skip_bad", "predict", str(model),
-                   [str(fifo), str(wav), "--skip-bad", "-o", str(out)]),
-                  ["exit status 0"]))
+    cases.append(
+        (
+            (
+                "fifo_predict_skip_bad",
+                "predict",
+                str(model),
+                [str(fifo), str(wav), "--skip-bad", "-o", str(out)],
+            ),
+            ["exit status 0"],
+        )
+    )
     return cases
 
 
@@ -245,11 +288,16 @@ def test_risky_cases_end_in_time_memory_and_a_named_error(saved, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
     proc = subprocess.run(
         [sys.executable, "-c", _CHILD, json.dumps(specs)],
-        capture_output=True, text=True, timeout=40 + 3 * len(specs), env=env,
+        capture_output=True,
+        text=True,
+        timeout=40 + 3 * len(specs),
+        env=env,
     )
     lines = [json.loads(x) for x in proc.stdout.splitlines() if x.startswith("{")]
     results = {r["case"]: r for r in lines}
     assert "peak_rss" in results, proc.stderr[-3000:]
+    for r in lines:  # shown with pytest -s
+        print(f"{r['case']:24} {r.get('seconds', 0):6.2f} s  {r.get('error') or r}")
     for (name, kind, *_), expected in cases:
         r = results[name]
         where = f"{name}: {r}"
@@ -280,7 +328,9 @@ def _mel_step(doc):
     [
         lambda d: _mel_step(d)["params"].update(hop_length=64),
         lambda d: _mel_step(d)["params"].update(fmin=20.0),
-        lambda d: d["metadata"].update(target_names=d["metadata"]["target_names"][::-1]),
+        lambda d: d["metadata"].update(
+            target_names=d["metadata"]["target_names"][::-1]
+        ),
         lambda d: d["pipeline"]["steps"][0]["params"].update(sr=22050),
     ],
     ids=["hop_length", "fmin", "target_names_order", "loader_sr"],
@@ -314,7 +364,9 @@ def test_fitted_field_named_like_a_method_is_refused(saved, tmp_path):
 
     def edit(d):
         _as_format_1(d)  # no checksum: the whitelist alone must refuse it
-        step = next(s for s in d["pipeline"]["steps"] if s.get("cls") == "BandStandardizer")
+        step = next(
+            s for s in d["pipeline"]["steps"] if s.get("cls") == "BandStandardizer"
+        )
         step["fitted"]["transform"] = "pwned"
 
     _edit_json(folder / "pipeline.json", edit)
@@ -327,7 +379,9 @@ def test_fitted_field_of_the_wrong_type_is_refused(saved, tmp_path):
 
     def edit(d):
         _as_format_1(d)
-        step = next(s for s in d["pipeline"]["steps"] if s.get("cls") == "BandStandardizer")
+        step = next(
+            s for s in d["pipeline"]["steps"] if s.get("cls") == "BandStandardizer"
+        )
         step["fitted"]["n_features_in_"] = "eight"
 
     _edit_json(folder / "pipeline.json", edit)
@@ -355,7 +409,9 @@ def test_format_1_folders_load_with_equal_outputs():
     assert np.array_equal(pipe.predict_proba(waves()), expected)
     assert meta["target_names"] == ["bass", "drums"]
     store = SpectrogramStore(FIXTURES / "v1_store").verify()
-    assert "checksum" not in json.loads((FIXTURES / "v1_store" / "manifest.json").read_text())
+    assert "checksum" not in json.loads(
+        (FIXTURES / "v1_store" / "manifest.json").read_text()
+    )
     with np.load(FIXTURES / "v1_store_expected.npz") as clips:
         for i in range(len(store)):
             assert np.array_equal(store[i], clips[f"arr_{i}"])
@@ -403,7 +459,9 @@ def test_malformed_store_manifest_fields(saved, tmp_path, field, value):
 
 def test_malformed_store_index(saved, tmp_path):
     store = _copy(saved["store"], tmp_path / "s")
-    _edit_json(store / "index.json", lambda d: d.update(crc32=[2**70] * len(d["crc32"])))
+    _edit_json(
+        store / "index.json", lambda d: d.update(crc32=[2**70] * len(d["crc32"]))
+    )
     with pytest.raises(DataError, match=r"index\.json.*wrong type"):
         SpectrogramStore(store)
 
@@ -499,8 +557,18 @@ def test_journal_damaged_in_the_middle_names_the_file(tmp_path):
 def test_cli_does_not_blame_a_database_for_a_journal(tmp_path, capsys):
     folder = tmp_path / "a_folder.journal"
     folder.mkdir()
-    status = main(["tune", "--study", "s", "--storage", str(folder),
-                   "--demo-data", "--n-trials", "1"])
+    status = main(
+        [
+            "tune",
+            "--study",
+            "s",
+            "--storage",
+            str(folder),
+            "--demo-data",
+            "--n-trials",
+            "1",
+        ]
+    )
     err = capsys.readouterr().err
     assert status == 2 and "a_folder.journal" in err
     assert "database" not in err
@@ -513,7 +581,9 @@ def test_cli_does_not_blame_a_database_for_a_journal(tmp_path, capsys):
 
 def test_predict_defuses_formula_cells(saved, tmp_path):
     out = tmp_path / "p.csv"
-    assert main(["predict", str(saved["model"]), str(saved["wav"]), "-o", str(out)]) == 0
+    assert (
+        main(["predict", str(saved["model"]), str(saved["wav"]), "-o", str(out)]) == 0
+    )
     header = next(csv.reader(out.open()))
     assert header[1] == "'" + CLASSES[0] and header[2] == "bass"
     assert not any(cell.startswith(("=", "+", "-", "@")) for cell in header)
@@ -536,9 +606,27 @@ def test_fit_keeps_no_absolute_source_path(tmp_path):
         t = np.arange(2000) / 8000
         for i in range(2):
             sf.write(str(data / cls / f"{i}.wav"), np.sin(2 * np.pi * freq * t), 8000)
-    args = ["fit", str(data), "--quiet", "--sr", "8000", "--n-fft", "256",
-            "--hop-length", "64", "--n-mels", "8", "--width", "2", "--rho", "1",
-            "--epochs", "1", "--device", "cpu"]
+    args = [
+        "fit",
+        str(data),
+        "--quiet",
+        "--sr",
+        "8000",
+        "--n-fft",
+        "256",
+        "--hop-length",
+        "64",
+        "--n-mels",
+        "8",
+        "--width",
+        "2",
+        "--rho",
+        "1",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+    ]
     assert main([*args, "-o", str(tmp_path / "m")]) == 0
     _, meta = load_pipeline(tmp_path / "m", return_metadata=True)
     assert meta["source"] == "data"
@@ -560,4 +648,3 @@ def test_cli_refuses_a_sample_rate_below_1000_hz(capsys):
 def test_audio_file_that_is_a_device_is_refused():
     with pytest.raises(AudioDecodeError, match=r"/dev/zero.*not a regular file"):
         AudioLoader(sr=SR).fit(["/dev/zero"]).transform(["/dev/zero"])
-

@@ -119,9 +119,7 @@ def run(args):
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow([_cell(c) for c in ("path", *names, "predicted")])
     for i, row, pred in zip(kept, proba, predicted):
-        writer.writerow(
-            [_cell(str(paths[i])), *(f"{p:.6f}" for p in row), _cell(pred)]
-        )
+        writer.writerow([_cell(str(paths[i])), *(f"{p:.6f}" for p in row), _cell(pred)])
     if args.output == "-":
         sys.stdout.write(buf.getvalue())
         sys.stdout.flush()

@@ -204,7 +204,6 @@ def _report(args):
     import optuna
 
     from sklearn_rfcnn.exceptions import RFCNNError
-
     from sklearn_rfcnn.search import report_study
 
     storage = _open_storage(args)

@@ -57,6 +57,7 @@ Root: {root}
 #: no parent references, so the file cannot lie outside the root.
 _SAFE_KEY = re.compile(r"(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}")
 
+
 def _read_key_list(path, name, layout):
     text = _read_text(path, name, layout, "a CSV file of sample keys")
     rows = csv.reader(io.StringIO(text))

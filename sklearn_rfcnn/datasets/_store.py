@@ -329,7 +329,9 @@ def _fix_rebuild(path):
 
 
 def _is_int(value, low, high):
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+    return (
+        isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+    )
 
 
 class _Index:

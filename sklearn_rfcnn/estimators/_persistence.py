@@ -41,6 +41,14 @@ the old model or the new one, never a mix, even if the writer is killed.
   right shape, another parameter value within its constraints) is reported
   as a checksum mismatch.
 
+Both files are read only if they are regular files (not a FIFO, a device
+such as ``/dev/zero`` or a socket, also behind a symbolic link), the weights
+within the size ``config.json`` records (``weights_size``).  The order is
+checks before work: the cheap field checks, then the checksums, then the
+network's declared ``width``, ``depth`` and outputs against the numbers and
+tensors the weights file holds, then every tensor shape against a network
+built on torch's ``meta`` device (no memory), and only then the network.
+
 What is not caught: a folder whose both files were rewritten consistently,
 checksum included (the checksum detects accidents and edits, it is not a
 signature), and files written before checksums existed (they are checked
@@ -391,11 +399,11 @@ class _PersistenceMixin:
         ):
             raise bad("'weights_size'", f"is {size!r}, not a byte count")
         try:
-            weights = read_regular(
-                weights_file, max_bytes=MAX_WEIGHTS_BYTES, size=size
-            )
+            weights = read_regular(weights_file, max_bytes=MAX_WEIGHTS_BYTES, size=size)
         except DataError as exc:
-            raise DataError(f"{exc} The model folder is incomplete or damaged.") from None
+            raise DataError(
+                f"{exc} The model folder is incomplete or damaged."
+            ) from None
         digest = hashlib.sha256(weights).hexdigest()
 
         # parameters, with the constraints fit uses

@@ -39,6 +39,7 @@ RES_TYPE = "soxr_hq"
 #: rate); ``rfcnn --sr`` takes no lower value either.
 MIN_SAMPLE_RATE = 1000
 
+
 def _pcm_to_float(y, index):
     """Integer PCM → float32 in [-1, 1) (soundfile's convention); floats cast."""
     kind, size = y.dtype.kind, y.dtype.itemsize

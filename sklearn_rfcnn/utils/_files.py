@@ -72,7 +72,7 @@ def open_regular(path, where=None):
     ...     open_regular("/dev/zero", "weights.pt")
     ... except ValueError as exc:  # a DataError
     ...     print(exc)
-    'weights.pt' is a character device, not a regular file; replace it with the file itself.
+    'weights.pt' is a character device, not a regular file; replace it with ...
     """
     where = os.fspath(path) if where is None else where
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -138,7 +138,7 @@ def read_regular(path, where=None, *, max_bytes=MAX_JSON_BYTES, size=None):
     ...     read_regular(path, "a.bin", max_bytes=2)
     ... except ValueError as exc:
     ...     print(exc)
-    'a.bin' holds 4 bytes, more than the 2 this kind of file may hold; it is not the file that was saved.
+    'a.bin' holds 4 bytes, more than the 2 this kind of file may hold; ...
     """
     where = os.fspath(path) if where is None else where
     with open_regular(path, where) as f:

@@ -35,11 +35,22 @@ def main(out):
         AudioLoader(sr=8000),
         MelSpectrogram(sr=8000, n_fft=256, hop_length=64, n_mels=8),
         BandStandardizer(),
-        RFCNNClassifier(width=2, rho=1, depth=8, max_epochs=1, verbose=0,
-                        device="cpu", precision="32", random_state=0),
+        RFCNNClassifier(
+            width=2,
+            rho=1,
+            depth=8,
+            max_epochs=1,
+            verbose=0,
+            device="cpu",
+            precision="32",
+            random_state=0,
+        ),
     ).fit(X, y)
-    save_pipeline(pipe, out / "v1_pipeline",
-                  metadata={"target_names": ["bass", "drums"], "multilabel": False})
+    save_pipeline(
+        pipe,
+        out / "v1_pipeline",
+        metadata={"target_names": ["bass", "drums"], "multilabel": False},
+    )
     np.save(out / "v1_pipeline_expected_proba.npy", pipe.predict_proba(X))
     front = make_pipeline(
         AudioLoader(sr=8000),
