@@ -563,6 +563,19 @@ def test_load_openmic_duplicated_sample_key_is_an_error(openmic_root):
         load_openmic(root)
 
 
+@pytest.mark.parametrize("bad", ["../../../etc/passwd", "/abs", "00a/b", ".."])
+def test_load_openmic_sample_key_cannot_leave_the_root(openmic_root, bad):
+    root, _names, keys, y_true, y_mask = openmic_root
+    np.savez(
+        root / "openmic-2018.npz",
+        Y_true=y_true,
+        Y_mask=y_mask,
+        sample_key=np.array([keys[0], keys[1], keys[2], bad]),
+    )
+    with pytest.raises(DataError, match=r"sample_key.*not OpenMIC sample keys"):
+        load_openmic(root)
+
+
 def _jamendo_line(track, rel, tags):
     return "\t".join([track, "artist_1", "album_1", rel, "100.0", *tags])
 

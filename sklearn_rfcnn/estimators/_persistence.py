@@ -344,7 +344,7 @@ class _PersistenceMixin:
     def _load_folder(cls, folder, shown=None):
         shown = os.fspath(folder if shown is None else shown)
         config_file = Path(folder) / CONFIG_FILE
-        if not config_file.is_file():
+        if not os.path.lexists(config_file):
             raise DataError(
                 f"{shown!r} holds no {CONFIG_FILE}; pass the folder written by save()."
             )
