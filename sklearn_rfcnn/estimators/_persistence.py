@@ -481,7 +481,7 @@ class _PersistenceMixin:
             )
         _check_declared_sizes(estimator, state, bad)
         try:
-            with torch.device("meta"):
+            with torch.device("meta"), _SkipInitOnMeta():
                 shapes = estimator._create_module(
                     estimator._clip_shape[0], estimator.n_outputs_
                 )
@@ -589,6 +589,25 @@ def _check_fitted_fields(est, fitted, bad):
             "params 'threshold'",
             f"lists {threshold.size} values for {n_outputs} outputs",
         )
+
+
+class _SkipInitOnMeta(torch.overrides.TorchFunctionMode):
+    """In-place initialisers (``normal_``, ``zero_``...) on meta tensors do nothing.
+
+    A network built on torch's ``meta`` device has shapes and no data, so its
+    ``init_weights`` has nothing to fill; skipping it avoids torch's meta
+    kernels for random initialisers, whose first use imports
+    ``torch._dynamo`` (about 5 s).
+    """
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        if name.endswith("_") and not name.endswith("__"):
+            target = args[0] if args else kwargs.get("tensor")
+            if isinstance(target, torch.Tensor) and target.is_meta:
+                return target
+        return func(*args, **kwargs)
 
 
 def _check_declared_sizes(est, state, bad):
