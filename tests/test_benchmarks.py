@@ -111,3 +111,14 @@ def test_bench_search_quick_runs_and_writes_valid_json(tmp_path):
         assert sum(counts) == res["n_trials"], label
     assert len(res["trials_per_worker"]["2_processes"]) <= 2
     assert {"imports", "storage", "study", "total"} <= set(res["cold_startup_s"])
+
+
+def test_bench_load_quick_runs_and_writes_valid_json(tmp_path):
+    out = tmp_path / "bench_load_quick.json"
+    _run_quick("bench_load.py", "--out", str(out))
+    doc = _read_results(out, "bench_load_quick")
+    row = doc["results"]["configs"]["tiny"]
+    assert set(row["methods"]) == {"checked", "bare"}
+    for method in row["methods"].values():
+        assert len(method["seconds_all"]) == doc["results"]["rounds"]
+    assert row["ratio_median_checked_vs_bare"] > 0
