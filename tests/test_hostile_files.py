@@ -259,6 +259,16 @@ def _risky_cases(saved, tmp):
             ["kept [1] skipped [0]"],
         )
     )
+    # a FLAC header claiming 2**36 - 1 frames (256 GiB of float32) in 28 kB
+    flac = tmp / "huge_header.flac"
+    sf.write(str(flac), np.zeros(16000, dtype=np.int16), SR, subtype="PCM_16")
+    data = bytearray(flac.read_bytes())
+    data[21] |= 0x0F  # STREAMINFO's 36-bit total-samples field, all ones
+    data[22:26] = b"\xff\xff\xff\xff"
+    flac.write_bytes(bytes(data))
+    cases.append(
+        (("flac_huge_header", "audio", str(flac), None), ["huge_header.flac", "frames"])
+    )
     fifo = tmp / "pipe.wav"
     os.mkfifo(fifo)
     cases.append(

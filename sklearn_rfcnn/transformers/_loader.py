@@ -38,6 +38,10 @@ RES_TYPE = "soxr_hq"
 #: or resampled (a header claiming 1 Hz would multiply the work by the target
 #: rate); ``rfcnn --sr`` takes no lower value either.
 MIN_SAMPLE_RATE = 1000
+#: A header declaring more samples than this per byte of the file is refused
+#: before decoding (digital silence in FLAC, the most compact case, packs a
+#: few hundred samples in a byte).
+MAX_SAMPLES_PER_BYTE = 4096
 
 
 def _pcm_to_float(y, index):
@@ -568,7 +572,9 @@ class AudioLoader(
                 path=path,
                 index=index,
             )
-        if not stat.S_ISREG(os.stat(path).st_mode):
+        info = os.stat(path)
+        size = info.st_size
+        if not stat.S_ISREG(info.st_mode):
             # a FIFO would block the decoder for ever, a device never ends
             raise AudioDecodeError(
                 f"X[{index}]: {path!r} is not a regular file (a device, FIFO or "
@@ -587,6 +593,17 @@ class AudioLoader(
                         f"become {int(f.frames * self.sr / max(native_sr, 1))} "
                         "samples. The header is damaged or the file is not "
                         "audio; re-encode it, or drop it with on_error='skip'.",
+                        path=path,
+                        index=index,
+                    )
+                if f.frames * f.channels > size * MAX_SAMPLES_PER_BYTE:
+                    raise AudioDecodeError(
+                        f"X[{index}]: the header of {path!r} declares {f.frames} "
+                        f"frames of {f.channels} channel(s), but the file holds only "
+                        f"{size} bytes (no codec packs more than "
+                        f"{MAX_SAMPLES_PER_BYTE} samples in a byte). The header is "
+                        "damaged; re-encode the file, or drop it with "
+                        "on_error='skip'.",
                         path=path,
                         index=index,
                     )
