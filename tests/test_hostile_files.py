@@ -658,3 +658,23 @@ def test_cli_refuses_a_sample_rate_below_1000_hz(capsys):
 def test_audio_file_that_is_a_device_is_refused():
     with pytest.raises(AudioDecodeError, match=r"/dev/zero.*not a regular file"):
         AudioLoader(sr=SR).fit(["/dev/zero"]).transform(["/dev/zero"])
+
+
+def test_the_fitted_field_whitelist_covers_what_fit_sets():
+    """A fitted attribute added to a front-end step must join the whitelist."""
+    from sklearn_rfcnn._pipeline_io import _FITTED_FIELDS
+
+    waves = np.stack(_waves(4))
+    loader, mel = (step.fit(list(waves)) for step in _front_end())
+    S = mel.transform(waves)
+    steps = [loader, mel, BandStandardizer().fit(S)]
+    steps += [BandStandardizer().fit(S[:, None]), BandStandardizer().fit(list(S))]
+    steps.append(BandStandardizer().fit(S.reshape(len(S), -1)))
+    for step in steps:
+        params = step.get_params(deep=False)
+        allowed = _FITTED_FIELDS[type(step).__name__]
+        for attr, value in vars(step).items():
+            if attr in params:
+                continue
+            assert attr in allowed, (type(step).__name__, attr)
+            assert allowed[attr](value) is None, (type(step).__name__, attr, value)
