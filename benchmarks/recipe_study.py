@@ -122,6 +122,11 @@ CONFIGS = {
     # issue 12: precision at the same memory format (the default recipe otherwise)
     "fp32": {"precision": "32", "channels_last": True},
     "bf16": {"precision": "bf16", "channels_last": True},
+    # issue 24: the default rho (and per-axis rho_f / rho_t) at each budget
+    **{f"rho{r}": {"rho": r} for r in (3, 5, 7, 9, 10, 12, 14, 16)},
+    "rf5_rt12": {"rho_f": 5, "rho_t": 12},
+    "rf12_rt5": {"rho_f": 12, "rho_t": 5},
+    "rf7_rt12": {"rho_f": 7, "rho_t": 12},
     "lin_2e-3": {
         **_OLD,
         "lr": 2e-3,
