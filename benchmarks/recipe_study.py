@@ -12,8 +12,8 @@ parameters over a *budget* (the user-facing settings being defaulted):
 Every other parameter is the library's current default unless the
 configuration names it, so a configuration is exactly what a user would type.
 Runs go to ``benchmarks/results/recipe_study.jsonl`` (one JSON object per
-line, appended as each run finishes, so a long study can be resumed and read
-while it runs); ``--summary`` prints mean +- std of mAP per configuration and
+line, appended as each run finishes, so a long study can be read while it
+runs; a re-run skips the runs already there, so it can be stopped and resumed); ``--summary`` prints mean +- std of mAP per configuration and
 SoundFont and writes ``benchmarks/results/recipe_study.json``.
 
 Usage::
@@ -196,6 +196,17 @@ def _other_soundfonts(clf, soundfont, n_train=630):
     return out
 
 
+def _finished(path):
+    """``(config, budget, soundfont, seed)`` of the runs already in ``path``.
+
+    A re-run skips them, so a long study can be stopped and resumed.
+    """
+    if not path.exists():
+        return set()
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line]
+    return {(r["config"], r["budget"], r["soundfont"], r["seed"]) for r in rows}
+
+
 def summarise(path):
     import numpy as np
 
@@ -268,6 +279,11 @@ def main(argv=None):
     ]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    done = _finished(out)
+    skipped = [t for t in tasks if t in done]
+    tasks = [t for t in tasks if t not in done]
+    if skipped:
+        print(f"skipping {len(skipped)} finished run(s) already in {out}", flush=True)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     results = Parallel(n_jobs=args.jobs, return_as="generator_unordered")(
         delayed(run_one)(*t) for t in tasks
