@@ -12,8 +12,8 @@ parameters over a *budget* (the user-facing settings being defaulted):
 Every other parameter is the library's current default unless the
 configuration names it, so a configuration is exactly what a user would type.
 Runs go to ``benchmarks/results/recipe_study.jsonl`` (one JSON object per
-line, appended as each run finishes, so a long study can be resumed and read
-while it runs); ``--summary`` prints mean +- std of mAP per configuration and
+line, appended as each run finishes, so a long study can be read while it
+runs; a re-run skips the runs already there, so it can be stopped and resumed); ``--summary`` prints mean +- std of mAP per configuration and
 SoundFont and writes ``benchmarks/results/recipe_study.json``.
 
 Usage::
@@ -122,6 +122,11 @@ CONFIGS = {
     # issue 12: precision at the same memory format (the default recipe otherwise)
     "fp32": {"precision": "32", "channels_last": True},
     "bf16": {"precision": "bf16", "channels_last": True},
+    # issue 24: the default rho (and per-axis rho_f / rho_t) at each budget
+    **{f"rho{r}": {"rho": r} for r in (3, 5, 7, 9, 10, 12, 14, 16)},
+    "rf5_rt12": {"rho_f": 5, "rho_t": 12},
+    "rf12_rt5": {"rho_f": 12, "rho_t": 5},
+    "rf7_rt12": {"rho_f": 7, "rho_t": 12},
     "lin_2e-3": {
         **_OLD,
         "lr": 2e-3,
@@ -189,6 +194,17 @@ def _other_soundfonts(clf, soundfont, n_train=630):
         proba = clf.predict_proba(norm.transform(S_o[n_train:]))
         out[f"map_on_{other}"] = float(mean_average_precision(Y_o[n_train:], proba))
     return out
+
+
+def _finished(path):
+    """``(config, budget, soundfont, seed)`` of the runs already in ``path``.
+
+    A re-run skips them, so a long study can be stopped and resumed.
+    """
+    if not path.exists():
+        return set()
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line]
+    return {(r["config"], r["budget"], r["soundfont"], r["seed"]) for r in rows}
 
 
 def summarise(path):
@@ -263,6 +279,11 @@ def main(argv=None):
     ]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    done = _finished(out)
+    skipped = [t for t in tasks if t in done]
+    tasks = [t for t in tasks if t not in done]
+    if skipped:
+        print(f"skipping {len(skipped)} finished run(s) already in {out}", flush=True)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     results = Parallel(n_jobs=args.jobs, return_as="generator_unordered")(
         delayed(run_one)(*t) for t in tasks

@@ -36,6 +36,7 @@ from sklearn_rfcnn.exceptions import ParameterError
 from sklearn_rfcnn.utils._arith_checks import check_int as _check_int
 
 __all__ = [
+    "DEFAULT_RHO",
     "RF",
     "LayerSpec",
     "RFDescription",
@@ -50,7 +51,14 @@ __all__ = [
     "pool_positions",
     "receptive_field",
     "receptive_field_trace",
+    "resolve_rho",
 ]
+
+#: The default rho of every CP-ResNet in the library (network, estimators,
+#: CLI, ``rfcnn rf``, search spaces and model cards ask this one name).
+#: Chosen by measurement: ``benchmarks/recipe_study.py`` (configurations
+#: ``rho3`` ... ``rho16``, 2 SoundFonts x 3 seeds; ``benchmarks/README.md``).
+DEFAULT_RHO = 5
 
 
 # --------------------------------------------------------------------------- #
@@ -110,6 +118,51 @@ def _check_rho(name, rho, depth):
 # --------------------------------------------------------------------------- #
 # The rho rule
 # --------------------------------------------------------------------------- #
+def resolve_rho(
+    rho: int | None = None,
+    rho_f: int | None = None,
+    rho_t: int | None = None,
+    *,
+    default: int | None = None,
+) -> tuple[int, int, int]:
+    """The one rho rule: ``rho`` defaults to :data:`DEFAULT_RHO`, each axis to ``rho``.
+
+    Parameters
+    ----------
+    rho : int or None, default=None
+        Shared rho; None means ``default``.
+    rho_f, rho_t : int or None, default=None
+        rho along frequency and time; None means the shared ``rho``.
+    default : int or None, default=None
+        The value of an unset ``rho``; None means :data:`DEFAULT_RHO` (a file
+        saved by an older release passes the default of that release).
+
+    Returns
+    -------
+    rho, rho_f, rho_t : int
+        The values a network is built with (not range-checked here:
+        :func:`block_kernels` checks them against the depth).
+
+    Examples
+    --------
+    >>> resolve_rho(7)
+    (7, 7, 7)
+    >>> resolve_rho(7, rho_t=3)
+    (7, 7, 3)
+    >>> resolve_rho(default=5)
+    (5, 5, 5)
+    >>> resolve_rho() == (DEFAULT_RHO,) * 3
+    True
+    """
+    if rho is None:
+        rho = DEFAULT_RHO if default is None else default
+    return (
+        rho,
+        rho if rho_f is None else rho_f,
+        rho if rho_t is None else rho_t,
+    )
+
+
 def _conv_kernel(n: int, rho: int) -> int:
     # Block convolutions numbered 1..2*n_blocks in forward order.
     if n == 1:
@@ -169,7 +222,7 @@ def kernel_schedule(rho: int, depth: int = 26) -> list[tuple[int, int]]:
 
 
 def block_kernels(
-    rho: int = 5,
+    rho: int | None = None,
     rho_f: int | None = None,
     rho_t: int | None = None,
     depth: int = 26,
@@ -182,8 +235,9 @@ def block_kernels(
 
     Parameters
     ----------
-    rho : int, 0 <= rho <= max_rho(depth)
-        Shared rho, used for an axis whose own value is None.
+    rho : int, 0 <= rho <= max_rho(depth), or None
+        Shared rho, used for an axis whose own value is None; None means
+        :data:`DEFAULT_RHO` (:func:`resolve_rho`).
     rho_f, rho_t : int or None
         rho along frequency (rows) and time (columns); None means ``rho``.
     depth : int >= 8, of the form 6*n + 2
@@ -199,13 +253,10 @@ def block_kernels(
     [((3, 3), (1, 1)), ((1, 3), (1, 3))]
     """
     depth = _check_depth(depth)
-    rho = _check_rho("rho", rho, depth)
-    rf_f = kernel_schedule(
-        rho if rho_f is None else _check_rho("rho_f", rho_f, depth), depth
-    )
-    rf_t = kernel_schedule(
-        rho if rho_t is None else _check_rho("rho_t", rho_t, depth), depth
-    )
+    _check_rho("rho", resolve_rho(rho)[0], depth)
+    rho, rho_f, rho_t = resolve_rho(rho, rho_f, rho_t)
+    rf_f = kernel_schedule(_check_rho("rho_f", rho_f, depth), depth)
+    rf_t = kernel_schedule(_check_rho("rho_t", rho_t, depth), depth)
     return [((f1, t1), (f2, t2)) for (f1, f2), (t1, t2) in zip(rf_f, rf_t)]
 
 
@@ -399,7 +450,7 @@ def receptive_field(model_or_layers) -> RF:
 
 
 def cp_resnet_layers(
-    rho: int = 5,
+    rho: int | None = None,
     rho_f: int | None = None,
     rho_t: int | None = None,
     depth: int = 26,
@@ -412,7 +463,8 @@ def cp_resnet_layers(
 
     Parameters
     ----------
-    rho : int, 0 <= rho <= max_rho(depth)
+    rho : int, 0 <= rho <= max_rho(depth), or None
+        None means :data:`DEFAULT_RHO`.
     rho_f, rho_t : int or None
         Per-axis rho; None means ``rho``.
     depth : int >= 8, of the form 6*n + 2

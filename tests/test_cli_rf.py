@@ -23,10 +23,18 @@ def test_rf_pixels_seconds_hz(capsys):
     assert out.count(" Hz wide") == 3
 
 
-def test_rf_default_is_rho_5(capsys):
+def test_rf_default_is_the_library_default_rho(capsys):
+    from sklearn_rfcnn.receptive_field import (
+        DEFAULT_RHO,
+        cp_resnet_layers,
+        receptive_field,
+    )
+
     status, out, _ = run_cli(capsys)
     assert status == 0
-    assert "87 x 87 px" in out and "2.02 s" in out
+    px = receptive_field(cp_resnet_layers(DEFAULT_RHO)).time
+    assert f"cp_resnet (rho={DEFAULT_RHO}, depth=26)" in out
+    assert f"{px} x {px} px" in out
 
 
 def test_rf_per_axis_and_spectrogram_options(capsys):

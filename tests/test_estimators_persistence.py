@@ -2,6 +2,7 @@
 
 import json
 import pickle
+from pathlib import Path
 
 import joblib
 import numpy as np
@@ -139,3 +140,28 @@ def test_save_rejects_unserialisable_params_and_load_checks_folder(data, tmp_pat
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match=r"config\.json"):
         RFCNNClassifier.load(tmp_path / "empty")
+
+
+# ---------------------------------------------------------------------------
+# files saved by an earlier release (tests/data/release_0_1, format_version 1,
+# default rho 5): they keep loading and give the same outputs
+# ---------------------------------------------------------------------------
+_RELEASE_0_1 = Path(__file__).parent / "data" / "release_0_1"
+
+
+def test_release_0_1_classifier_loads_with_equal_outputs():
+    expected = np.load(_RELEASE_0_1 / "expected.npz")
+    clf = RFCNNClassifier.load(_RELEASE_0_1 / "classifier")
+    np.testing.assert_allclose(
+        clf.predict_proba(expected["X"]), expected["classifier_proba"], atol=1e-5
+    )
+
+
+def test_release_0_1_pipeline_loads_with_equal_outputs():
+    from sklearn_rfcnn import load_pipeline
+
+    expected = np.load(_RELEASE_0_1 / "expected.npz")
+    pipe = load_pipeline(_RELEASE_0_1 / "pipeline")
+    np.testing.assert_allclose(
+        pipe.predict_proba(expected["waves"]), expected["pipeline_proba"], atol=1e-5
+    )

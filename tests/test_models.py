@@ -129,13 +129,13 @@ def test_module_layers_match_analytic_layers(kwargs):
 @pytest.mark.parametrize(
     ("kwargs", "expected"),
     [
-        ({"n_classes": 20}, 3_568_552),
-        ({"n_classes": 56}, 3_587_056),
-        ({"n_classes": 56, "frequency_aware": True}, 3_600_368),
-        ({"n_classes": 56, "width": 32}, 233_296),
-        ({"n_classes": 56, "width": 48}, 515_776),
-        ({"n_classes": 56, "width": 64}, 908_848),
-        ({"in_channels": 2, "n_classes": 10}, 3_566_612),
+        ({"rho": 5, "n_classes": 20}, 3_568_552),
+        ({"rho": 5, "n_classes": 56}, 3_587_056),
+        ({"rho": 5, "n_classes": 56, "frequency_aware": True}, 3_600_368),
+        ({"rho": 5, "n_classes": 56, "width": 32}, 233_296),
+        ({"rho": 5, "n_classes": 56, "width": 48}, 515_776),
+        ({"rho": 5, "n_classes": 56, "width": 64}, 908_848),
+        ({"rho": 5, "in_channels": 2, "n_classes": 10}, 3_566_612),
         ({"n_classes": 56, "rho": 7}, 3_980_272),
         ({"n_classes": 56, "rho": 0}, 2_931_696),
         ({"n_classes": 56, "rho": 3}, 3_324_912),
@@ -150,8 +150,9 @@ def test_parameter_counts_match_reference(kwargs, expected):
 
 
 def test_frequency_aware_adds_13312_parameters():
-    plain = n_params(CPResNet(n_classes=56))
-    assert n_params(CPResNet(n_classes=56, frequency_aware=True)) - plain == 13_312
+    plain = n_params(CPResNet(n_classes=56, rho=5))
+    aware = n_params(CPResNet(n_classes=56, rho=5, frequency_aware=True))
+    assert aware - plain == 13_312
 
 
 def test_shake_shake_doubles_the_branches():

@@ -15,10 +15,9 @@ The whole library in one command, on the embedded dataset (no download):
    curve, the per-tag average precision and a spectrogram with the network's
    receptive field drawn to scale.
 
-The default size (1000 clips of 3 s, a width-32 CP-ResNet with rho=5, 50
-epochs) runs in under ten minutes on two CPU cores, rendering included (7.5
-minutes measured on one busy core with the clips mostly cached); ``--quick``
-is a tiny run for smoke tests (seconds).
+The default size (1000 clips of 3 s, a width-32 CP-ResNet with the library's
+default rho, 50 epochs) runs in under ten minutes on two CPU cores, rendering
+included; ``--quick`` is a tiny run for smoke tests (seconds).
 """
 
 import json
@@ -36,6 +35,7 @@ from sklearn_rfcnn.cli._options import (
     add_random_state,
     channels_last_param,
 )
+from sklearn_rfcnn.receptive_field import DEFAULT_RHO
 
 __all__ = ["add_parser", "run"]
 
@@ -48,7 +48,7 @@ DEFAULTS = {
     "duration": 3.0,
     "n_mels": 128,
     "width": 32,
-    "rho": 5,
+    "rho": DEFAULT_RHO,
     "epochs": 50,
     "instruments": None,
     "max_polyphony": 3,

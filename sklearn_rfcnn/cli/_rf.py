@@ -8,9 +8,11 @@ not imported; other architectures are built (tiny width) and asked for their
 
 from sklearn_rfcnn.cli._options import add_sr
 from sklearn_rfcnn.receptive_field import (
+    DEFAULT_RHO,
     cp_resnet_layers,
     describe_receptive_field,
     receptive_field,
+    resolve_rho,
 )
 
 __all__ = ["add_parser", "run"]
@@ -29,7 +31,9 @@ def add_parser(subparsers):
         default="cp_resnet",
         help="registered model name (default: cp_resnet; see sklearn_rfcnn.models)",
     )
-    p.add_argument("--rho", type=int, default=None, help="CP-ResNet rho (default: 5)")
+    p.add_argument(
+        "--rho", type=int, default=None, help=f"CP-ResNet rho (default: {DEFAULT_RHO})"
+    )
     p.add_argument("--rho-f", type=int, default=None, help="rho along frequency")
     p.add_argument("--rho-t", type=int, default=None, help="rho along time")
     p.add_argument(
@@ -48,9 +52,8 @@ def add_parser(subparsers):
 
 def _rf_of(args):
     if args.arch == "cp_resnet":
-        rho = 5 if args.rho is None else args.rho
         return receptive_field(
-            cp_resnet_layers(rho, args.rho_f, args.rho_t, args.depth)
+            cp_resnet_layers(args.rho, args.rho_f, args.rho_t, args.depth)
         )
     from sklearn_rfcnn.exceptions import ParameterError
     from sklearn_rfcnn.models import create_model
@@ -86,11 +89,10 @@ def run(args):
         fmax=args.fmax,
     )
     if args.arch == "cp_resnet":
-        base = 5 if args.rho is None else args.rho
+        base, rf_, rt = resolve_rho(args.rho, args.rho_f, args.rho_t)
         if args.rho_f is None and args.rho_t is None:
             rho = f"rho={base}"
         else:
-            rf_, rt = (base if v is None else v for v in (args.rho_f, args.rho_t))
             rho = f"rho_f={rf_}, rho_t={rt}"
         print(f"cp_resnet ({rho}, depth={args.depth})")
     else:

@@ -1132,8 +1132,9 @@ _PARAMETERS_DOC = """arch : str, default="cp_resnet"
     rho : int >= 0 or None, default=None
         Receptive-field regulariser of CP-ResNet: the number of 3x3
         convolutions after the first block (0..``depth - 4``); None is the
-        network's default, 5 (RF 87 px).  The fitted receptive field in
-        pixels is ``receptive_field_``.
+        library's default, :data:`sklearn_rfcnn.receptive_field.DEFAULT_RHO`
+        (chosen by measurement, see the user guide's defaults table).  The
+        fitted receptive field in pixels is ``receptive_field_``.
     rho_f, rho_t : int >= 0 or None, default=None
         Separate rho along frequency / time (None: ``rho``).
     width : int >= 1 or None, default=None

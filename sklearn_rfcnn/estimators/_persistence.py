@@ -61,6 +61,7 @@ share models across machines and library versions.
 """
 
 import hashlib
+import inspect
 import io
 import json
 import os
@@ -82,7 +83,8 @@ from sklearn_rfcnn.exceptions import (
     RFCNNError,
     RFCNNWarning,
 )
-from sklearn_rfcnn.receptive_field import RF
+from sklearn_rfcnn.models import get_model_entrypoint
+from sklearn_rfcnn.receptive_field import DEFAULT_RHO, RF
 from sklearn_rfcnn.utils._atomic import (
     atomic_folder,
     read_consistently,
@@ -94,7 +96,11 @@ from sklearn_rfcnn.utils._torch import resolve_device
 __all__ = []
 
 FORMAT_NAME = "sklearn-rfcnn"
-FORMAT_VERSION = 1
+#: 2: the file records ``model_defaults`` (the values a parameter left at None
+#: was built with), so a later change of a library default cannot change it.
+FORMAT_VERSION = 2
+#: ``model_defaults`` of a version-1 file (release 0.1: the default rho was 5).
+_V1_MODEL_DEFAULTS = {"rho": 5}
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.pt"
 #: A weights file larger than this is refused before it is read (the file of
@@ -189,6 +195,29 @@ def _config_checksum(config, weights_digest):
     h = hashlib.sha256(_canonical(body))
     h.update(weights_digest.encode("ascii"))
     return h.hexdigest()
+
+
+def _with_model_defaults(params, config, version, bad):
+    """``params`` with a ``rho`` left at None set to the file's default rho.
+
+    A model saved with ``rho=None`` was built with the library's default rho of
+    its release; setting it explicitly keeps the network (and its outputs)
+    the same after :data:`~sklearn_rfcnn.receptive_field.DEFAULT_RHO` changes.
+    """
+    defaults = config.get("model_defaults", _V1_MODEL_DEFAULTS if version < 2 else None)
+    if not isinstance(defaults, dict) or not isinstance(defaults.get("rho"), int):
+        raise bad("'model_defaults'", "is missing or has no integer 'rho'")
+    if params.get("rho") is None and _arch_takes_rho(params.get("arch", "cp_resnet")):
+        params["rho"] = defaults["rho"]
+    return params
+
+
+def _arch_takes_rho(arch):
+    try:
+        entrypoint = get_model_entrypoint(arch)
+    except (RFCNNError, TypeError):  # an unknown arch fails later, with its message
+        return False
+    return "rho" in inspect.signature(entrypoint).parameters
 
 
 def _check_target(path):
@@ -298,6 +327,7 @@ class _PersistenceMixin:
             "format_version": FORMAT_VERSION,
             "estimator": type(self).__name__,
             "params": _params_to_json(self) if params is None else params,
+            "model_defaults": {"rho": DEFAULT_RHO},
             "fitted": fitted,
         }
         # through JSON once, so the checksum is over exactly what load reads
@@ -407,7 +437,7 @@ class _PersistenceMixin:
         digest = hashlib.sha256(weights).hexdigest()
 
         # parameters, with the constraints fit uses
-        params = dict(params)
+        params = _with_model_defaults(dict(params), config, version, bad)
         unknown = sorted(set(params) - set(cls._get_param_names()))
         if unknown:
             raise bad(f"params {unknown}", f"are not parameters of {cls.__name__}")

@@ -35,6 +35,7 @@ from sklearn_rfcnn.receptive_field import (
     LayerSpec,
     block_kernels,
     pool_positions,
+    resolve_rho,
 )
 from sklearn_rfcnn.receptive_field import (
     receptive_field as _receptive_field,
@@ -189,8 +190,9 @@ class CPResNet(nn.Module):
         Spectrogram channels (1 mono, 2 stereo).
     n_classes : int >= 1, default=10
         Number of logits.
-    rho : int, 0 <= rho <= 2 * n_blocks - 2, default=5
-        Receptive-field knob (22 is the maximum at depth 26).
+    rho : int, 0 <= rho <= 2 * n_blocks - 2, or None, default=None
+        Receptive-field knob (22 is the maximum at depth 26); None means
+        :data:`~sklearn_rfcnn.receptive_field.DEFAULT_RHO`.
     rho_f, rho_t : int or None, default=None
         Separate rho along frequency and time; None means ``rho``.
     width : int >= 1, default=128
@@ -250,7 +252,7 @@ class CPResNet(nn.Module):
         self,
         in_channels: int = 1,
         n_classes: int = 10,
-        rho: int = 5,
+        rho: int | None = None,
         rho_f: int | None = None,
         rho_t: int | None = None,
         width: int = 128,
@@ -272,9 +274,7 @@ class CPResNet(nn.Module):
         self.frequency_aware = check_bool("frequency_aware", frequency_aware)
         self.shake_shake = check_bool("shake_shake", shake_shake)
         self.kernels = block_kernels(rho, rho_f, rho_t, depth)
-        self.rho = int(rho)
-        self.rho_f = int(rho if rho_f is None else rho_f)
-        self.rho_t = int(rho if rho_t is None else rho_t)
+        self.rho, self.rho_f, self.rho_t = map(int, resolve_rho(rho, rho_f, rho_t))
         self.depth = int(depth)
         self.in_channels = in_channels
         self.n_classes = n_classes
