@@ -755,3 +755,28 @@ def test_storage_unknown_driver_is_a_parameter_error():
 
     with pytest.raises(ParameterError, match="no driver 'nosuch'"):
         make_storage("postgresql+nosuch://u@h/db")
+
+
+def test_fit_checks_the_estimators_parameters_before_any_trial():
+    """The pre-flight judges the estimator with the space's first candidate."""
+    from sklearn.preprocessing import FunctionTransformer
+
+    calls = []
+    spy = FunctionTransformer(lambda X: calls.append(1) or X)
+    X, y = _spectrograms()
+    bad = Pipeline([("spy", spy), ("clf", _tiny_rfcnn(max_epochs=0))])
+    search = RFOptunaSearchCV(
+        bad, {"clf__rho": [1, 2]}, n_trials=1, cv=2, storage="memory"
+    )
+    with pytest.raises(ParameterError, match=r"^step 'clf' .*max_epochs"):
+        search.fit(X, y)
+    # rho=40 beside depth=8 is no error where the space sets rho
+    search.set_params(estimator=bad.set_params(clf__max_epochs=1, clf__rho=40))
+    search._validate_params()
+    # one candidate within max_rho(8) = 4 is enough; none is an error
+    search.set_params(param_distributions={"clf__rho": [5, 2]})
+    search._validate_params()
+    search.set_params(param_distributions={"clf__rho": (5, 9)})
+    with pytest.raises(ParameterError, match="rho=5 is out of range"):
+        search.fit(X, y)
+    assert calls == []

@@ -191,3 +191,36 @@ def test_report_on_a_search_study_takes_the_depth_given():
 
     expected = receptive_field(cp_resnet_layers(3, depth=8)).time
     assert shallow["best"]["rf_frames"] == expected
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--set", "rho=30"], "--set rho: "),
+        (["--epochs", "0"], "--epochs: "),
+        (["--n-trials", "0"], "--n-trials: "),
+        (["--set", "depth=8", "--rho", "3", "10"], "--rho 3 10: rho above 4"),
+        (["--set", "depth=8", "--set", "rho_f=6"], "--set rho_f: "),
+    ],
+)
+def test_tune_checks_every_parameter_before_data_or_study(
+    tmp_path, npz, capsys, monkeypatch, extra, message
+):
+    from sklearn_rfcnn.cli import _tune
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("data were read before the parameters were checked")
+
+    monkeypatch.setattr(_tune, "_load_data", no_reading)
+    journal = tmp_path / "p.journal"
+    argv = ["tune", "--study", "p", "--storage", str(journal), "--data", str(npz)]
+    assert main([*argv, "--rho", "1", "3", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rfcnn tune: error: ") and message in err
+    assert not journal.exists()  # no study created
+
+
+def test_tune_fixed_depth_with_searched_rho_in_range_is_accepted(tmp_path, npz):
+    """rho=None (default 5) beside depth=8 is fine when the search sets rho."""
+    args = _worker_args(tmp_path, npz, 1)  # --rho 1 3 --set depth=8
+    assert main(args) == 0

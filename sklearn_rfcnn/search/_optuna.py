@@ -18,6 +18,7 @@ The pieces live in their own modules: the cross-validated objective
 meta-estimator and :func:`run_worker`.
 """
 
+import itertools
 import os
 import time
 import uuid
@@ -62,7 +63,7 @@ from sklearn_rfcnn.utils._sklearn_compat import (
     StrOptions,
     _fit_context,
 )
-from sklearn_rfcnn.utils._validation import ParamValidationMixin
+from sklearn_rfcnn.utils._validation import ParamValidationMixin, check_params
 
 __all__ = ["RFOptunaSearchCV", "run_worker"]
 
@@ -78,6 +79,11 @@ def _process_worker(search, X, y, splits, fit_params, study_name, seed, reseed):
     objective = search._make_objective(X, y, splits, fit_params)
     _run_trials(study, objective, search.n_trials, search.timeout)
     return True
+
+
+#: Most combinations of searched values the pre-flight tries (see
+#: ``RFOptunaSearchCV._check_params_extra``).
+_PREFLIGHT_COMBINATIONS = 256
 
 
 class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
@@ -455,6 +461,36 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
             # this worker failed or was interrupted: stop the others too
             executor.shutdown(wait=False, kill_workers=True)
             raise
+
+    def _check_params_extra(self):
+        """Pre-flight: the estimator's parameters too, before any data or trial.
+
+        The base values of searched parameters do not count (``rho=None``
+        beside ``depth=8`` is fine when rho is searched): the estimator is
+        checked with the searched parameters at their ends (the lowest and
+        highest value, each choice), and it is an error only when no such
+        combination passes, up to :data:`_PREFLIGHT_COMBINATIONS` of them
+        (beyond that the fits judge).
+        """
+        ends = {
+            name: dist.choices if hasattr(dist, "choices") else (dist.low, dist.high)
+            for name, dist in self._distributions().items()
+        }
+        combinations = itertools.islice(
+            itertools.product(*ends.values()), _PREFLIGHT_COMBINATIONS + 1
+        )
+        first_error = None
+        for i, values in enumerate(combinations):
+            if i == _PREFLIGHT_COMBINATIONS:
+                return
+            try:
+                check_params(
+                    clone(self.estimator).set_params(**dict(zip(ends, values)))
+                )
+                return
+            except (ValueError, TypeError) as exc:  # the library's errors, wrapped
+                first_error = first_error or exc
+        raise first_error
 
     # -- fit ----------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=False)
