@@ -202,10 +202,10 @@ def check_model_args(name: str, **kwargs) -> None:
     Examples
     --------
     >>> check_model_args("cp_resnet", rho=7, depth=26)
-    >>> check_model_args("cp_resnet", rho=7, depth=14)
+    >>> check_model_args("cp_resnet", rho=12, depth=14)
     Traceback (most recent call last):
     ...
-    sklearn_rfcnn.exceptions.ParameterError: rho=7 is out of range: it must lie
+    sklearn_rfcnn.exceptions.ParameterError: rho=12 is out of range: it must lie
     in [0, 10]. ...
     """
     fn = _checked_entrypoint(name, kwargs)
