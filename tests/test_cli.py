@@ -247,6 +247,7 @@ def test_skip_bad_lists_what_was_skipped(audio_tree, capsys):
     assert _fit([str(bad), "-o", str(model), "--skip-bad"]) == 0
     out = capsys.readouterr().out
     assert "skipped" in out and "gone.wav" in out and "corrupt.wav" in out
+    assert "on_error" not in out  # the CLI names its own option
     assert load_pipeline(model, return_metadata=True)[1]["n_train"] == 8
     status = main(
         [
@@ -259,7 +260,7 @@ def test_skip_bad_lists_what_was_skipped(audio_tree, capsys):
     )
     captured = capsys.readouterr()
     assert status == 0
-    assert "corrupt.wav" in captured.err
+    assert "corrupt.wav" in captured.err and "on_error" not in captured.err
     assert len(captured.out.strip().splitlines()) == 2  # header + the good file
     emb = tmp / "e.npy"
     assert (
@@ -412,3 +413,12 @@ def test_fit_checks_every_parameter_before_reading_a_file(
     assert flags in lead.split(", ")
     assert len(err.splitlines()) == 1
     assert not (tmp / "m").exists()
+
+
+def test_redirected_fit_log_holds_no_escape_codes(audio_tree, capsys):
+    tmp, root, _ = audio_tree
+    argv = ["fit", str(root), "-o", str(tmp / "m"), *TINY_FRONT_END, *TINY_NET]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "train_loss" in out  # the epoch table is there, in plain text
+    assert "\x1b" not in out
