@@ -286,6 +286,7 @@ def _run_worker(args, started):
         run_worker,
     )
     from sklearn_rfcnn.transformers import BandStandardizer
+    from sklearn_rfcnn.utils._warnings import warnings_once
 
     # Where a worker's start-up goes (printed with -v; benchmarks/bench_search.py
     # reads it): the imports above (torch, scikit-learn, skorch, optuna) are
@@ -362,7 +363,8 @@ def _run_worker(args, started):
     study.set_user_attr("rfcnn:depth", clf.depth)
     if args.verbose:
         print(f"worker start-up: {startup}", flush=True)
-    study = run_worker(search, X, y)
+    with warnings_once("trials"):  # not once per fold and trial
+        study = run_worker(search, X, y)
     states = {}
     for t in study.get_trials(deepcopy=False):
         states[t.state.name] = states.get(t.state.name, 0) + 1

@@ -64,6 +64,7 @@ from sklearn_rfcnn.utils._sklearn_compat import (
     _fit_context,
 )
 from sklearn_rfcnn.utils._validation import ParamValidationMixin, check_params
+from sklearn_rfcnn.utils._warnings import warnings_once
 
 __all__ = ["RFOptunaSearchCV", "run_worker"]
 
@@ -163,7 +164,11 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
     return_train_score : bool, default=False
         Also record training scores in ``cv_results_``.
     verbose : int, default=0
-        ``0`` keeps Optuna to warnings, ``>= 1`` logs every trial.
+        ``0``: quiet (Optuna's warnings only); ``1``: one line per trial
+        (Optuna's log); ``>= 2``: also each fit's own output, such as the
+        epoch table of an RF-CNN (below 2 the trials' fits run with their
+        ``verbose`` parameters at 0; the refit keeps them).  Warnings
+        repeated by the fits are shown once per kind, with a count.
 
     Attributes
     ----------
@@ -359,9 +364,27 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
             return optuna.pruners.NopPruner()
         return self.pruning
 
+    def _trial_estimator(self):
+        """The estimator the trials clone: its own output silenced below verbose=2.
+
+        Every ``verbose`` parameter inside it (the epoch table of an RF-CNN)
+        is set to 0, so a search prints one line per trial at ``verbose=1``
+        and nothing at 0; the refit keeps the estimator's own verbosity.
+        """
+        if self.verbose >= 2:
+            return self.estimator
+        loud = {
+            name: 0
+            for name, value in self.estimator.get_params(deep=True).items()
+            if name.rpartition("__")[2] == "verbose"
+            and isinstance(value, Integral)
+            and value
+        }
+        return clone(self.estimator).set_params(**loud) if loud else self.estimator
+
     def _make_objective(self, X, y, splits, fit_params):
         return _Objective(
-            self.estimator,
+            self._trial_estimator(),
             self._distributions(),
             X,
             y,
@@ -519,7 +542,8 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                study, splits = self._optimize(X, y, groups, fit_params, study_name)
+                with warnings_once("trials"):  # not once per fold and trial
+                    study, splits = self._optimize(X, y, groups, fit_params, study_name)
         finally:
             optuna.logging.set_verbosity(previous)
 
