@@ -831,7 +831,8 @@ class _Warns(LogisticRegression):
 
         from sklearn_rfcnn.exceptions import RFCNNWarning
 
-        warnings.warn(f"fit on {len(X)} rows (first {X[0, 0]:.3f})", RFCNNWarning)
+        text = f"fit on {len(X)} rows (first {X[0, 0]:.3f})"
+        warnings.warn(text, RFCNNWarning, stacklevel=1)
         return super().fit(X, y)
 
 
