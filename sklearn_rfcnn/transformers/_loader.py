@@ -20,6 +20,7 @@ from sklearn_rfcnn.exceptions import (
     SkippedItemsWarning,
 )
 from sklearn_rfcnn.transformers._validation import (
+    ArrayOutputMixin,
     ParamValidationMixin,
     progress_bar,
     thread_map,
@@ -175,7 +176,11 @@ def _fix_length(y, size, pad_mode):
 
 
 class AudioLoader(
-    ParamValidationMixin, TransformerMixin, BaseEstimator, auto_wrap_output_keys=None
+    ArrayOutputMixin,
+    ParamValidationMixin,
+    TransformerMixin,
+    BaseEstimator,
+    auto_wrap_output_keys=None,
 ):
     """Decode audio files (or take waveforms) into clips at one sampling rate.
 

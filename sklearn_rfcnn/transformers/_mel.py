@@ -26,6 +26,7 @@ from sklearn_rfcnn.transformers._spectral import (
     mel_filterbank,
 )
 from sklearn_rfcnn.transformers._validation import (
+    ArrayOutputMixin,
     ParamValidationMixin,
     check_signals,
     chunk_slices,
@@ -183,7 +184,11 @@ def _pad_short(Y, n_fft):
 
 
 class MelSpectrogram(
-    ParamValidationMixin, TransformerMixin, BaseEstimator, auto_wrap_output_keys=None
+    ArrayOutputMixin,
+    ParamValidationMixin,
+    TransformerMixin,
+    BaseEstimator,
+    auto_wrap_output_keys=None,
 ):
     """Mel spectrograms of waveforms, as in the CP-ResNet papers.
 
