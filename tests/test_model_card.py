@@ -403,8 +403,8 @@ def test_embedder_card_yaml_is_feature_extraction(data, tmp_path):
     [{"license": ""}, {"license": 3}, {"datasets": [1]}, {"datasets": "a\nb"}],
 )
 def test_bad_license_or_datasets_fail_before_writing(pipe, clf, tmp_path, kwargs):
-    with pytest.raises(ParameterError, match="license|datasets"):
+    with pytest.raises(ParameterError, match=r"license|datasets"):
         save_pipeline(pipe, tmp_path / "p", **kwargs)
-    with pytest.raises(ParameterError, match="license|datasets"):
+    with pytest.raises(ParameterError, match=r"license|datasets"):
         clf.save(tmp_path / "e", **kwargs)
     assert not (tmp_path / "p").exists() and not (tmp_path / "e").exists()
