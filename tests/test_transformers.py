@@ -434,26 +434,27 @@ def test_loader_contract_pickling(tone_files, params):
 
 
 def test_loader_contract_set_output_and_feature_names(tone_files):
-    """Waveforms are not a table: set_output is accepted, the output stays numpy.
+    """Waveforms are not a table: no set_output, no feature names.
 
-    AudioLoader has no feature names (clips have no named columns, and their
-    lengths may differ); set_output exists so that Pipeline.set_output reaches
-    the steps whose output is a table.
+    As for MelSpectrogram and BandStandardizer (and scikit-learn's text
+    vectorizers), set_output is off and a global pandas configuration leaves
+    the output numpy; the embeddings at the end of a pipeline still come out
+    as a DataFrame with named columns.
     """
     pd = pytest.importorskip("pandas")
+    from sklearn import config_context
+
     paths, labels = tone_files
     loader = AudioLoader(sr=SR, duration=0.5)
     plain = loader.transform(paths)
-    for transform in ("pandas", "default", None):
-        assert loader.set_output(transform=transform) is loader
-        _same_output(plain, loader.transform(paths))
-    with pytest.raises(ParameterError, match="transform='table'"):
-        loader.set_output(transform="table")
+    assert not hasattr(loader, "set_output")
     assert not hasattr(loader, "get_feature_names_out")
+    with config_context(transform_output="pandas"):
+        _same_output(plain, clone(loader).fit_transform(paths))
     # a pandas Series of paths is a sequence like any other; no names are kept
     _same_output(plain, loader.fit(pd.Series(paths, name="path")).transform(paths))
     assert not hasattr(loader, "feature_names_in_")
-    # the whole pipeline: pandas output of the embeddings, named features
+    # the whole pipeline under the global configuration: named embeddings
     from sklearn_rfcnn import RFCNNEmbedder
     from sklearn_rfcnn.utils._testing import FAST_CNN_PARAMS
 
@@ -462,8 +463,9 @@ def test_loader_contract_set_output_and_feature_names(tone_files):
         MelSpectrogram(**SMALL),
         BandStandardizer(),
         RFCNNEmbedder(**FAST_CNN_PARAMS),
-    ).set_output(transform="pandas")
-    E = pipe.fit(paths, labels).transform(paths)
+    )
+    with config_context(transform_output="pandas"):
+        E = pipe.fit(paths, labels).transform(paths)
     assert isinstance(E, pd.DataFrame)
     assert list(E.columns) == list(pipe[-1].get_feature_names_out())
 

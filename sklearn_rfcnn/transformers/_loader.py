@@ -20,7 +20,6 @@ from sklearn_rfcnn.exceptions import (
     SkippedItemsWarning,
 )
 from sklearn_rfcnn.transformers._validation import (
-    ArrayOutputMixin,
     ParamValidationMixin,
     progress_bar,
     thread_map,
@@ -176,11 +175,7 @@ def _fix_length(y, size, pad_mode):
 
 
 class AudioLoader(
-    ArrayOutputMixin,
-    ParamValidationMixin,
-    TransformerMixin,
-    BaseEstimator,
-    auto_wrap_output_keys=None,
+    ParamValidationMixin, TransformerMixin, BaseEstimator, auto_wrap_output_keys=None
 ):
     """Decode audio files (or take waveforms) into clips at one sampling rate.
 

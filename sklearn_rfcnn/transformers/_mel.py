@@ -26,7 +26,6 @@ from sklearn_rfcnn.transformers._spectral import (
     mel_filterbank,
 )
 from sklearn_rfcnn.transformers._validation import (
-    ArrayOutputMixin,
     ParamValidationMixin,
     check_signals,
     chunk_slices,
@@ -184,11 +183,7 @@ def _pad_short(Y, n_fft):
 
 
 class MelSpectrogram(
-    ArrayOutputMixin,
-    ParamValidationMixin,
-    TransformerMixin,
-    BaseEstimator,
-    auto_wrap_output_keys=None,
+    ParamValidationMixin, TransformerMixin, BaseEstimator, auto_wrap_output_keys=None
 ):
     """Mel spectrograms of waveforms, as in the CP-ResNet papers.
 

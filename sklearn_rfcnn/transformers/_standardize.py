@@ -6,7 +6,6 @@ from sklearn.utils.validation import check_is_fitted
 
 from sklearn_rfcnn.exceptions import DataError
 from sklearn_rfcnn.transformers._validation import (
-    ArrayOutputMixin,
     ParamValidationMixin,
     check_signals,
 )
@@ -177,9 +176,7 @@ def _check_same_bands(items):
         )
 
 
-class BandStandardizer(
-    ArrayOutputMixin, ParamValidationMixin, TransformerMixin, BaseEstimator
-):
+class BandStandardizer(ParamValidationMixin, TransformerMixin, BaseEstimator):
     """Per-band z-score of spectrograms, with statistics learned in ``fit``.
 
     The reference code's ``normalize`` step: the mean and standard deviation

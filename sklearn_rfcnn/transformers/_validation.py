@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from sklearn_rfcnn.exceptions import DataError, InputTypeError, ParameterError
+from sklearn_rfcnn.exceptions import DataError, InputTypeError
 from sklearn_rfcnn.utils._checks import (
     _reject_strings,
     is_sequence_of_arrays,
@@ -19,7 +19,6 @@ from sklearn_rfcnn.utils._sklearn_compat import validate_data
 from sklearn_rfcnn.utils._validation import ConstraintError, ParamValidationMixin
 
 __all__ = [
-    "ArrayOutputMixin",
     "ConstraintError",
     "ParamValidationMixin",
     "as_signal_item",
@@ -30,46 +29,6 @@ __all__ = [
     "progress_bar",
     "thread_map",
 ]
-
-
-class ArrayOutputMixin:
-    """``set_output`` for front-end steps whose output is not a table.
-
-    Waveforms and spectrograms (one array per clip, of any length) have no
-    columns to name, so their output stays numpy (or a list of arrays) under
-    every ``set_output`` configuration.  The method exists so that
-    :meth:`Pipeline.set_output <sklearn.pipeline.Pipeline.set_output>`, which
-    configures every step, reaches the steps whose output is a table (the
-    embeddings of :class:`~sklearn_rfcnn.RFCNNEmbedder`).
-    """
-
-    def set_output(self, *, transform=None):
-        """Accept an output configuration; the output stays numpy.
-
-        Parameters
-        ----------
-        transform : {"default", "pandas", "polars"} or None, default=None
-            Checked, then left without effect (see the class docstring).
-
-        Returns
-        -------
-        self : object
-            The transformer, unchanged.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from sklearn_rfcnn import AudioLoader
-        >>> loader = AudioLoader(sr=8000, duration=0.5).set_output(transform="pandas")
-        >>> type(loader.transform([np.zeros(4000, np.float32)])).__name__
-        'ndarray'
-        """
-        if transform not in (None, "default", "pandas", "polars"):
-            raise ParameterError(
-                f"transform={transform!r} is not one of 'default', 'pandas', "
-                "'polars' or None."
-            )
-        return self
 
 
 def _escape(text):
