@@ -221,6 +221,6 @@ def test_tune_checks_every_parameter_before_data_or_study(
 
 
 def test_tune_fixed_depth_with_searched_rho_in_range_is_accepted(tmp_path, npz):
-    """rho=None (default 5) beside depth=8 is fine when the search sets rho."""
+    """A fixed depth=8 is fine when the searched rho range fits it."""
     args = _worker_args(tmp_path, npz, 1)  # --rho 1 3 --set depth=8
     assert main(args) == 0

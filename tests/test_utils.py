@@ -228,8 +228,8 @@ def test_check_params_leaves_a_searchs_estimator_to_the_search():
 
     from sklearn_rfcnn import RFCNNClassifier, check_params
 
-    # rho=None (5) is beyond depth 8, but the grid sets rho
-    grid = GridSearchCV(RFCNNClassifier(depth=8), {"rho": [1, 2]})
+    # rho=7 is beyond depth 8, but the grid sets rho
+    grid = GridSearchCV(RFCNNClassifier(rho=7, depth=8), {"rho": [1, 2]})
     assert check_params(grid) is grid
-    with pytest.raises(ParameterError, match="rho=5 is out of range"):
+    with pytest.raises(ParameterError, match="rho=7 is out of range"):
         check_params(grid.estimator)
