@@ -111,3 +111,13 @@ def test_bench_search_quick_runs_and_writes_valid_json(tmp_path):
         assert sum(counts) == res["n_trials"], label
     assert len(res["trials_per_worker"]["2_processes"]) <= 2
     assert {"imports", "storage", "study", "total"} <= set(res["cold_startup_s"])
+
+
+@pytest.mark.slow
+def test_bench_preflight_quick_runs_and_writes_valid_json(tmp_path):
+    out = tmp_path / "bench_preflight_quick.json"
+    _run_quick("bench_preflight.py", "--out", str(out))
+    res = _read_results(out, "bench_preflight")["results"]
+    assert res["rho_40"]["runs"] == res["missing_folder"]["runs"] == 2
+    assert "--rho" in res["messages"]["rho_40"]
+    assert "does not exist" in res["messages"]["missing_folder"]
