@@ -29,11 +29,15 @@ test: $(STAMP)
 demo: $(STAMP)
 	OMP_NUM_THREADS=2 $(BIN)/rfcnn demo $(DEMO_ARGS)
 
-lint: $(STAMP)
+# ruff comes from the lint extra, installed into .venv on first use (the same
+# $(STAMP) rule, with EXTRAS=lint), so both work on a fresh clone.
+lint:
+	$(MAKE) install EXTRAS=lint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-format: $(STAMP)
+format:
+	$(MAKE) install EXTRAS=lint
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 

@@ -31,6 +31,8 @@ _LAZY = {
     "describe_pipeline": "sklearn_rfcnn.inspection",
     "save_pipeline": "sklearn_rfcnn._pipeline_io",
     "load_pipeline": "sklearn_rfcnn._pipeline_io",
+    # pre-flight validation of every parameter of a composite estimator
+    "check_params": "sklearn_rfcnn.utils._validation",
     # networks
     "CPResNet": "sklearn_rfcnn.models",
     "create_model": "sklearn_rfcnn.models",

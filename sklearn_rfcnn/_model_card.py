@@ -24,12 +24,19 @@ Why hand-built Markdown rather than a card library:
   process (it imports pandas; measured with ``python -X importtime``), and
   its tables do not escape ``|`` in cells (measured: a cell ``a | b``
   splits the row), so the escaping below would be needed anyway;
-* ``huggingface_hub.ModelCard`` is not installed here and is not a
-  dependency.
+* ``huggingface_hub.ModelCard`` is not a dependency (the tests parse the
+  cards with it where it is installed).
 
 The renderer is therefore the few lines below; the card keeps the Hugging
-Face layout (YAML front matter with ``library_name`` and ``tags``, then
-Markdown sections), so it can be uploaded to a model hub as it is.
+Face layout, so it can be uploaded to a model hub as it is: YAML front
+matter with ``library_name``, ``pipeline_tag`` (``audio-classification`` for
+a classifier or tagger, ``feature-extraction`` for an embedder), ``tags``,
+the optional ``license`` and ``datasets`` given to ``save`` /
+``save_pipeline``, and a ``model-index`` holding the ``metrics`` given there
+(what the Hub and ``huggingface_hub.ModelCard`` read as evaluation results),
+then Markdown sections.  The YAML is written by hand (strings as JSON
+strings, which YAML reads as double-quoted scalars), so no YAML library is
+needed.
 
 This module imports only numpy and the package's version and exceptions, so
 the estimators layer may use it; the pipeline-level facts (front-end steps,
@@ -37,6 +44,8 @@ the RF in seconds and Hz from :func:`sklearn_rfcnn.inspection.describe_pipeline`
 are gathered by :mod:`sklearn_rfcnn._pipeline_io` and passed in.
 """
 
+import json
+import math
 import numbers
 from collections.abc import Mapping
 
@@ -150,6 +159,36 @@ def check_metrics(metrics):
             )
         out[name] = float(value)
     return out
+
+
+def check_card_info(license=None, datasets=None):
+    """``(license, datasets)`` for the card's YAML, or a ParameterError.
+
+    ``license``: a license identifier (e.g. ``"mit"``, ``"cc-by-4.0"``, the
+    Hub's ids) or None; ``datasets``: a data set id or a list of them.
+    """
+    if license is not None and (
+        not isinstance(license, str) or not license.strip() or "\n" in license
+    ):
+        raise ParameterError(
+            f"license={license!r} must be a license identifier on one line, "
+            "e.g. license='mit' or 'cc-by-4.0' (the Hub's ids), or None."
+        )
+    if datasets is None:
+        return license, []
+    items = [datasets] if isinstance(datasets, str) else datasets
+    try:
+        items = list(items)
+    except TypeError:
+        items = None
+    if items is None or not all(
+        isinstance(d, str) and d.strip() and "\n" not in d for d in items
+    ):
+        raise ParameterError(
+            f"datasets={datasets!r} must be a data set id or a list of them, "
+            "e.g. datasets=['openmic-2018'], or None."
+        )
+    return license, items
 
 
 def estimator_facts(est, target_names=None):
@@ -336,14 +375,56 @@ def _metrics_section(metrics):
     ]
 
 
-def _front_matter(multilabel):
+def _yaml(value):
+    """One YAML scalar: a JSON string (YAML's double-quoted style) or number."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if math.isnan(value):
+        return ".nan"
+    if math.isinf(value):
+        return ".inf" if value > 0 else "-.inf"
+    return repr(float(value))
+
+
+def _front_matter(name, *, multilabel, embedder, metrics, license=None, datasets=()):
+    """The YAML the Hub reads: pipeline tag, tags, license, data, model-index."""
     tags = ["sklearn-rfcnn", "cp-resnet", "audio"]
     tags.append("audio-tagging" if multilabel else "audio-classification")
-    return (
-        ["---", "library_name: sklearn-rfcnn", "tags:"]
-        + [f"- {t}" for t in tags]
-        + ["---", ""]
-    )
+    pipeline_tag = "feature-extraction" if embedder else "audio-classification"
+    lines = ["---", "library_name: sklearn-rfcnn"]
+    if license is not None:
+        lines.append(f"license: {_yaml(license.strip())}")
+    if datasets:
+        lines += ["datasets:"] + [f"- {_yaml(d.strip())}" for d in datasets]
+    lines.append(f"pipeline_tag: {pipeline_tag}")
+    lines += ["tags:"] + [f"- {t}" for t in tags]
+    if metrics:
+        # Hugging Face's model-index: one result, the metrics given to save
+        task = (
+            "Feature extraction"
+            if embedder
+            else ("Audio tagging" if multilabel else "Audio classification")
+        )
+        data = datasets[0].strip() if datasets else "held-out data"
+        lines += [
+            "model-index:",
+            f"- name: {_yaml(name)}",
+            "  results:",
+            "  - task:",
+            f"      type: {pipeline_tag}",
+            f"      name: {_yaml(task)}",
+            "    dataset:",
+            f"      type: {_yaml(data if datasets else 'custom')}",
+            f"      name: {_yaml(data)}",
+            "    metrics:",
+        ]
+        for metric, value in metrics.items():
+            lines += [
+                f"    - type: {_yaml(metric)}",
+                f"      value: {_yaml(value)}",
+                f"      name: {_yaml(metric)}",
+            ]
+    return [*lines, "---", ""]
 
 
 def _footer(load_lines, config_file):
@@ -369,13 +450,22 @@ def _footer(load_lines, config_file):
 # --------------------------------------------------------------------------
 
 
-def estimator_card(est, folder_name, metrics=None):
+def estimator_card(est, folder_name, metrics=None, *, license=None, datasets=None):
     """The card of a folder written by an estimator's ``save``."""
     facts = estimator_facts(est)
+    metrics = check_metrics(metrics)
+    license, datasets = check_card_info(license, datasets)
     cls = facts["estimator"]
     kind = "embedder" if facts["is_embedder"] else "classifier"
     lines = [
-        *_front_matter(facts["multilabel"]),
+        *_front_matter(
+            folder_name,
+            multilabel=facts["multilabel"],
+            embedder=facts["is_embedder"],
+            metrics=metrics,
+            license=license,
+            datasets=datasets,
+        ),
         f"# {folder_name}: {cls}",
         "",
         f"A CP-ResNet-family {kind} ({cls}, architecture `{facts['arch']['arch']}`) "
@@ -401,7 +491,7 @@ def estimator_card(est, folder_name, metrics=None):
     lines += [*_architecture_section(facts), ""]
     lines += [*_rf_section(facts), ""]
     lines += [*_training_section(facts), ""]
-    lines += [*_metrics_section(check_metrics(metrics)), ""]
+    lines += [*_metrics_section(metrics), ""]
     call = "transform(X)" if facts["is_embedder"] else "predict_proba(X)"
     lines += _footer(
         [
@@ -425,6 +515,8 @@ def pipeline_card(
     metadata=None,
     metrics=None,
     first_step=None,
+    license=None,
+    datasets=None,
 ):
     """The card of a folder written by ``save_pipeline``.
 
@@ -442,13 +534,23 @@ def pipeline_card(
         computed.
     metadata : dict or None
         ``target_names`` and ``n_train`` are used when present.
+    license, datasets : see :func:`check_card_info`
     """
     metadata = metadata or {}
     metrics = check_metrics(metrics)
+    license, datasets = check_card_info(license, datasets)
     facts = None if cnn is None else estimator_facts(cnn, metadata.get("target_names"))
     multilabel = bool(facts and facts["multilabel"])
+    embedder = not (hasattr(final, "predict") or hasattr(final, "predict_proba"))
     lines = [
-        *_front_matter(multilabel),
+        *_front_matter(
+            folder_name,
+            multilabel=multilabel,
+            embedder=embedder,
+            metrics=metrics,
+            license=license,
+            datasets=datasets,
+        ),
         f"# {folder_name}: pipeline",
         "",
         "A fitted scikit-learn pipeline (front end and model) saved by "

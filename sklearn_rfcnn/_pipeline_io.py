@@ -63,6 +63,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from sklearn_rfcnn._model_card import (
     CARD_FILE,
+    check_card_info,
     check_metrics,
     pipeline_card,
     write_card,
@@ -355,7 +356,7 @@ def _flat_steps(pipe, prefix=""):
     return out
 
 
-def _card(pipe, folder_name, metadata, metrics):
+def _card(pipe, folder_name, metadata, metrics, license=None, datasets=None):
     """The model card of ``pipe`` (see :mod:`sklearn_rfcnn._model_card`)."""
     flat = _flat_steps(pipe)
     rows, cnn = [], None
@@ -381,10 +382,21 @@ def _card(pipe, folder_name, metadata, metrics):
         metadata=metadata,
         metrics=metrics,
         first_step=None if first is None else type(first).__name__,
+        license=license,
+        datasets=datasets,
     )
 
 
-def save_pipeline(pipe, path, *, metadata=None, overwrite=False, metrics=None):
+def save_pipeline(
+    pipe,
+    path,
+    *,
+    metadata=None,
+    overwrite=False,
+    metrics=None,
+    license=None,
+    datasets=None,
+):
     """Save a fitted pipeline (front end and estimators) to a folder, without pickle.
 
     The library's transformers (:class:`~sklearn_rfcnn.AudioLoader`,
@@ -418,7 +430,18 @@ def save_pipeline(pipe, path, *, metadata=None, overwrite=False, metrics=None):
         output order (``metadata["target_names"]`` names them when it has
         one name per output), each step's parameters, the architecture, the
         receptive field in pixels, seconds and Hz and the training recipe;
-        :func:`load_pipeline` never reads it and no checksum covers it.
+        :func:`load_pipeline` never reads it and no checksum covers it.  The
+        metrics also go to the ``model-index`` of the card's YAML front
+        matter, where the Hub (and ``huggingface_hub.ModelCard``) reads
+        evaluation results; the YAML's ``pipeline_tag`` is
+        ``audio-classification``, or ``feature-extraction`` when the last
+        step only transforms.
+    license : str, default=None
+        License identifier for the card's YAML (e.g. ``"mit"``, the Hub's
+        ids).
+    datasets : str or list of str, default=None
+        Data set id(s) for the card's YAML; the first also names the data of
+        the ``model-index`` results.
 
     Returns
     -------
@@ -472,6 +495,7 @@ def save_pipeline(pipe, path, *, metadata=None, overwrite=False, metrics=None):
             f"metadata must be a JSON-serialisable dict ({exc})."
         ) from None
     metrics = check_metrics(metrics)
+    check_card_info(license, datasets)  # fail before anything is written
     _check_target(path, overwrite)
 
     def write():
@@ -496,7 +520,8 @@ def save_pipeline(pipe, path, *, metadata=None, overwrite=False, metrics=None):
             config["checksum"] = _content_checksum(config)
             (tmp / PIPELINE_FILE).write_text(json.dumps(config, indent=1))
             # after the checksums, which do not cover it: the card is documentation
-            write_card(tmp, _card(pipe, path.name, metadata, metrics))
+            card = _card(pipe, path.name, metadata, metrics, license, datasets)
+            write_card(tmp, card)
 
     accelerator = _accelerator_of(pipe)
     if accelerator is None:

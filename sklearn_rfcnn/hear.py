@@ -15,7 +15,13 @@ the pipeline's :class:`~sklearn_rfcnn.MelSpectrogram` (the numbers of its
 ``backend="torch"``, which match librosa within 0.01 dB) and the per-band
 statistics of its :class:`~sklearn_rfcnn.BandStandardizer`, so the module
 works on whatever device it is moved to (``model.to("cuda")``).  Everything
-runs in float32, in eval mode, without gradients.
+runs in float32, in eval mode, without gradients, whatever the estimator's
+``precision``: HEAR users compare embeddings across runs and machines, and
+bf16 autocast (what ``precision="auto"`` picks on GPUs and on CPUs with native
+bf16) rounds differently from one backend to another.  So the embeddings are
+those of the estimator run with ``precision="32"``; a pipeline whose own
+``transform`` runs under bf16 gives values that differ from them by bf16
+rounding (a few per cent).
 
 Embeddings
 ----------
@@ -29,20 +35,26 @@ averages them, exactly as its ``transform`` does.
 
 *Timestamp embeddings*: the network's last feature map
 (``forward_feature_map``, ``(4 * width, F', T')``) averaged over frequency,
-one vector per output frame.  The network's time stride ``s`` (the product of
-the time strides of its layers: 16 spectrogram frames for CP-ResNet) is the
-hop between timestamps, ``s * hop_length / sr`` seconds (512 ms at 16 kHz
-with ``hop_length=512``, 371.5 ms at 22.05 kHz).  The spectrogram is padded
-by ``s // 2`` frames at the start (edge frames repeated), which puts output
-frame ``j`` at the centre of input frame ``j * s``: timestamp ``j`` is
-``j * s * hop_length / sr * 1000`` ms, starting at 0, for every ``j`` whose
-time lies within the sound (``j * s * hop_length <= n_samples``), so the last
-timestamp is within one hop before the sound's end and never after it (HEAR's
-validator rejects timestamps past the end); frames are padded at the end
-(edge frames repeated) so that each of these has an output frame.  This is
-one forward pass per sound, and each vector sees the network's receptive
-field around its time.  The hop is coarse (the stride of the network); the
-HEAR validator warns above 50 ms, which matters for onset-precise tasks.
+one vector per output frame, in one forward pass per batch of sounds.  The
+network's time stride ``s`` (the product of the time strides of its layers:
+16 spectrogram frames for CP-ResNet) puts its output frames
+``s * hop_length / sr`` seconds apart (256 ms at 16 kHz with
+``hop_length=256``, 371.5 ms at 22.05 kHz with ``hop_length=512``).  The
+spectrogram is padded by ``s // 2`` frames at the start (edge frames
+repeated), which puts output frame ``j`` at the centre of input frame
+``j * s``, i.e. at ``j * s * hop_length / sr`` seconds.  HEAR asks for a hop
+of at most 50 ms (its event tasks score onsets at that resolution), so the
+timestamps divide that spacing into ``m = ceil(spacing / 50 ms)`` equal
+steps (:attr:`HEARModel.hop_ms`: 42.7 ms at 16 kHz / 256, 46.4 ms at
+22.05 kHz / 512), and the embedding at a time between two output frames is
+their linear interpolation (every ``m``-th timestamp is an output frame
+exactly).  Timestamp ``k`` is at ``k * hop_ms`` milliseconds, from 0 to the
+last such time within the sound: the last lies less than one hop (at most
+50 ms) before the sound's end and never after it (HEAR's validator rejects
+timestamps past the end); frames are padded at the end (edge frames
+repeated) so that every timestamp has output frames around it.  Each vector
+sees the network's receptive field around its time; a finer hop does not
+add detail finer than the network's stride.
 
 Examples
 --------
@@ -68,8 +80,10 @@ Examples
 >>> hear.get_scene_embeddings(audio, model).shape
 torch.Size([2, 8])
 >>> embeddings, timestamps = hear.get_timestamp_embeddings(audio, model)
->>> embeddings.shape, timestamps[0].tolist()
-(torch.Size([2, 4, 8]), [0.0, 256.0, 512.0, 768.0])
+>>> embeddings.shape, round(model.hop_ms, 2)
+(torch.Size([2, 24, 8]), 42.67)
+>>> [round(t, 2) for t in timestamps[0, [0, 1, 2, 23]].tolist()]  # ms; 1 s clip
+[0.0, 42.67, 85.33, 981.33]
 """
 
 import copy
@@ -83,6 +97,7 @@ import torch.nn.functional as F
 from sklearn_rfcnn.exceptions import DataError, InputTypeError, ParameterError
 
 __all__ = [
+    "MAX_HOP_MS",
     "SAMPLE_RATES",
     "HEARModel",
     "get_scene_embeddings",
@@ -92,6 +107,9 @@ __all__ = [
 
 #: The sampling rates HEAR 2021 allows a model to declare.
 SAMPLE_RATES = (16000, 22050, 32000, 44100, 48000)
+
+#: Largest hop between timestamp embeddings, in milliseconds (HEAR's advice).
+MAX_HOP_MS = 50.0
 
 
 def _find_steps(pipe, where):
@@ -170,7 +188,12 @@ class HEARModel(torch.nn.Module):
     timestamp_embedding_size : int
         Length of a timestamp embedding (the same).
     hop_ms : float
-        Milliseconds between timestamps.
+        Milliseconds between timestamps: ``frame_hop_ms / timestamps_per_frame``,
+        at most :data:`MAX_HOP_MS`.
+    frame_hop_ms : float
+        Milliseconds between the network's output frames (its time stride).
+    timestamps_per_frame : int
+        Timestamps per output frame (the interpolation steps).
     network : torch.nn.Module
         The CNN (eval mode, float32).
 
@@ -236,7 +259,11 @@ class HEARModel(torch.nn.Module):
         self.time_stride = int(
             math.prod(layer.stride[1] for layer in network.rf_layers())
         )
-        self.hop_ms = 1000.0 * self.time_stride * self.hop_length / self.sample_rate
+        self.frame_hop_ms = (
+            1000.0 * self.time_stride * self.hop_length / self.sample_rate
+        )
+        self.timestamps_per_frame = max(1, math.ceil(self.frame_hop_ms / MAX_HOP_MS))
+        self.hop_ms = self.frame_hop_ms / self.timestamps_per_frame
         self.batch_size = int(estimator.batch_size)
         self.crop_frames = estimator.crop_frames
         self.window_hop = (
@@ -356,34 +383,39 @@ class HEARModel(torch.nn.Module):
         Examples
         --------
         >>> model.timestamp_embeddings(audio)[1].shape  # doctest: +SKIP
-        torch.Size([2, 4])
+        torch.Size([2, 24])
         """
         return self._frame_embeddings(self.spectrogram(audio), audio.shape[-1])
 
     def _frame_embeddings(self, S, n_samples):
         """Timestamp embeddings and times of spectrograms ``(n, 1, F, T)``."""
         n = S.shape[0]
-        s = self.time_stride
-        # timestamps 0, s, 2 s, ... frames, as long as they lie within the sound
-        n_ts = 1 + int(n_samples) // (s * self.hop_length)
+        s, m = self.time_stride, self.timestamps_per_frame
+        # timestamp k lies k / m output frames (k * s * hop_length / m samples)
+        # from the start, as long as it lies within the sound
+        n_ts = 1 + int(n_samples) * m // (s * self.hop_length)
         # output frame j is centred on padded frame j * s + s // 2: pad s // 2
-        # in front; behind, enough that n_ts output frames exist
+        # in front; behind, enough that the frames around every timestamp exist
         left, right = s // 2, 3 * s
         S = F.pad(S, (left, right, 0, 0), mode="replicate")
         out = []
-        for i in range(0, n, self.batch_size):
+        for i in range(0, n, self.batch_size):  # one pass per batch of sounds
             fmap = self.network.forward_feature_map(S[i : i + self.batch_size])
             out.append(fmap.mean(dim=2).transpose(1, 2).float())
-        emb = torch.cat(out)
-        if emb.shape[1] < n_ts:  # pragma: no cover - a network stride we do not know
+        frames = torch.cat(out)  # (n, T', dim): one vector per output frame
+        k = torch.arange(n_ts, device=frames.device)
+        lo = k // m
+        if int(lo[-1]) >= frames.shape[1]:  # pragma: no cover - unknown stride
             raise DataError(
-                f"the network gave {emb.shape[1]} output frames for "
-                f"{S.shape[-1] - left - right} input "
-                f"frames, fewer than the {n_ts} timestamps expected."
+                f"the network gave {frames.shape[1]} output frames for "
+                f"{S.shape[-1] - left - right} input frames, fewer than the "
+                f"{int(lo[-1]) + 1} the timestamps need."
             )
-        emb = emb[:, :n_ts].contiguous()
-        times = torch.arange(n_ts, dtype=torch.float64, device=emb.device) * self.hop_ms
-        return emb, times.float()[None].expand(n, n_ts).contiguous()
+        hi = torch.clamp(lo + 1, max=frames.shape[1] - 1)
+        weight = ((k % m).float() / m)[None, :, None]
+        emb = (1.0 - weight) * frames[:, lo] + weight * frames[:, hi]
+        times = k.double() * self.frame_hop_ms / m
+        return emb.contiguous(), times.float()[None].expand(n, n_ts).contiguous()
 
 
 def load_model(model_file_path=""):
@@ -480,7 +512,9 @@ def get_scene_embeddings(audio, model):
     embeddings : torch.Tensor [shape=(n_sounds, model.scene_embedding_size)]
         float32; the same numbers (up to float rounding) as
         ``pipeline[:-1].transform`` then ``RFCNNEmbedder.transform`` of the
-        waveforms as numpy, with the front end computed in torch.
+        waveforms as numpy, with the front end computed in torch, and the
+        network in float32 whatever the estimator's ``precision`` (see the
+        module docstring).
 
     Examples
     --------
@@ -495,10 +529,12 @@ def get_scene_embeddings(audio, model):
 def get_timestamp_embeddings(audio, model):
     """Embeddings at regular times: the last feature map averaged over frequency.
 
-    Timestamp ``j`` is at ``j * model.hop_ms`` milliseconds (the network's time
-    stride, 16 spectrogram frames for CP-ResNet, times the spectrogram hop),
-    from 0 to the last such time within the sound (less than one hop before
-    its end, never after it); see the module docstring for the alignment.
+    Timestamp ``k`` is at ``k * model.hop_ms`` milliseconds (at most 50 ms:
+    the network's output frames, 16 spectrogram frames apart for CP-ResNet,
+    with linear interpolation between them), from 0 to the last such time
+    within the sound (less than one hop before its end, never after it); one
+    network pass per batch of sounds.  See the module docstring for the
+    alignment.
 
     Parameters
     ----------
@@ -518,7 +554,7 @@ def get_timestamp_embeddings(audio, model):
     --------
     >>> emb, timestamps = get_timestamp_embeddings(audio, model)  # doctest: +SKIP
     >>> timestamps.shape  # doctest: +SKIP
-    torch.Size([2, 4])
+    torch.Size([2, 24])
     """
     _check_model(model)
     with torch.no_grad():

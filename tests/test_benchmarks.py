@@ -122,3 +122,13 @@ def test_bench_load_quick_runs_and_writes_valid_json(tmp_path):
     for method in row["methods"].values():
         assert len(method["seconds_all"]) == doc["results"]["rounds"]
     assert row["ratio_median_checked_vs_bare"] > 0
+
+
+@pytest.mark.slow
+def test_bench_preflight_quick_runs_and_writes_valid_json(tmp_path):
+    out = tmp_path / "bench_preflight_quick.json"
+    _run_quick("bench_preflight.py", "--out", str(out))
+    res = _read_results(out, "bench_preflight")["results"]
+    assert res["rho_40"]["runs"] == res["missing_folder"]["runs"] == 2
+    assert "--rho" in res["messages"]["rho_40"]
+    assert "does not exist" in res["messages"]["missing_folder"]

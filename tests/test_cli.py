@@ -247,6 +247,7 @@ def test_skip_bad_lists_what_was_skipped(audio_tree, capsys):
     assert _fit([str(bad), "-o", str(model), "--skip-bad"]) == 0
     out = capsys.readouterr().out
     assert "skipped" in out and "gone.wav" in out and "corrupt.wav" in out
+    assert "on_error" not in out  # the CLI names its own option
     assert load_pipeline(model, return_metadata=True)[1]["n_train"] == 8
     status = main(
         [
@@ -259,7 +260,7 @@ def test_skip_bad_lists_what_was_skipped(audio_tree, capsys):
     )
     captured = capsys.readouterr()
     assert status == 0
-    assert "corrupt.wav" in captured.err
+    assert "corrupt.wav" in captured.err and "on_error" not in captured.err
     assert len(captured.out.strip().splitlines()) == 2  # header + the good file
     emb = tmp / "e.npy"
     assert (
@@ -379,3 +380,45 @@ def test_demo_rejects_bad_options(tmp_path, capsys):
         == 2
     )
     assert "did you mean 'acoustic_guitar'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "bad, flags, words",
+    [
+        (["--rho", "40"], "--rho", "rho=40"),
+        (["--epochs", "-2"], "--epochs", "max_epochs"),
+        (["--depth", "14", "--rho-t", "12"], "--rho-t", "rho_t=12"),
+        (["--n-mels", "0"], "--n-mels", "n_mels"),
+    ],
+)
+def test_fit_checks_every_parameter_before_reading_a_file(
+    audio_tree, capsys, monkeypatch, bad, flags, words
+):
+    """A wrong value (or combination) fails before any file is listed or decoded."""
+    from sklearn_rfcnn.cli import _fit as fit_module
+
+    tmp, root, _ = audio_tree
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("the input was read before the parameters were checked")
+
+    monkeypatch.setattr(fit_module, "_read_input", no_reading)
+    argv = ["fit", str(root), "-o", str(tmp / "m"), *TINY_FRONT_END, "--quiet"]
+    assert main([*argv, "--width", "4", "--device", "cpu", *bad]) == 2
+    captured = capsys.readouterr()
+    assert "training" not in captured.out
+    err = captured.err.strip()
+    assert err.startswith("rfcnn fit: error: --") and words in err
+    lead = err.split(": step ")[0].removeprefix("rfcnn fit: error: ")
+    assert flags in lead.split(", ")
+    assert len(err.splitlines()) == 1
+    assert not (tmp / "m").exists()
+
+
+def test_redirected_fit_log_holds_no_escape_codes(audio_tree, capsys):
+    tmp, root, _ = audio_tree
+    argv = ["fit", str(root), "-o", str(tmp / "m"), *TINY_FRONT_END, *TINY_NET]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "train_loss" in out  # the epoch table is there, in plain text
+    assert "\x1b" not in out

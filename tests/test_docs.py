@@ -149,3 +149,27 @@ def test_offline_inventory_warning_is_filtered_by_name():
     )
     assert not f.filter(dropped)
     assert f.filter(kept)
+
+
+def _readme_usage_block():
+    """The README's first Python block: the one under '## Usage'."""
+    readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
+    usage = readme[readme.index("\n## Usage\n") :]
+    return re.search(r"```python\n(.*?)```", usage, re.S).group(1)
+
+
+@pytest.mark.slow
+def test_readme_usage_block_runs_as_written(tmp_path, monkeypatch, capsys):
+    """Exactly the README's code, on its own data (rendered into a fresh home)."""
+    monkeypatch.setenv("RFCNN_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    code = _readme_usage_block()
+    namespace = {"__name__": "__readme__"}
+    exec(compile(code, "README.md (Usage)", "exec"), namespace)
+    out = capsys.readouterr().out
+    score = float(re.search(r"held-out PR-AUC: ([0-9.]+)", out).group(1))
+    assert 0.0 <= score <= 1.0
+    assert namespace["proba"].shape == (30, 18)
+    assert namespace["search"].best_params_["clf__rho"] in (4, 6, 8)
+    assert namespace["svm"].predict(namespace["test_paths"]).shape == (30, 18)
+    assert "\x1b" not in out  # a captured log holds no escape codes

@@ -133,3 +133,28 @@ def test_scientific_print_log_on_a_plain_net(tabular, capsys):
     net.fit(X, y)
     out = capsys.readouterr().out
     assert "1.00e-01" in out
+
+
+def test_print_log_colours_only_a_terminal(monkeypatch, capsys):
+    """No escape codes in a redirected log; skorch's colours on a terminal."""
+    import io
+
+    from sklearn_rfcnn.estimators.callbacks import ScientificPrintLog
+
+    row = {"epoch": 1, "lr": 1e-3, "train_loss": 0.5, "train_loss_best": True}
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert "\x1b[" not in ScientificPrintLog().initialize().table(row)  # capsys
+    assert "\x1b[" in ScientificPrintLog(color=True).initialize().table(row)
+    assert "\x1b[" not in ScientificPrintLog(color=False).initialize().table(row)
+    monkeypatch.setattr("sys.stdout", Terminal())
+    log = ScientificPrintLog().initialize()
+    assert log.color_ and "\x1b[" in log.table(row)
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert "\x1b[" not in ScientificPrintLog().initialize().table(row)
+    # the plain table keeps the values
+    assert "0.5000" in ScientificPrintLog(color=False).initialize().table(row)

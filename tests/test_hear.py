@@ -112,6 +112,8 @@ def test_embeddings_shapes_dtypes_and_timestamps(model, seconds):
     length_ms = 1000.0 * audio.shape[1] / SR
     assert 0.0 <= float(ts.min()) < hop
     assert length_ms - hop < float(ts.max()) <= length_ms
+    # HEAR's advice: at most 50 ms apart, so the last is within 50 ms of the end
+    assert hop <= 50.0 and length_ms - float(ts.max()) < 50.0
 
 
 def _validate_like_hear(model, seed=0):
@@ -153,7 +155,10 @@ def test_22050_rate_with_a_non_integer_hop(tmp_path):
     ).fit(X, [0, 1] * 2)
     model = hear.load_model(save_pipeline(pipe, tmp_path / "model"))
     assert model.sample_rate == sr
-    assert model.hop_ms == pytest.approx(16 * 512 / sr * 1000)  # 371.5 ms
+    # output frames 371.5 ms apart, eight timestamps each: 46.4 ms
+    assert model.frame_hop_ms == pytest.approx(16 * 512 / sr * 1000)
+    assert model.timestamps_per_frame == 8
+    assert model.hop_ms == pytest.approx(16 * 512 / sr * 1000 / 8)
     _validate_like_hear(model, seed=1)
     audio = np.random.default_rng(1).uniform(-1, 1, (2, 4 * sr)).astype(np.float32)
     got = hear.get_scene_embeddings(torch.as_tensor(audio), model).numpy()
@@ -164,9 +169,49 @@ def test_four_second_clip_ends_within_one_hop(model):
     audio = torch.as_tensor(_clips(2, 4.0))
     _, ts = hear.get_timestamp_embeddings(audio, model)
     hop = model.hop_ms
-    assert hop == pytest.approx(16 * MEL["hop_length"] / SR * 1000)
+    # output frames 256 ms apart, six timestamps each
+    assert hop == pytest.approx(16 * MEL["hop_length"] / SR * 1000 / 6)
     assert float(ts[0, 0]) == 0.0
     assert 4000.0 - hop < float(ts[0, -1]) <= 4000.0
+
+
+@pytest.mark.parametrize("seconds", (1.98, 1.0, 0.3))
+def test_timestamps_every_50_ms_to_the_end_in_one_pass(model, monkeypatch, seconds):
+    """Between output frames the embedding is their linear interpolation."""
+    audio = torch.as_tensor(_clips(3, seconds, seed=7))
+    passes = []
+    forward = model.network.forward_feature_map
+    monkeypatch.setattr(
+        model.network,
+        "forward_feature_map",
+        lambda x: passes.append(len(x)) or forward(x),
+    )
+    emb, ts = hear.get_timestamp_embeddings(audio, model)
+    assert passes == [3]  # one network pass for the batch, not one per timestamp
+    diffs = torch.diff(ts[0].double())
+    assert float(diffs.max()) <= 50.0
+    length_ms = 1000.0 * audio.shape[1] / SR
+    assert 0.0 <= length_ms - float(ts[0, -1]) < 50.0
+    m = model.timestamps_per_frame
+    frames = emb[:, ::m]  # every m-th timestamp is an output frame
+    for k in range(1, min(m, emb.shape[1] - m)):
+        w = k / m
+        expected = (1 - w) * frames[:, 0] + w * frames[:, 1]
+        torch.testing.assert_close(emb[:, k], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_embeddings_are_float32_whatever_the_precision(tmp_path_factory):
+    """A bf16-fitted pipeline's HEAR embeddings are those of its float32 network."""
+    pipe, folder = _fit_save(
+        tmp_path_factory, "bf16", RFCNNEmbedder(**{**NET, "precision": "bf16"})
+    )
+    assert pipe[-1].precision_ == "bf16"
+    model = hear.load_model(folder)
+    X = _clips(3, 1.98, seed=8)
+    got = hear.get_scene_embeddings(torch.as_tensor(X), model).numpy()
+    pipe[-1].net_.amp_dtype = None  # the estimator, run in float32
+    expected = _numpy_path(pipe, X)
+    np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-4)
 
 
 def test_batch_of_sounds_is_embedded_independently(model):
@@ -231,15 +276,16 @@ def test_timestamp_j_is_centred_on_frame_j_times_stride(model):
     for pool in pools:  # average pooling: every input of a window gets gradient
         pool.probe = True
     try:
+        m = model.timestamps_per_frame  # timestamp j * m is output frame j
         for j in (3, 6):
             Sg = S.clone().requires_grad_()
             emb, ts = model._frame_embeddings(Sg, audio.shape[-1])
-            emb[0, j].abs().sum().backward()
+            emb[0, j * m].abs().sum().backward()
             support = torch.nonzero(Sg.grad[0, 0].abs().sum(dim=0) > 0).ravel()
             centre = (float(support[0]) + float(support[-1])) / 2
             assert centre == pytest.approx(j * s, abs=1.0)
             frame_ms = 1000.0 * MEL["hop_length"] / SR
-            assert float(ts[0, j]) == pytest.approx(j * s * frame_ms)
+            assert float(ts[0, j * m]) == pytest.approx(j * s * frame_ms)
     finally:
         for pool in pools:
             pool.probe = False

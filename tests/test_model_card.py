@@ -344,3 +344,67 @@ def test_estimator_cards_keep_the_layering():
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --------------------------------------------------------------------------
+# the card's YAML, read by Hugging Face's own parser
+# --------------------------------------------------------------------------
+
+
+def test_pipeline_card_parses_as_a_hub_model_card_with_its_metrics(pipe, tmp_path):
+    hub = pytest.importorskip("huggingface_hub")
+    metrics = {"pr_auc_macro": 0.8125, "roc_auc_macro": np.float64(0.9)}
+    folder = save_pipeline(
+        pipe,
+        tmp_path / "model",
+        metrics=metrics,
+        license="cc-by-4.0",
+        datasets=["openmic-2018", "my: data"],  # YAML specials stay strings
+    )
+    card = hub.ModelCard.load(folder / "README.md")
+    data = card.data
+    assert data.library_name == "sklearn-rfcnn"
+    assert data.pipeline_tag == "audio-classification"
+    assert data.license == "cc-by-4.0"
+    assert data.datasets == ["openmic-2018", "my: data"]
+    assert "audio-tagging" in data.tags
+    results = {r.metric_type: r.metric_value for r in data.eval_results}
+    assert results == {"pr_auc_macro": 0.8125, "roc_auc_macro": 0.9}
+    (result, _) = data.eval_results
+    assert result.task_type == "audio-classification"
+    assert result.dataset_name == "openmic-2018"
+    assert data.model_name == "model"
+    # the Markdown table says the same
+    assert _metrics(card.text) == {"pr_auc_macro": 0.8125, "roc_auc_macro": 0.9}
+
+
+def test_card_yaml_without_metrics_license_or_data(clf, tmp_path):
+    hub = pytest.importorskip("huggingface_hub")
+    data = hub.ModelCard.load(clf.save(tmp_path / "model") / "README.md").data
+    assert data.pipeline_tag == "audio-classification"
+    assert data.eval_results is None and data.license is None
+    assert data.datasets is None
+
+
+def test_embedder_card_yaml_is_feature_extraction(data, tmp_path):
+    hub = pytest.importorskip("huggingface_hub")
+    X, y, _ = data
+    emb = RFCNNEmbedder(**FAST_CNN_PARAMS).fit(X, y)
+    folder = emb.save(tmp_path / "model", metrics={"svm_accuracy": 0.75})
+    card = hub.ModelCard.load(folder / "README.md")
+    assert card.data.pipeline_tag == "feature-extraction"
+    ((result),) = card.data.eval_results
+    assert (result.metric_type, result.metric_value) == ("svm_accuracy", 0.75)
+    assert result.dataset_type == "custom"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"license": ""}, {"license": 3}, {"datasets": [1]}, {"datasets": "a\nb"}],
+)
+def test_bad_license_or_datasets_fail_before_writing(pipe, clf, tmp_path, kwargs):
+    with pytest.raises(ParameterError, match=r"license|datasets"):
+        save_pipeline(pipe, tmp_path / "p", **kwargs)
+    with pytest.raises(ParameterError, match=r"license|datasets"):
+        clf.save(tmp_path / "e", **kwargs)
+    assert not (tmp_path / "p").exists() and not (tmp_path / "e").exists()

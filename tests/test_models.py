@@ -555,3 +555,23 @@ def test_numpy_scalars_from_parameter_grids_are_accepted():
     )  # fmt: skip
     assert m.rho == 3 and m.width == 2 and m.frequency_aware is True
     assert m(torch.randn(2, 1, 20, 20)).shape == (2, 4)
+
+
+def test_check_model_args_runs_the_constructor_checks_without_building():
+    from sklearn_rfcnn.models import CPResNet, check_model_args
+
+    check_model_args("cp_resnet", rho=22, depth=26)
+    with pytest.raises(ParameterError, match=r"rho=22 is out of range.*\[0, 10\]"):
+        check_model_args("cp_resnet", rho=22, depth=14)
+    with pytest.raises(ParameterError, match="rho_f=5"):
+        check_model_args("cp_resnet", rho=2, rho_f=5, depth=8)
+    with pytest.raises(ParameterError, match="depth=13 must have the form"):
+        check_model_args("cp_resnet", depth=13)
+    with pytest.raises(ParameterError, match="head='nope'"):
+        check_model_args("cp_resnet", head="nope")
+    with pytest.raises(ParameterError, match="does not take rho"):
+        check_model_args("vgg_cnn", rho=3)
+    check_model_args("vgg_cnn", width=8)  # no check_args: the names only
+    # the constructor runs the same checks
+    with pytest.raises(ParameterError, match="rho=22 is out of range"):
+        CPResNet(rho=22, depth=14, width=2)

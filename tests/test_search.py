@@ -755,3 +755,105 @@ def test_storage_unknown_driver_is_a_parameter_error():
 
     with pytest.raises(ParameterError, match="no driver 'nosuch'"):
         make_storage("postgresql+nosuch://u@h/db")
+
+
+def test_fit_checks_the_estimators_parameters_before_any_trial():
+    """The pre-flight judges the estimator with the space's first candidate."""
+    from sklearn.preprocessing import FunctionTransformer
+
+    calls = []
+    spy = FunctionTransformer(lambda X: calls.append(1) or X)
+    X, y = _spectrograms()
+    bad = Pipeline([("spy", spy), ("clf", _tiny_rfcnn(max_epochs=0))])
+    search = RFOptunaSearchCV(
+        bad, {"clf__rho": [1, 2]}, n_trials=1, cv=2, storage="memory"
+    )
+    with pytest.raises(ParameterError, match=r"^step 'clf' .*max_epochs"):
+        search.fit(X, y)
+    # rho=40 beside depth=8 is no error where the space sets rho
+    search.set_params(estimator=bad.set_params(clf__max_epochs=1, clf__rho=40))
+    search._validate_params()
+    # one candidate within max_rho(8) = 4 is enough; none is an error
+    search.set_params(param_distributions={"clf__rho": [5, 2]})
+    search._validate_params()
+    search.set_params(param_distributions={"clf__rho": (5, 9)})
+    with pytest.raises(ParameterError, match="rho=5 is out of range"):
+        search.fit(X, y)
+    assert calls == []
+
+
+def test_trials_print_one_line_each_and_no_epoch_tables_unless_verbose(capsys):
+    from sklearn_rfcnn.transformers import BandStandardizer
+
+    X, y = _spectrograms()
+    pipe = Pipeline([("norm", BandStandardizer()), ("clf", _tiny_rfcnn(verbose=1))])
+    space = rf_search_space("clf__", rho=(1, 2), width=(4,), include=["rho"])
+
+    import logging
+
+    records = []
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())
+
+    def run(verbose):
+        records.clear()
+        RFOptunaSearchCV(
+            pipe,
+            space,
+            n_trials=2,
+            cv=2,
+            storage="memory",
+            random_state=0,
+            refit=False,
+            verbose=verbose,
+        ).fit(X, y)
+        return capsys.readouterr()
+
+    logging.getLogger("optuna").addHandler(handler)
+    try:
+        quiet = run(0)
+        assert "train_loss" not in quiet.out and records == []
+        one_line = run(1)
+        assert "train_loss" not in one_line.out
+        assert sum(m.startswith("Trial ") for m in records) == 2  # one per trial
+        loud = run(2)
+    finally:
+        logging.getLogger("optuna").removeHandler(handler)
+    assert loud.out.count("train_loss") == 4  # each fold's epoch table
+    assert pipe[-1].verbose == 1  # the user's estimator is left as it was
+
+
+class _Warns(LogisticRegression):
+    """Warns on every fit with fold-dependent text, as a tag warning does."""
+
+    def fit(self, X, y):
+        import warnings
+
+        from sklearn_rfcnn.exceptions import RFCNNWarning
+
+        text = f"fit on {len(X)} rows (first {X[0, 0]:.3f})"
+        warnings.warn(text, RFCNNWarning, stacklevel=1)
+        return super().fit(X, y)
+
+
+def test_warnings_repeated_by_the_fits_are_shown_once():
+    import warnings
+
+    from sklearn_rfcnn.exceptions import RFCNNWarning
+
+    X, y = load_iris(return_X_y=True)
+    search = RFOptunaSearchCV(
+        _Warns(max_iter=300),
+        {"C": [0.5, 1.0]},
+        n_trials=3,
+        cv=3,
+        storage="memory",
+        random_state=0,
+        refit=False,
+    )
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        search.fit(X, y)
+    ours = [w for w in shown if issubclass(w.category, RFCNNWarning)]
+    assert len(ours) == 1  # 9 fits, one warning
+    assert "(and 8 similar warnings in these trials)" in str(ours[0].message)

@@ -139,3 +139,88 @@ def test_tune_error_with_n_jobs_stops_the_warmed_up_workers(
     ((n, executor),) = warmed
     assert n == 1
     assert executor._flags.shutdown  # shut down (workers killed), not left running
+
+
+def test_tune_then_report_on_a_study_with_the_default_parameters(tmp_path, capsys):
+    """The report reads a study that ``rfcnn tune`` made with default depth (None)."""
+    storage = str(tmp_path / "t1.journal")
+    common = ["--study", "t1", "--storage", storage, "--data-home", str(tmp_path)]
+    worker = ["tune", *common, "--demo-data", "--n-clips", "12", "--duration", "1"]
+    worker += ["--n-mels", "32", "--n-trials", "2", "--cv", "2", "--epochs", "1"]
+    worker += ["--width", "4", "--seed", "0"]
+    assert main(worker) == 0
+    capsys.readouterr()
+    study = optuna.load_study(
+        study_name="t1",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(storage)
+        ),
+    )
+    assert study.user_attrs["rfcnn:depth"] is None  # the estimator's default
+    report = tmp_path / "report"
+    assert main(["tune", "--report", *common, "--output", str(report)]) == 0
+    captured = capsys.readouterr()
+    assert "error" not in captured.err
+    assert "#1 trial" in captured.out and "frames =" in captured.out
+    summary = json.loads((report / "summary.json").read_text())
+    from sklearn_rfcnn.search import receptive_field_seconds
+
+    for row in summary["top"]:
+        # depth None is the network's default depth (26)
+        rho = row["params"]["clf__rho"]
+        assert row["rf_frames"] == receptive_field_seconds({"rho": rho, "depth": 26})[0]
+    assert (report / "score_vs_receptive_field.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_report_on_a_search_study_takes_the_depth_given():
+    """A study of RFOptunaSearchCV records no depth: report_study's depth= applies."""
+    from sklearn_rfcnn.search import report_study
+
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"clf__rho": 3},
+            distributions={"clf__rho": optuna.distributions.IntDistribution(1, 4)},
+            value=0.5,
+        )
+    )
+    default = report_study(study)
+    shallow = report_study(study, depth=8)
+    assert shallow["best"]["rf_frames"] != default["best"]["rf_frames"]
+    from sklearn_rfcnn.receptive_field import cp_resnet_layers, receptive_field
+
+    expected = receptive_field(cp_resnet_layers(3, depth=8)).time
+    assert shallow["best"]["rf_frames"] == expected
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--set", "rho=30"], "--set rho: "),
+        (["--epochs", "0"], "--epochs: "),
+        (["--n-trials", "0"], "--n-trials: "),
+        (["--set", "depth=8", "--rho", "3", "10"], "--rho 3 10: rho above 4"),
+        (["--set", "depth=8", "--set", "rho_f=6"], "--set rho_f: "),
+    ],
+)
+def test_tune_checks_every_parameter_before_data_or_study(
+    tmp_path, npz, capsys, monkeypatch, extra, message
+):
+    from sklearn_rfcnn.cli import _tune
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("data were read before the parameters were checked")
+
+    monkeypatch.setattr(_tune, "_load_data", no_reading)
+    journal = tmp_path / "p.journal"
+    argv = ["tune", "--study", "p", "--storage", str(journal), "--data", str(npz)]
+    assert main([*argv, "--rho", "1", "3", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rfcnn tune: error: ") and message in err
+    assert not journal.exists()  # no study created
+
+
+def test_tune_fixed_depth_with_searched_rho_in_range_is_accepted(tmp_path, npz):
+    """A fixed depth=8 is fine when the searched rho range fits it."""
+    args = _worker_args(tmp_path, npz, 1)  # --rho 1 3 --set depth=8
+    assert main(args) == 0

@@ -370,6 +370,106 @@ def test_loader_is_stateless_and_picklable(tone_files):
     assert_array_equal(fitted.transform(paths), unfitted)
 
 
+# AudioLoader takes paths, so parametrize_with_checks skips it ("Can't test
+# estimator AudioLoader"); these are its contract tests on real files.
+_LOADER_SETTINGS = [
+    {"sr": 16000, "duration": 0.3},  # resampled, fixed length
+    {"sr": SR},  # native rate, each clip's own length (a list)
+    {"sr": SR, "duration": 0.7, "offset": 0.1, "pad_mode": "wrap"},
+]
+
+
+def _same_output(a, b):
+    if isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b)
+        for x, z in zip(a, b):
+            assert_array_equal(x, z)
+    else:
+        assert type(a) is type(b) is np.ndarray
+        assert a.dtype == b.dtype == np.float32
+        assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("params", _LOADER_SETTINGS)
+def test_loader_contract_clone_params_fit_determinism(tone_files, params):
+    paths, labels = tone_files
+    loader = AudioLoader(**params)
+    # fit validates only and returns self, with or without y
+    assert loader.fit(paths) is loader
+    assert loader.fit(paths, labels) is loader
+    assert vars(loader) == vars(AudioLoader(**params))  # no fitted state
+    # the same files give the same numbers, call after call
+    first = loader.transform(paths)
+    _same_output(first, loader.transform(paths))
+    _same_output(first, loader.fit_transform(paths))
+    # a clone has equal parameters and equal output
+    twin = clone(loader)
+    assert twin is not loader and twin.get_params() == loader.get_params()
+    _same_output(first, twin.transform(paths))
+    # get_params / set_params round trip; a changed parameter takes effect
+    other = AudioLoader().set_params(**loader.get_params())
+    assert other.get_params() == loader.get_params()
+    _same_output(first, other.transform(paths))
+    longer = clone(loader).set_params(duration=1.0).transform(paths)
+    assert longer.shape[-1] == round(1.0 * loader.sr)
+
+
+@pytest.mark.parametrize("params", _LOADER_SETTINGS)
+@pytest.mark.parametrize("n_jobs", [2, -1])
+def test_loader_contract_n_jobs_gives_equal_output(tone_files, params, n_jobs):
+    paths, _ = tone_files
+    one = AudioLoader(**params, n_jobs=1).transform(paths)
+    _same_output(one, AudioLoader(**params, n_jobs=n_jobs).transform(paths))
+
+
+@pytest.mark.parametrize("params", _LOADER_SETTINGS)
+def test_loader_contract_pickling(tone_files, params):
+    import pickle
+
+    paths, _ = tone_files
+    loader = AudioLoader(**params, on_error="skip", verbose=0)
+    copy = pickle.loads(pickle.dumps(loader))
+    assert copy.get_params() == loader.get_params()
+    _same_output(loader.transform(paths), copy.transform(paths))
+
+
+def test_loader_contract_set_output_and_feature_names(tone_files):
+    """Waveforms are not a table: no set_output, no feature names.
+
+    As for MelSpectrogram and BandStandardizer (and scikit-learn's text
+    vectorizers), set_output is off and a global pandas configuration leaves
+    the output numpy; the embeddings at the end of a pipeline still come out
+    as a DataFrame with named columns.
+    """
+    pd = pytest.importorskip("pandas")
+    from sklearn import config_context
+
+    paths, labels = tone_files
+    loader = AudioLoader(sr=SR, duration=0.5)
+    plain = loader.transform(paths)
+    assert not hasattr(loader, "set_output")
+    assert not hasattr(loader, "get_feature_names_out")
+    with config_context(transform_output="pandas"):
+        _same_output(plain, clone(loader).fit_transform(paths))
+    # a pandas Series of paths is a sequence like any other; no names are kept
+    _same_output(plain, loader.fit(pd.Series(paths, name="path")).transform(paths))
+    assert not hasattr(loader, "feature_names_in_")
+    # the whole pipeline under the global configuration: named embeddings
+    from sklearn_rfcnn import RFCNNEmbedder
+    from sklearn_rfcnn.utils._testing import FAST_CNN_PARAMS
+
+    pipe = make_pipeline(
+        AudioLoader(sr=SR, duration=0.5),
+        MelSpectrogram(**SMALL),
+        BandStandardizer(),
+        RFCNNEmbedder(**FAST_CNN_PARAMS),
+    )
+    with config_context(transform_output="pandas"):
+        E = pipe.fit(paths, labels).transform(paths)
+    assert isinstance(E, pd.DataFrame)
+    assert list(E.columns) == list(pipe[-1].get_feature_names_out())
+
+
 # ------------------------------------------------------------------ MelSpectrogram
 
 

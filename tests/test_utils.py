@@ -163,3 +163,73 @@ def test_front_end_uses_the_shared_string_check(monkeypatch):
         with pytest.raises(InputTypeError, match="holds strings"):
             est.fit(["a.wav", "b.wav"])
     assert calls == ["MelSpectrogram", "BandStandardizer"]
+
+
+# --------------------------------------------------------------------------- #
+# check_params: the pre-flight of a composite estimator
+# --------------------------------------------------------------------------- #
+def test_check_params_fails_on_a_pipeline_before_its_front_end_runs():
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import FeatureUnion, Pipeline
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+    from sklearn_rfcnn import (
+        AudioLoader,
+        BandStandardizer,
+        MelSpectrogram,
+        RFCNNClassifier,
+        check_params,
+    )
+    from sklearn_rfcnn.utils._sklearn_compat import InvalidParameterError
+
+    calls = []
+    spy = FunctionTransformer(lambda X: calls.append(X) or X)
+    pipe = Pipeline(
+        [
+            ("spy", spy),
+            ("load", AudioLoader()),
+            ("mel", MelSpectrogram()),
+            ("norm", BandStandardizer()),
+            ("clf", RFCNNClassifier(rho=40)),
+        ]
+    )
+    with pytest.raises(
+        ParameterError, match=r"^step 'clf' \(RFCNNClassifier\): rho=40"
+    ):
+        check_params(pipe)
+    # the combination: rho within range for depth 26, beyond it for depth 8
+    pipe.set_params(clf__rho=5, clf__depth=8)
+    with pytest.raises(ParameterError, match="rho=5 is out of range"):
+        check_params(pipe)
+    pipe.set_params(clf__rho=4)
+    assert check_params(pipe) is pipe
+    # declared constraints stay scikit-learn's InvalidParameterError too
+    pipe.set_params(mel__n_mels=0)
+    with pytest.raises(InvalidParameterError, match=r"^step 'mel' "):
+        check_params(pipe)
+    # nested steps are named by their set_params path
+    union = FeatureUnion([("a", StandardScaler()), ("b", pipe)])
+    with pytest.raises(ParameterError, match=r"^step 'b__mel' "):
+        check_params(union)
+    columns = ColumnTransformer([("c", pipe, [0])])
+    with pytest.raises(ParameterError, match=r"^step 'c__mel' "):
+        check_params(columns)
+    assert calls == []  # nothing was run
+    # without the pre-flight, the front end runs before the estimator fails
+    pipe.set_params(mel__n_mels=16, clf__rho=40, load__sr=8000, mel__sr=8000)
+    waves = [np.random.RandomState(0).randn(4000).astype(np.float32)] * 2
+    with pytest.raises(ParameterError, match="rho=40"):
+        pipe.fit(waves, [0, 1])
+    assert len(calls) == 1
+
+
+def test_check_params_leaves_a_searchs_estimator_to_the_search():
+    from sklearn.model_selection import GridSearchCV
+
+    from sklearn_rfcnn import RFCNNClassifier, check_params
+
+    # rho=7 is beyond depth 8, but the grid sets rho
+    grid = GridSearchCV(RFCNNClassifier(rho=7, depth=8), {"rho": [1, 2]})
+    assert check_params(grid) is grid
+    with pytest.raises(ParameterError, match="rho=7 is out of range"):
+        check_params(grid.estimator)

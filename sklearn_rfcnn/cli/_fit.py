@@ -23,7 +23,10 @@ from sklearn_rfcnn.cli._model import (
 from sklearn_rfcnn.cli._options import (
     add_frontend_args,
     add_network_args,
+    check_options,
+    frontend_flags,
     frontend_kwargs,
+    network_flags,
     network_kwargs,
 )
 
@@ -157,11 +160,10 @@ def run(args):
     def log(message):
         print(message, flush=True)
 
-    # everything that can be checked is checked before any file is decoded
+    # everything that can be checked is checked before any file is read
     out = Path(args.output).expanduser()
     check_output_folder(out, overwrite=args.overwrite)
     check_device(args.device)
-    data = _read_input(args, log)
     loader_kwargs, mel_kwargs = frontend_kwargs(args)
     pipe = Pipeline(
         [
@@ -174,6 +176,8 @@ def run(args):
             ),
         ]
     )
+    check_options(pipe, {**frontend_flags(), **network_flags()})
+    data = _read_input(args, log)
     paths = list(data.filenames)
     waves, kept = load_clips(paths, pipe[0], skip_bad=args.skip_bad, log=log)
     y = data.target[kept]

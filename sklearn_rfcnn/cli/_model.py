@@ -145,7 +145,7 @@ def load_clips(paths, loader, *, skip_bad, log):
             warnings.simplefilter("ignore", SkippedItemsWarning)
             result = reader.fit(paths).load(paths)
         for _index, item, reason in result.skipped:
-            log(f"  skipped {os.fsdecode(item)}: {reason}")
+            log(f"  skipped {os.fsdecode(item)}: {_SKIP.sub('--skip-bad', reason)}")
         if result.skipped:
             log(f"skipped {len(result.skipped)} of {len(paths)} files (--skip-bad)")
     return result.data, result.kept

@@ -8,6 +8,7 @@ option seeds or counts may differ per subcommand.
 """
 
 import argparse
+import re
 
 __all__ = [
     "add_device_args",
@@ -17,10 +18,75 @@ __all__ = [
     "add_random_state",
     "add_sr",
     "channels_last_param",
+    "check_options",
+    "frontend_flags",
     "frontend_kwargs",
+    "network_flags",
     "network_kwargs",
     "sample_rate",
 ]
+
+#: ``add_network_args`` option (argparse dest) -> RFCNNClassifier parameter.
+_NETWORK_OPTIONS = {
+    "rho": "rho",
+    "rho_f": "rho_f",
+    "rho_t": "rho_t",
+    "width": "width",
+    "depth": "depth",
+    "epochs": "max_epochs",
+    "batch_size": "batch_size",
+    "lr": "lr",
+    "mixup_alpha": "mixup_alpha",
+    "validation_fraction": "validation_fraction",
+    "crop_frames": "crop_frames",
+    "device": "device",
+    "precision": "precision",
+    "channels_last": "channels_last",
+    "random_state": "random_state",
+}
+
+#: ``add_frontend_args`` options: AudioLoader / MelSpectrogram parameters.
+_FRONTEND_OPTIONS = ("sr", "duration", "n_fft", "hop_length", "n_mels")
+_FRONTEND_OPTIONS += ("fmin", "fmax", "scale")
+
+
+def _flag(dest):
+    return "--" + dest.replace("_", "-")
+
+
+def network_flags():
+    """RFCNNClassifier parameter -> the option of ``add_network_args`` setting it."""
+    return {param: _flag(dest) for dest, param in _NETWORK_OPTIONS.items()}
+
+
+def frontend_flags():
+    """Front-end parameter -> the option of ``add_frontend_args`` setting it."""
+    return {name: _flag(name) for name in _FRONTEND_OPTIONS}
+
+
+def check_options(estimator, flags):
+    """Pre-flight of every parameter, before any data is read.
+
+    :func:`sklearn_rfcnn.check_params` on ``estimator``; its error becomes a
+    one-line CLI error that starts with the command-line options whose
+    parameters the message names (``flags``: parameter -> option).
+    """
+    from sklearn_rfcnn.cli import CLIError
+    from sklearn_rfcnn.exceptions import ParameterError
+    from sklearn_rfcnn.utils._validation import check_params
+
+    try:
+        check_params(estimator)
+    except ParameterError as exc:
+        text = str(exc)
+        named = [
+            flag
+            for param, flag in flags.items()
+            if re.search(rf"(?<![\w-]){re.escape(param)}(?!\w)", text)
+        ]
+        named = list(dict.fromkeys(named))  # in order, once each
+        lead = f"{', '.join(named)}: " if named else ""
+        raise CLIError(f"{lead}{text}") from None
 
 
 def sample_rate(text):
@@ -232,22 +298,9 @@ def add_network_args(p, *, epochs=None, width=None, rho=None):
 
 def network_kwargs(args):
     """``RFCNNClassifier`` keyword arguments from the options that were set."""
-    mapping = {
-        "rho": "rho",
-        "rho_f": "rho_f",
-        "rho_t": "rho_t",
-        "width": "width",
-        "depth": "depth",
-        "epochs": "max_epochs",
-        "batch_size": "batch_size",
-        "lr": "lr",
-        "mixup_alpha": "mixup_alpha",
-        "validation_fraction": "validation_fraction",
-        "crop_frames": "crop_frames",
-    }
     kwargs = {
         param: getattr(args, opt)
-        for opt, param in mapping.items()
+        for opt, param in _NETWORK_OPTIONS.items()
         if getattr(args, opt, None) is not None
     }
     kwargs["device"] = args.device

@@ -20,7 +20,12 @@ import json
 import sys
 import time
 
-from sklearn_rfcnn.cli._options import add_epochs, add_random_state, add_sr
+from sklearn_rfcnn.cli._options import (
+    add_epochs,
+    add_random_state,
+    add_sr,
+    check_options,
+)
 
 __all__ = ["add_parser", "run"]
 
@@ -241,6 +246,18 @@ def _report(args):
     return 0
 
 
+#: RFOptunaSearchCV parameter -> the ``rfcnn tune`` option that sets it.
+_SEARCH_FLAGS = {
+    "n_trials": "--n-trials",
+    "cv": "--cv",
+    "scoring": "--scoring",
+    "n_jobs": "--n-jobs",
+    "timeout": "--timeout",
+    "random_state": "--random-state",
+    "heartbeat_interval": "--heartbeat-interval",
+    "grace_period": "--grace-period",
+}
+
 #: What a worker process imports before its first trial (warmed up early).
 _WORKER_MODULES = (
     "sklearn_rfcnn.estimators",
@@ -283,6 +300,7 @@ def _run_worker(args, started):
         run_worker,
     )
     from sklearn_rfcnn.transformers import BandStandardizer
+    from sklearn_rfcnn.utils._warnings import warnings_once
 
     # Where a worker's start-up goes (printed with -v; benchmarks/bench_search.py
     # reads it): the imports above (torch, scikit-learn, skorch, optuna) are
@@ -300,6 +318,40 @@ def _run_worker(args, started):
         clf = RFCNNClassifier(**params)
     except TypeError as exc:
         raise CLIError(f"--set: {exc}") from None
+    pipe = Pipeline([("norm", BandStandardizer()), ("clf", clf)])
+    space = rf_search_space(
+        "clf__",
+        rho=tuple(args.rho),
+        separate_axes=args.separate_axes,
+        width=tuple(args.width),
+        include=args.include,
+        exclude=args.exclude,
+    )
+    for key in fixed:  # a fixed parameter is not searched
+        space.pop("clf__" + key, None)
+    search = RFOptunaSearchCV(
+        pipe,
+        space,
+        n_trials=args.n_trials,
+        cv=args.cv,
+        scoring=args.scoring,
+        storage=args.storage,
+        study_name=args.study,
+        pruning=not args.no_pruning,
+        n_jobs=args.n_jobs,
+        timeout=args.timeout,
+        random_state=args.random_state,
+        data_home=args.data_home,
+        heartbeat_interval=args.heartbeat_interval,
+        grace_period=args.grace_period,
+        verbose=args.verbose,
+    )
+    # every parameter is checked before any data are read or a study created
+    check_options(
+        search,
+        {"max_epochs": "--epochs", **_SEARCH_FLAGS, **{k: f"--set {k}" for k in fixed}},
+    )
+    _check_rho_range(args, space, clf)
     # a --data file is read first (quick, and a bad one creates no study);
     # the storage is opened before demo data are rendered or anything
     # trains, so an unreachable database fails at once
@@ -317,44 +369,16 @@ def _run_worker(args, started):
     if not args.data:
         X, y = _load_data(args)
         startup.lap("data")
-    pipe = Pipeline([("norm", BandStandardizer()), ("clf", clf)])
-    space = rf_search_space(
-        "clf__",
-        rho=tuple(args.rho),
-        separate_axes=args.separate_axes,
-        width=tuple(args.width),
-        include=args.include,
-        exclude=args.exclude,
-    )
-    for key in fixed:  # a fixed parameter is not searched
-        space.pop("clf__" + key, None)
-    scoring = args.scoring
-    if scoring is None:
-        scoring = "pr_auc_macro" if np.ndim(y) == 2 else "accuracy"
-    search = RFOptunaSearchCV(
-        pipe,
-        space,
-        n_trials=args.n_trials,
-        cv=args.cv,
-        scoring=scoring,
-        storage=args.storage,
-        study_name=args.study,
-        pruning=not args.no_pruning,
-        n_jobs=args.n_jobs,
-        timeout=args.timeout,
-        random_state=args.random_state,
-        data_home=args.data_home,
-        heartbeat_interval=args.heartbeat_interval,
-        grace_period=args.grace_period,
-        verbose=args.verbose,
-    )
+    if args.scoring is None:
+        search.set_params(scoring="pr_auc_macro" if np.ndim(y) == 2 else "accuracy")
     # Record what the report needs to turn pixels into seconds.
     study.set_user_attr("rfcnn:sr", args.sr)
     study.set_user_attr("rfcnn:hop_length", args.hop_length)
     study.set_user_attr("rfcnn:depth", clf.depth)
     if args.verbose:
         print(f"worker start-up: {startup}", flush=True)
-    study = run_worker(search, X, y)
+    with warnings_once("trials"):  # not once per fold and trial
+        study = run_worker(search, X, y)
     states = {}
     for t in study.get_trials(deepcopy=False):
         states[t.state.name] = states.get(t.state.name, 0) + 1
@@ -368,6 +392,24 @@ def _run_worker(args, started):
         print(f"best so far: trial {best.number}, score {best.value:.4f}")
         print(f"    {json.dumps(best.params, default=str)}")
     return 0
+
+
+def _check_rho_range(args, space, clf):
+    """``--rho LO HI`` must lie within the rho range of the network's depth."""
+    from sklearn_rfcnn.cli import CLIError
+    from sklearn_rfcnn.receptive_field import max_rho
+
+    searched = [k for k in ("rho", "rho_f", "rho_t") if "clf__" + k in space]
+    if not searched or clf.arch != "cp_resnet":
+        return
+    hi = max_rho() if clf.depth is None else max_rho(clf.depth)
+    if args.rho[1] > hi:
+        depth = "the default depth" if clf.depth is None else f"depth={clf.depth}"
+        raise CLIError(
+            f"--rho {args.rho[0]} {args.rho[1]}: rho above {hi} is not possible "
+            f"at {depth} ({', '.join(searched)} searched); pass --rho LO HI with "
+            f"HI <= {hi}, or a larger --set depth."
+        )
 
 
 class _Stopwatch:

@@ -81,7 +81,7 @@ from sklearn_rfcnn.exceptions import (
     ParameterError,
     RFCNNWarning,
 )
-from sklearn_rfcnn.models import create_model, get_model_entrypoint
+from sklearn_rfcnn.models import check_model_args, create_model, get_model_entrypoint
 from sklearn_rfcnn.receptive_field import receptive_field
 from sklearn_rfcnn.utils._checks import _is_ragged, _reject_strings
 from sklearn_rfcnn.utils._sklearn_compat import (
@@ -382,7 +382,9 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
 
     def _check_params_extra(self):
         """Cross-parameter checks that need no data (run before every fit)."""
-        self._model_kwargs()  # parameters the chosen architecture cannot use
+        # parameters the chosen architecture cannot use, and values (rho
+        # against depth) it rejects, without building the network
+        check_model_args(self.arch, **self._model_kwargs())
         if self.crop_frames is not None:
             self._window_hop(self.crop_frames)
 

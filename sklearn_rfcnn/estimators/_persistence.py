@@ -75,7 +75,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.validation import check_is_fitted
 from skorch.history import History
 
-from sklearn_rfcnn._model_card import check_metrics, estimator_card, write_card
+from sklearn_rfcnn._model_card import estimator_card, write_card
 from sklearn_rfcnn.estimators._base import _FITTED_ATTRIBUTES
 from sklearn_rfcnn.exceptions import (
     DataError,
@@ -239,7 +239,7 @@ def _check_target(path):
 class _PersistenceMixin:
     """``save(path)`` / ``load(path)`` for estimators built on ``_BaseRFCNN``."""
 
-    def save(self, path, *, metrics=None):
+    def save(self, path, *, metrics=None, license=None, datasets=None):
         """Write the fitted estimator to the folder ``path`` (no pickle).
 
         The folder is written whole under a scratch name beside ``path`` and
@@ -256,8 +256,15 @@ class _PersistenceMixin:
             replaced, card included).
         metrics : dict of str to float, default=None
             Held-out scores to record in the card (e.g.
-            ``{"pr_auc_macro": 0.81}``); the card says none were given
-            otherwise.
+            ``{"pr_auc_macro": 0.81}``), in its Markdown and in the
+            ``model-index`` of its YAML front matter (the Hub's evaluation
+            results); the card says none were given otherwise.
+        license : str, default=None
+            License identifier for the card's YAML (e.g. ``"mit"``, the
+            Hub's ids).
+        datasets : str or list of str, default=None
+            Data set id(s) for the card's YAML; the first also names the
+            data of the ``model-index`` results.
 
         Returns
         -------
@@ -268,8 +275,9 @@ class _PersistenceMixin:
         ------
         ParameterError
             ``path`` is a file or a folder that is not a saved model, a
-            parameter cannot be stored as JSON, or ``metrics`` is not a dict
-            of names to numbers.
+            parameter cannot be stored as JSON, ``metrics`` is not a dict
+            of names to numbers, or ``license`` / ``datasets`` are not
+            strings.
 
         Notes
         -----
@@ -283,8 +291,9 @@ class _PersistenceMixin:
         path = Path(os.fspath(path)).expanduser()
         _check_target(path)
         params = _params_to_json(self)  # fail before anything is written
-        metrics = check_metrics(metrics)
-        card = estimator_card(self, path.name, metrics)
+        card = estimator_card(
+            self, path.name, metrics, license=license, datasets=datasets
+        )
         accelerator = getattr(self.net_, "accelerator", None)
         if accelerator is None:
             self._write_folder(path, params, card)

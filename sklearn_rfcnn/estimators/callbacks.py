@@ -14,6 +14,8 @@ are public so that a hand-built skorch net can reuse them.
 """
 
 import math
+import os
+import sys
 from numbers import Number
 
 import torch
@@ -210,6 +212,16 @@ class ScientificPrintLog(PrintLog):
         Format spec of those keys.
     keys_ignored, sink, tablefmt, floatfmt, stralign
         As :class:`skorch.callbacks.PrintLog`.
+    color : bool or "auto", default="auto"
+        Colour the best values with terminal escape codes, as skorch does.
+        ``"auto"``: only when ``sink`` is ``print`` and standard output is a
+        terminal, and the ``NO_COLOR`` environment variable is unset; so a
+        log redirected to a file or a pipe holds plain text.
+
+    Attributes
+    ----------
+    color_ : bool
+        Whether this training run colours its table (set by ``initialize``).
 
     Examples
     --------
@@ -229,6 +241,7 @@ class ScientificPrintLog(PrintLog):
         tablefmt="simple",
         floatfmt=".4f",
         stralign="right",
+        color="auto",
     ):
         super().__init__(
             keys_ignored=keys_ignored,
@@ -239,8 +252,26 @@ class ScientificPrintLog(PrintLog):
         )
         self.keys_scientific = keys_scientific
         self.scifmt = scifmt
+        self.color = color
+
+    def initialize(self):
+        super().initialize()
+        if self.color == "auto":
+            isatty = getattr(sys.stdout, "isatty", None)
+            self.color_ = (
+                self.sink is print
+                and not os.environ.get("NO_COLOR")
+                and isatty is not None
+                and bool(isatty())
+            )
+        else:
+            self.color_ = bool(self.color)
+        return self
 
     def format_row(self, row, key, color):
+        if not getattr(self, "color_", True):
+            # skorch colours a value whose "<key>_best" flag is set
+            row = {k: v for k, v in row.items() if k != key + "_best"}
         value = row[key]
         if (
             key not in self.keys_scientific

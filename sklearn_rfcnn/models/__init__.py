@@ -30,6 +30,7 @@ from sklearn_rfcnn.models._layers import (
     probe_pooling,
 )
 from sklearn_rfcnn.models._registry import (
+    check_model_args,
     create_model,
     get_model_entrypoint,
     list_models,
@@ -43,6 +44,7 @@ __all__ = [
     "ResNet",
     "ShakeShake",
     "TinySafeMaxPool2d",
+    "check_model_args",
     "create_model",
     "frequency_coordinates",
     "get_model_entrypoint",

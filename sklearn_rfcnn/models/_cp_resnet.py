@@ -262,11 +262,7 @@ class CPResNet(nn.Module):
         head: str = "map",
     ) -> None:
         super().__init__()
-        if head not in ("map", "pooled"):
-            raise ParameterError(
-                f"head={head!r} is not one of 'map' (the paper's: BN on the "
-                "class map, then pooling) or 'pooled' (pooling, then BN)."
-            )
+        self.check_args(rho=rho, rho_f=rho_f, rho_t=rho_t, depth=depth, head=head)
         self.head = head
         in_channels = check_model_int("in_channels", in_channels)
         n_classes = check_model_int("n_classes", n_classes)
@@ -309,6 +305,33 @@ class CPResNet(nn.Module):
         self.classifier = nn.Conv2d(4 * width, n_classes, 1, bias=False)
         self.classifier_bn = BatchNorm2d(n_classes)
         self.init_weights()
+
+    @staticmethod
+    def check_args(
+        *, rho=5, rho_f=None, rho_t=None, depth=26, head="map", **_others
+    ) -> None:
+        """Check ``head`` and ``rho`` / ``rho_f`` / ``rho_t`` against ``depth``.
+
+        The checks of the constructor that involve several arguments, run
+        without building anything (see
+        :func:`~sklearn_rfcnn.models.check_model_args`); the other
+        arguments are checked by the constructor.
+
+        Examples
+        --------
+        >>> CPResNet.check_args(rho=22, depth=26)
+        >>> CPResNet.check_args(rho=22, depth=14)
+        Traceback (most recent call last):
+        ...
+        sklearn_rfcnn.exceptions.ParameterError: rho=22 is out of range: it must
+        lie in [0, 10]. ...
+        """
+        if head not in ("map", "pooled"):
+            raise ParameterError(
+                f"head={head!r} is not one of 'map' (the paper's: BN on the "
+                "class map, then pooling) or 'pooled' (pooling, then BN)."
+            )
+        block_kernels(rho, rho_f, rho_t, depth)
 
     # ------------------------------------------------------------------ #
     @property

@@ -14,7 +14,13 @@ from collections.abc import Callable
 
 from sklearn_rfcnn.exceptions import ParameterError
 
-__all__ = ["create_model", "get_model_entrypoint", "list_models", "register_model"]
+__all__ = [
+    "check_model_args",
+    "create_model",
+    "get_model_entrypoint",
+    "list_models",
+    "register_model",
+]
 
 _MODEL_ENTRYPOINTS: dict[str, Callable] = {}
 
@@ -45,6 +51,10 @@ def register_model(fn: Callable | None = None, *, name: str | None = None):
     3
 
     Names starting with an underscore are private: :func:`list_models` hides them.
+    An entry point may carry a ``check_args(**kwargs)`` static method: the
+    cheap argument checks of its constructor, which :func:`check_model_args`
+    (and so the estimators' parameter validation, before any data is read)
+    runs without building the network.
     """
 
     def wrap(f):
@@ -149,6 +159,12 @@ def create_model(name: str, **kwargs):
     sklearn_rfcnn.exceptions.ParameterError: arch='cp_resnt' is not a registered
     model. Did you mean 'cp_resnet'? ...
     """
+    fn = _checked_entrypoint(name, kwargs)
+    return fn(**kwargs)
+
+
+def _checked_entrypoint(name, kwargs):
+    """The entry point of ``name``, once ``kwargs`` are all its arguments."""
     fn = get_model_entrypoint(name)
     params = inspect.signature(fn).parameters
     if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
@@ -158,4 +174,41 @@ def create_model(name: str, **kwargs):
                 f"model {name!r} does not take {', '.join(bad)}; its arguments are "
                 f"{', '.join(params)}."
             )
-    return fn(**kwargs)
+    return fn
+
+
+def check_model_args(name: str, **kwargs) -> None:
+    """Check arguments for :func:`create_model` without building the network.
+
+    The names must be arguments of the model, and the model's own
+    ``check_args`` (where it defines one, as
+    :class:`~sklearn_rfcnn.models.CPResNet` does for ``rho`` against
+    ``depth``) must accept the values.  Takes microseconds, so callers run it
+    before any data is read.
+
+    Parameters
+    ----------
+    name : str
+        A registered model name.
+    **kwargs
+        Constructor arguments, as for :func:`create_model`.
+
+    Raises
+    ------
+    ParameterError
+        On an unknown name, an argument the model does not take, or a value
+        (or combination) the model rejects.
+
+    Examples
+    --------
+    >>> check_model_args("cp_resnet", rho=7, depth=26)
+    >>> check_model_args("cp_resnet", rho=12, depth=14)
+    Traceback (most recent call last):
+    ...
+    sklearn_rfcnn.exceptions.ParameterError: rho=12 is out of range: it must lie
+    in [0, 10]. ...
+    """
+    fn = _checked_entrypoint(name, kwargs)
+    check = getattr(fn, "check_args", None)
+    if check is not None:
+        check(**kwargs)

@@ -18,6 +18,7 @@ The pieces live in their own modules: the cross-validated objective
 meta-estimator and :func:`run_worker`.
 """
 
+import itertools
 import os
 import time
 import uuid
@@ -62,7 +63,8 @@ from sklearn_rfcnn.utils._sklearn_compat import (
     StrOptions,
     _fit_context,
 )
-from sklearn_rfcnn.utils._validation import ParamValidationMixin
+from sklearn_rfcnn.utils._validation import ParamValidationMixin, check_params
+from sklearn_rfcnn.utils._warnings import warnings_once
 
 __all__ = ["RFOptunaSearchCV", "run_worker"]
 
@@ -78,6 +80,11 @@ def _process_worker(search, X, y, splits, fit_params, study_name, seed, reseed):
     objective = search._make_objective(X, y, splits, fit_params)
     _run_trials(study, objective, search.n_trials, search.timeout)
     return True
+
+
+#: Most combinations of searched values the pre-flight tries (see
+#: ``RFOptunaSearchCV._check_params_extra``).
+_PREFLIGHT_COMBINATIONS = 256
 
 
 class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
@@ -157,7 +164,11 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
     return_train_score : bool, default=False
         Also record training scores in ``cv_results_``.
     verbose : int, default=0
-        ``0`` keeps Optuna to warnings, ``>= 1`` logs every trial.
+        ``0``: quiet (Optuna's warnings only); ``1``: one line per trial
+        (Optuna's log); ``>= 2``: also each fit's own output, such as the
+        epoch table of an RF-CNN (below 2 the trials' fits run with their
+        ``verbose`` parameters at 0; the refit keeps them).  Warnings
+        repeated by the fits are shown once per kind, with a count.
 
     Attributes
     ----------
@@ -353,9 +364,27 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
             return optuna.pruners.NopPruner()
         return self.pruning
 
+    def _trial_estimator(self):
+        """The estimator the trials clone: its own output silenced below verbose=2.
+
+        Every ``verbose`` parameter inside it (the epoch table of an RF-CNN)
+        is set to 0, so a search prints one line per trial at ``verbose=1``
+        and nothing at 0; the refit keeps the estimator's own verbosity.
+        """
+        if self.verbose >= 2:
+            return self.estimator
+        loud = {
+            name: 0
+            for name, value in self.estimator.get_params(deep=True).items()
+            if name.rpartition("__")[2] == "verbose"
+            and isinstance(value, Integral)
+            and value
+        }
+        return clone(self.estimator).set_params(**loud) if loud else self.estimator
+
     def _make_objective(self, X, y, splits, fit_params):
         return _Objective(
-            self.estimator,
+            self._trial_estimator(),
             self._distributions(),
             X,
             y,
@@ -456,6 +485,36 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
             executor.shutdown(wait=False, kill_workers=True)
             raise
 
+    def _check_params_extra(self):
+        """Pre-flight: the estimator's parameters too, before any data or trial.
+
+        The base values of searched parameters do not count (``rho=None``
+        beside ``depth=8`` is fine when rho is searched): the estimator is
+        checked with the searched parameters at their ends (the lowest and
+        highest value, each choice), and it is an error only when no such
+        combination passes, up to :data:`_PREFLIGHT_COMBINATIONS` of them
+        (beyond that the fits judge).
+        """
+        ends = {
+            name: dist.choices if hasattr(dist, "choices") else (dist.low, dist.high)
+            for name, dist in self._distributions().items()
+        }
+        combinations = itertools.islice(
+            itertools.product(*ends.values()), _PREFLIGHT_COMBINATIONS + 1
+        )
+        first_error = None
+        for i, values in enumerate(combinations):
+            if i == _PREFLIGHT_COMBINATIONS:
+                return
+            try:
+                check_params(
+                    clone(self.estimator).set_params(**dict(zip(ends, values)))
+                )
+                return
+            except (ValueError, TypeError) as exc:  # the library's errors, wrapped
+                first_error = first_error or exc
+        raise first_error
+
     # -- fit ----------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y=None, *, groups=None, **fit_params):
@@ -483,7 +542,8 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                study, splits = self._optimize(X, y, groups, fit_params, study_name)
+                with warnings_once("trials"):  # not once per fold and trial
+                    study, splits = self._optimize(X, y, groups, fit_params, study_name)
         finally:
             optuna.logging.set_verbosity(previous)
 

@@ -24,7 +24,7 @@ def _rf_params(params, defaults):
     return found
 
 
-def receptive_field_seconds(params, *, sr=22050, hop_length=512, depth=26):
+def receptive_field_seconds(params, *, sr=22050, hop_length=512, depth=None):
     """Receptive field of a trial's CP-ResNet along time, in frames and seconds.
 
     Parameters
@@ -36,8 +36,10 @@ def receptive_field_seconds(params, *, sr=22050, hop_length=512, depth=26):
         Sampling rate of the audio the spectrograms came from.
     hop_length : int, default=512
         STFT hop in samples: one spectrogram frame.
-    depth : int, default=26
-        Network depth when ``params`` does not hold one.
+    depth : int or None, default=None
+        Network depth when ``params`` does not hold one; None (also as a
+        value in ``params``, the estimators' default) is CP-ResNet's own
+        default depth.
 
     Returns
     -------
@@ -52,6 +54,8 @@ def receptive_field_seconds(params, *, sr=22050, hop_length=512, depth=26):
     (87, 2.02)
     >>> receptive_field_seconds({"rho_t": 7, "rho_f": 2}, sr=44100)
     (135, 1.567)
+    >>> receptive_field_seconds({"clf__rho": 5, "clf__depth": None})
+    (87, 2.02)
     """
     from sklearn_rfcnn.receptive_field import (
         cp_resnet_layers,
@@ -64,9 +68,9 @@ def receptive_field_seconds(params, *, sr=22050, hop_length=512, depth=26):
     if rho_t is None:
         return None, None
     rho = p.get("rho", rho_t)
-    layers = cp_resnet_layers(
-        rho, rho_f=p.get("rho_f", rho), rho_t=rho_t, depth=int(p["depth"])
-    )
+    # depth None (RFCNNClassifier's default) is the network's own default
+    kwargs = {} if p["depth"] is None else {"depth": int(p["depth"])}
+    layers = cp_resnet_layers(rho, rho_f=p.get("rho_f", rho), rho_t=rho_t, **kwargs)
     # Only the time axis is reported, so the mel settings do not matter here.
     desc = describe_receptive_field(
         receptive_field(layers), sr=sr, hop_length=hop_length
@@ -84,7 +88,9 @@ def _importances(study):
             return {"error": str(exc)}
 
 
-def report_study(study, output_dir=None, *, sr=22050, hop_length=512, top=5):
+def report_study(
+    study, output_dir=None, *, sr=22050, hop_length=512, depth=None, top=5
+):
     """Summarise a study and, with ``output_dir``, write PNG plots and JSON.
 
     Parameters
@@ -96,6 +102,10 @@ def report_study(study, output_dir=None, *, sr=22050, hop_length=512, top=5):
     sr, hop_length : see :func:`receptive_field_seconds`
         Taken from the study's ``rfcnn:sr`` / ``rfcnn:hop_length`` user
         attributes when the worker stored them.
+    depth : int or None, default=None
+        CP-ResNet depth of the trials' networks (None: the network's default),
+        for trials whose parameters hold no depth; the study's ``rfcnn:depth``
+        user attribute, which ``rfcnn tune`` stores, takes precedence.
     top : int, default=5
         Number of best trials listed.
 
@@ -123,7 +133,7 @@ def report_study(study, output_dir=None, *, sr=22050, hop_length=512, top=5):
     attrs = study.user_attrs
     sr = attrs.get("rfcnn:sr", sr)
     hop_length = attrs.get("rfcnn:hop_length", hop_length)
-    depth = attrs.get("rfcnn:depth", 26)
+    depth = attrs.get("rfcnn:depth", depth)  # None: the network's default depth
     trials = study.get_trials(deepcopy=False)
     states = {}
     for t in trials:
