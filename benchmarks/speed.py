@@ -804,6 +804,8 @@ def run(
         results["matmul_peak_tflops"] = {p: v / 1e12 for p, v in peaks.items()}
     if "model" in sections:
         configs = configs or (["small"] if quick else ["paper", "small"])
+        # the peak measured again (on a shared machine it varies): the best
+        before = peaks
         results["model"] = {
             name: bench_model_config(
                 name,
@@ -816,6 +818,16 @@ def run(
             )
             for name in configs
         }
+        again = matmul_peak(device, list(peaks), seconds=0.3 if quick else 1.0)
+        peaks = {p: max(v, again[p]) for p, v in before.items()}
+        results["matmul_peak_tflops"] = {p: v / 1e12 for p, v in peaks.items()}
+        for m in results["model"].values():  # fractions of the best peak
+            for rec in m["modes"].values():
+                for kind in ("train", "inference"):
+                    r = rec[kind]
+                    if "peak_fraction" in r:
+                        flops = m["gflop_per_sample"][kind] * 1e9
+                        r["peak_fraction"] = flops * r["best"] / peaks[rec["precision"]]
     if "estimator" in sections:
         est_modes = [m for m in ("fp32", "auto") if m in modes or m == "fp32"]
         results["estimator"] = bench_estimator(

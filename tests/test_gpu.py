@@ -48,7 +48,7 @@ def bands():
 
 @pytest.fixture(scope="module")
 def labels(bands):
-    X, Y = bands
+    _, Y = bands
     return np.array(["none", "low", "mid", "high"])[
         np.argmax(np.c_[np.full(len(Y), 0.5), Y], axis=1)
     ]
