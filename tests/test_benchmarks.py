@@ -193,7 +193,8 @@ def test_gpu_check_dry_run_on_cpu_writes_one_json(tmp_path):
     doc = _read_results(out, "gpu_check")
     res = doc["results"]
     assert res["device"] == "cpu" and res["gpu"] is None
-    assert res["tests"]["counts"] == {"passed": 12}
+    counts = res["tests"]["counts"]
+    assert set(counts) == {"passed"} and counts["passed"] >= 12
     speed = res["speed"]["results"]
     assert speed["device"] == "cpu"
     assert set(speed["matmul_peak_tflops"]) >= {"32"}

@@ -16,6 +16,7 @@ import pytest
 import torch
 from scipy.special import expit, logit
 from sklearn.pipeline import make_pipeline
+from skorch.callbacks import Callback
 
 from sklearn_rfcnn import (
     BandStandardizer,
@@ -301,3 +302,35 @@ def test_data_parallel_fit_through_accelerate_on_one_process(device, bands, labe
     np.testing.assert_allclose(
         acc.predict_proba(X), plain.predict_proba(X), rtol=0, atol=ATOL
     )
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_batch_losses_read_back_once_per_epoch(device, bands, labels, monkeypatch):
+    from sklearn_rfcnn.estimators._net import _RFCNNNet
+
+    X, _ = bands
+    params = {**FAST, "device": device, "validation_fraction": 0.25}
+    per_batch = RFCNNClassifier(**params)
+    monkeypatch.setattr(_RFCNNNet, "_defer_batch_losses", lambda self: False)
+    per_batch.fit(X, labels)
+    # deferred: the CUDA default, forced here on the CPU too
+    monkeypatch.setattr(_RFCNNNet, "_defer_batch_losses", lambda self: True)
+    seen = []
+
+    class Spy(Callback):
+        def on_batch_end(self, net, batch=None, training=None, **kwargs):
+            if training:
+                seen.append(float(net.history[-1]["batches"][-1]["train_loss"]))
+
+    deferred = RFCNNClassifier(**params, callbacks=[Spy()]).fit(X, labels)
+    for key in ("train_loss", "valid_loss"):
+        rows = deferred.history_[:, "batches", :, key]
+        assert all(type(v) is float for epoch in rows for v in epoch)
+        np.testing.assert_allclose(
+            np.concatenate(rows),
+            np.concatenate(per_batch.history_[:, "batches", :, key]),
+            rtol=1e-5 if device == "cpu" else 1e-3,
+        )
+    # callbacks saw each batch's loss as a number during the epoch
+    train = np.concatenate(deferred.history_[:, "batches", :, "train_loss"])
+    np.testing.assert_allclose(seen, train, rtol=1e-6)
