@@ -287,6 +287,12 @@ def test_optuna_search_of_two_trials_on_the_device(device, bands, labels):
 @pytest.mark.parametrize("device", DEVICES)
 def test_data_parallel_fit_through_accelerate_on_one_process(device, bands, labels):
     pytest.importorskip("accelerate")
+    if device == "cuda":
+        # an earlier test of this process may have fixed Accelerate's (shared)
+        # process state on the CPU (cpu=True); a fresh one chooses the GPU
+        from accelerate.state import AcceleratorState
+
+        AcceleratorState._reset_state(reset_partial_state=True)
     X, _ = bands
     params = {**FAST, "device": device}
     acc = RFCNNClassifier(distributed="accelerate", **params).fit(X, labels)
