@@ -20,22 +20,40 @@ same run*, interleaved, so that the ratios survive a shared, noisy machine:
     CPU without native bf16 (emulated, ~10x slower) unless ``--modes`` asks.
 ``estimator``
     ``RFCNNClassifier.fit`` throughput (training clips per second over the
-    epochs after the first) against the bare module's training step
-    (zero_grad + forward + loss + backward + AdamW step) at the same batch
-    size, precision and memory format, for float32 and for ``auto``; and
+    epochs after the first; 128 clips = 4 batches) against a bare training
+    loop over the same batches (zero_grad + forward + loss + backward +
+    AdamW step, :class:`_BareLoop`) at the same batch size, precision and
+    memory format, for float32 and for ``auto``; and
     where a fit's time goes (cProfile: forward, backward, optimizer,
     augmentation, data loading, the rest = skorch's per-batch bookkeeping
     and callbacks).  ``--compile`` adds skorch's ``compile=True``
     (``torch.compile``, inductor) as an estimator mode.
+``peak``
+    This machine's matrix-multiply rate in each precision the modes use
+    (:func:`matmul_peak`, measured before and after the model section, the
+    better kept); the model section gives each rate as the fraction of the
+    peak in its precision that the network's FLOPs reach (``peak_fraction``).
+``calls``
+    ``partial_fit`` and ``predict_proba`` on two batches, per call, against
+    the bare loop over the same batches and the float32 baseline's loop
+    (:func:`bench_calls`), for the paper's width, width 24 and a tiny,
+    overhead-dominated width 8.
+``profile``
+    Where the time of small calls goes (cProfile, :func:`profile_calls`).
 ``frontend``, ``onnx``
     ``bench_frontend.run`` (the per-clip librosa loop is the baseline) and
     ``bench_onnx.run`` (torch float32 is the baseline), when present.
+
+``--device cuda`` runs the same sections on a GPU (``benchmarks/gpu_check.py``,
+``make gpu-check``, does so with the GPU tests); every call is then timed to
+the end of its queued GPU work.
 
 Usage::
 
     python benchmarks/speed.py                     # everything (~15 min on 2 cores)
     python benchmarks/speed.py --quick             # small sizes (~2 min)
     python benchmarks/speed.py --sections model --reference ~/src/cpjku_dcase19
+    python benchmarks/speed.py --device cuda --sections peak model estimator calls
     python benchmarks/speed.py --report benchmarks/results/speed_<machine>.json
 
 Results go to ``benchmarks/results/speed_<machine>.json`` (one file per
