@@ -780,6 +780,10 @@ def gpu_info():
 SECTIONS = ["peak", "model", "estimator", "calls", "profile", "frontend", "onnx"]
 
 
+def _progress(section):
+    print(f"[{time.strftime('%H:%M:%S')}] speed: {section} ...", flush=True)
+
+
 def run(
     sections=None,
     device="cpu",
@@ -821,6 +825,7 @@ def run(
         peaks = matmul_peak(device, precisions, seconds=0.3 if quick else 1.0)
         results["matmul_peak_tflops"] = {p: v / 1e12 for p, v in peaks.items()}
     if "model" in sections:
+        _progress("model")
         configs = configs or (["small"] if quick else ["paper", "small"])
         # the peak measured again (on a shared machine it varies): the best
         before = peaks
@@ -847,6 +852,7 @@ def run(
                         flops = m["gflop_per_sample"][kind] * 1e9
                         r["peak_fraction"] = flops * r["best"] / peaks[rec["precision"]]
     if "estimator" in sections:
+        _progress("estimator")
         est_modes = [m for m in ("fp32", "auto") if m in modes or m == "fp32"]
         results["estimator"] = bench_estimator(
             n_clips=64 if quick else 128,  # 4 batches of 32 in a full run
@@ -857,6 +863,7 @@ def run(
             device=device,
         )
     if "calls" in sections:
+        _progress("calls")
         names = ["small"] if quick else ["paper", "small", "tiny"]
         results["calls"] = {
             f"{name}_auto": bench_calls(
@@ -870,6 +877,7 @@ def run(
             for name in names
         }
     if "profile" in sections:
+        _progress("profile")
         results["profile"] = profile_calls(
             "tiny", "auto", calls=5 if quick else 20, device=device
         )
