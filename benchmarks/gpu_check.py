@@ -432,6 +432,15 @@ def main(argv=None):
         help="run the whole check on the CPU (the CPU twins of the gpu tests, "
         "speed.py --device cpu --quick): tests this script where CUDA is absent",
     )
+    p.add_argument(
+        "--budgets",
+        nargs=2,
+        type=int,
+        default=None,
+        metavar=("TESTS_S", "SPEED_S"),
+        help=f"time limits of the two parts (default {TEST_BUDGET_S} and "
+        f"{SPEED_BUDGET_S} s on a GPU, 600 and 600 s for --dry-run-on-cpu)",
+    )
     args = p.parse_args(argv)
     if args.download_wheels:
         names = download_wheels(args.download_wheels)
@@ -466,6 +475,9 @@ def main(argv=None):
     from _common import write_results
     from speed import gpu_info, report
 
+    budgets = args.budgets or (
+        (TEST_BUDGET_S, SPEED_BUDGET_S) if device == "cuda" else (600, 600)
+    )
     results = {
         "device": device,
         "gpu": gpu_info() if device == "cuda" else None,
@@ -474,9 +486,9 @@ def main(argv=None):
     if not args.skip_tests:
         print(f"gpu-check: pytest on {device} ...", flush=True)
         results["tests"] = (
-            run_gpu_tests()
+            run_gpu_tests(budgets[0])
             if device == "cuda"
-            else run_gpu_tests(files=["tests/test_gpu.py"], marker="not gpu")
+            else run_gpu_tests(budgets[0], ["tests/test_gpu.py"], marker="not gpu")
         )
         print(results["tests"]["output_tail"][-2500:], flush=True)
     if not args.skip_speed:
@@ -484,6 +496,7 @@ def main(argv=None):
         with tempfile.TemporaryDirectory() as tmp:
             results["speed"] = run_speed(
                 Path(tmp) / "speed.json",
+                budgets[1],
                 reference=args.reference,
                 threads=args.threads,
                 device=device,
