@@ -860,7 +860,7 @@ def run(
         results["matmul_peak_tflops"] = {p: v / 1e12 for p, v in peaks.items()}
     if "model" in sections:
         _progress("model")
-        configs = configs or (["small"] if quick else ["paper", "small"])
+        model_configs = configs or (["small"] if quick else ["paper", "small"])
         # the peak measured again (on a shared machine it varies): the best
         before = peaks
         results["model"] = {
@@ -873,7 +873,7 @@ def run(
                 device=device,
                 peaks=peaks,
             )
-            for name in configs
+            for name in model_configs
         }
         again = matmul_peak(device, list(peaks), seconds=0.3 if quick else 1.0)
         peaks = {p: max(v, again[p]) for p, v in before.items()}
@@ -898,7 +898,7 @@ def run(
         )
     if "calls" in sections:
         _progress("calls")
-        names = ["small"] if quick else ["paper", "small", "tiny"]
+        names = configs or (["small"] if quick else ["paper", "small", "tiny"])
         results["calls"] = {
             f"{name}_auto": bench_calls(
                 name,
