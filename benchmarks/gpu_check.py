@@ -387,7 +387,7 @@ def run_speed(
         str(out),
     ]
     if device == "cpu":  # the dry run: the same sections at the smallest sizes
-        command += ["--quick", "--configs", "small"]
+        command += ["--quick", "--configs", "tiny"]
     if threads:
         command += ["--threads", str(threads)]
     if reference:

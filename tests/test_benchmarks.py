@@ -198,9 +198,9 @@ def test_gpu_check_dry_run_on_cpu_writes_one_json(tmp_path):
     speed = res["speed"]["results"]
     assert speed["device"] == "cpu"
     assert set(speed["matmul_peak_tflops"]) >= {"32"}
-    for rec in speed["model"]["small"]["modes"].values():
+    for rec in speed["model"]["tiny"]["modes"].values():
         assert rec["train"]["peak_fraction"] > 0
-    calls = speed["calls"]["small_auto"]
+    calls = speed["calls"]["tiny_auto"]
     for call in ("partial_fit", "predict_proba"):
         assert calls[call]["x_bare_median"] > 0
         assert calls[call]["x_baseline_fp32_median"] > 0
