@@ -12,7 +12,8 @@ export OMP_NUM_THREADS ?= 1
 # On shared 2-core machines busy-waiting OpenMP threads slow torch down badly.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install test demo lint format bench bench-soundfonts accuracy docs clean
+.PHONY: install test demo lint format bench bench-soundfonts accuracy docs clean \
+	gpu-wheels gpu-check
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +63,26 @@ accuracy: $(STAMP) bench-soundfonts
 docs:
 	$(MAKE) install EXTRAS=docs
 	OMP_NUM_THREADS=2 MPLBACKEND=Agg $(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+
+# The GPU check (benchmarks/gpu_check.py): on a machine with one CUDA GPU it runs
+# the `gpu` tests and the CUDA speed figures (about 6 min) into one JSON file;
+# without CUDA it says so in one line.  It needs no .venv: on a GPU machine the
+# python that holds torch runs it, and what it lacks is installed from
+# $(GPU_WHEELS), which `make gpu-wheels` fills where pip reaches an index.
+GPU_WHEELS ?= .gpu-wheels
+GPU_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
+# a Python 3.12 for the dry-run install that checks the folder is complete
+PYTHON312 ?= python3.12
+
+gpu-wheels: $(STAMP)
+	$(BIN)/python benchmarks/gpu_check.py --download-wheels $(GPU_WHEELS)
+	@if $(PYTHON312) -c "" >/dev/null 2>&1; then \
+		$(BIN)/python benchmarks/gpu_check.py --verify-wheels $(GPU_WHEELS) \
+			--python $(PYTHON312); \
+	else echo "no working $(PYTHON312) here: $(GPU_WHEELS) not dry-run installed"; fi
+
+gpu-check:
+	@$(GPU_PYTHON) benchmarks/gpu_check.py --wheels $(GPU_WHEELS) $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache rfcnn-demo-report

@@ -20,22 +20,40 @@ same run*, interleaved, so that the ratios survive a shared, noisy machine:
     CPU without native bf16 (emulated, ~10x slower) unless ``--modes`` asks.
 ``estimator``
     ``RFCNNClassifier.fit`` throughput (training clips per second over the
-    epochs after the first) against the bare module's training step
-    (zero_grad + forward + loss + backward + AdamW step) at the same batch
-    size, precision and memory format, for float32 and for ``auto``; and
+    epochs after the first; 128 clips = 4 batches) against a bare training
+    loop over the same batches (zero_grad + forward + loss + backward +
+    AdamW step, :class:`_BareLoop`) at the same batch size, precision and
+    memory format, for float32 and for ``auto``; and
     where a fit's time goes (cProfile: forward, backward, optimizer,
     augmentation, data loading, the rest = skorch's per-batch bookkeeping
     and callbacks).  ``--compile`` adds skorch's ``compile=True``
     (``torch.compile``, inductor) as an estimator mode.
+``peak``
+    This machine's matrix-multiply rate in each precision the modes use
+    (:func:`matmul_peak`, measured before and after the model section, the
+    better kept); the model section gives each rate as the fraction of the
+    peak in its precision that the network's FLOPs reach (``peak_fraction``).
+``calls``
+    ``partial_fit`` and ``predict_proba`` on two batches, per call, against
+    the bare loop over the same batches and the float32 baseline's loop
+    (:func:`bench_calls`), for the paper's width, width 24 and a tiny,
+    overhead-dominated width 8.
+``profile``
+    Where the time of small calls goes (cProfile, :func:`profile_calls`).
 ``frontend``, ``onnx``
     ``bench_frontend.run`` (the per-clip librosa loop is the baseline) and
     ``bench_onnx.run`` (torch float32 is the baseline), when present.
+
+``--device cuda`` runs the same sections on a GPU (``benchmarks/gpu_check.py``,
+``make gpu-check``, does so with the GPU tests); every call is then timed to
+the end of its queued GPU work.
 
 Usage::
 
     python benchmarks/speed.py                     # everything (~15 min on 2 cores)
     python benchmarks/speed.py --quick             # small sizes (~2 min)
     python benchmarks/speed.py --sections model --reference ~/src/cpjku_dcase19
+    python benchmarks/speed.py --device cuda --sections peak model estimator calls
     python benchmarks/speed.py --report benchmarks/results/speed_<machine>.json
 
 Results go to ``benchmarks/results/speed_<machine>.json`` (one file per
@@ -67,7 +85,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from _common import RESULTS_DIR, format_machine, machine_info, write_results
-from bench_model import plain_cp_resnet
+from bench_model import count_flops, plain_cp_resnet
 
 from sklearn_rfcnn.models import create_model
 from sklearn_rfcnn.utils._torch import (
@@ -88,21 +106,86 @@ MODEL_CONFIGS = {
         "input": (128, 216),
         "batch": 32,
     },
+    # overhead-dominated: the estimator's per-call and per-batch costs
+    "tiny": {
+        "model": {"rho": 2, "width": 8, "n_classes": 8},
+        "input": (32, 64),
+        "batch": 8,
+    },
 }
 
-#: mode -> (precision, channels_last); "auto" is resolved for this CPU.
+#: mode -> (precision, channels_last); "auto" is resolved for the device.
 OUR_MODES = {
     "fp32": ("32", False),
     "fp32_cl": ("32", True),
     "bf16": ("bf16", False),
     "bf16_cl": ("bf16", True),
+    "fp16_cl": ("16", True),
 }
 
+#: torch dtype of each precision (the matmul peak is measured in it).
+PRECISION_DTYPES = {"32": torch.float32, "bf16": torch.bfloat16, "16": torch.float16}
 
-def auto_mode():
-    """``(precision, channels_last)`` that "auto" picks on this CPU."""
-    precision = resolve_precision("auto", "cpu")
-    return precision, resolve_channels_last("auto", "cpu", precision)
+
+def auto_mode(device="cpu"):
+    """``(precision, channels_last)`` that "auto" picks on ``device``."""
+    precision = resolve_precision("auto", device)
+    return precision, resolve_channels_last("auto", device, precision)
+
+
+def _mode(mode, device):
+    return OUR_MODES[mode] if mode != "auto" else auto_mode(device)
+
+
+def _sync(device):
+    """Wait for the device's queued work (a no-op on the CPU)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _autocast(device, precision):
+    dtype = AMP_DTYPES[precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=dtype)
+
+
+def matmul_peak(device="cpu", precisions=("32", "bf16"), seconds=1.0):
+    """This machine's measured matrix-multiply rate (FLOP/s) per precision.
+
+    The best of repeated square products (``n = 2048`` on a CPU, ``8192`` on
+    a GPU) of random matrices in each precision's dtype, on torch's current
+    threads -- the ceiling the network's convolutions (oneDNN / cuDNN
+    implicit GEMMs) are compared with.  float32 on CUDA is measured with
+    TF32 allowed exactly when cuDNN convolutions use it
+    (``torch.backends.cudnn.allow_tf32``), so that the ratio compares like
+    with like.
+    """
+    cuda = torch.device(device).type == "cuda"
+    n = 8192 if cuda else 2048
+    peaks = {}
+    for precision in precisions:
+        dtype = PRECISION_DTYPES[precision]
+        gen = torch.Generator().manual_seed(0)
+        a = torch.randn(n, n, generator=gen).to(device, dtype)
+        b = torch.randn(n, n, generator=gen).to(device, dtype)
+        tf32 = torch.backends.cuda.matmul.allow_tf32
+        if cuda and precision == "32":
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32
+        try:
+            a @ b  # warm-up (kernel choice, first-touch)
+            _sync(device)
+            best, spent = float("inf"), 0.0
+            while spent < seconds or best == float("inf"):
+                t0 = time.perf_counter()
+                a @ b
+                _sync(device)
+                dt = time.perf_counter() - t0
+                best, spent = min(best, dt), spent + dt
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+        peaks[precision] = 2 * n**3 / best
+    return peaks
 
 
 # --------------------------------------------------------------------------
@@ -139,43 +222,43 @@ def load_reference(repo, rho, width, n_classes):
 # --------------------------------------------------------------------------
 # model section
 # --------------------------------------------------------------------------
-def _steps(model, x, y, precision, channels_last):
-    """(train_step, forward) closures of one model in one mode."""
+def _steps(model, x, y, precision, channels_last, device="cpu"):
+    """(train_step, forward) closures of one model in one mode on ``device``."""
+    model, x, y = model.to(device), x.to(device), y.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
-    dtype = AMP_DTYPES[precision]
-
-    def ctx():
-        if dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast("cpu", dtype=dtype)
 
     def train_step():
         model.train()
         model.zero_grad(set_to_none=True)
-        with ctx():
+        with _autocast(device, precision):
             out = model(x)
         F.binary_cross_entropy_with_logits(out.float(), y).backward()
 
     def forward():
         model.eval()
-        with torch.inference_mode(), ctx():
+        with torch.inference_mode(), _autocast(device, precision):
             model(x)
 
     return train_step, forward
 
 
-def _interleaved(fns, warmup, iters):
-    """Seconds of each call of every function, run round-robin."""
+def _interleaved(fns, warmup, iters, device="cpu"):
+    """Seconds of each call of every function, run round-robin.
+
+    On a GPU every call is timed to the end of its queued work.
+    """
     for fn in fns.values():
         for _ in range(warmup):
             fn()
+    _sync(device)
     times = {name: [] for name in fns}
     for _ in range(iters):
         for name, fn in fns.items():
             t0 = time.perf_counter()
             fn()
+            _sync(device)
             times[name].append(time.perf_counter() - t0)
     return times
 
@@ -188,7 +271,15 @@ def _rates(times, batch):
     }
 
 
-def bench_model_config(name, modes, warmup, iters, reference=None):
+def bench_model_config(
+    name, modes, warmup, iters, reference=None, device="cpu", peaks=None
+):
+    """Training step and inference of every mode against the float32 baseline.
+
+    With ``peaks`` (:func:`matmul_peak`), each rate is also given as the
+    fraction of the measured matmul peak in the mode's precision that the
+    network's FLOPs (``bench_model.count_flops``) reach.
+    """
     cfg = MODEL_CONFIGS[name]
     torch.manual_seed(0)
     x = torch.randn(cfg["batch"], 1, *cfg["input"])
@@ -197,25 +288,43 @@ def bench_model_config(name, modes, warmup, iters, reference=None):
     if reference:
         models["reference"] = (load_reference(reference, **cfg["model"]), "32", False)
     for mode in modes:
-        precision, cl = OUR_MODES[mode] if mode != "auto" else auto_mode()
+        precision, cl = _mode(mode, device)
         models[mode] = (create_model("cp_resnet", **cfg["model"]), precision, cl)
     baseline = "reference" if reference else "plain"
-    out = {"config": cfg, "baseline": baseline, "modes": {}}
-    steps = {m: _steps(model, x, y, p, cl) for m, (model, p, cl) in models.items()}
+    fwd, fwd_bwd = count_flops(cfg["model"], cfg["input"])
+    out = {
+        "config": cfg,
+        "baseline": baseline,
+        "gflop_per_sample": {"inference": fwd / 1e9, "train": fwd_bwd / 1e9},
+        "modes": {},
+    }
+    steps = {
+        m: _steps(model, x, y, p, cl, device) for m, (model, p, cl) in models.items()
+    }
     for kind, index in (("train", 0), ("inference", 1)):
         times = _interleaved(
-            {m: s[index] for m, s in steps.items()}, warmup=warmup, iters=iters
+            {m: s[index] for m, s in steps.items()},
+            warmup=warmup,
+            iters=iters,
+            device=device,
         )
+        flops = out["gflop_per_sample"][kind] * 1e9
         for mode, t in times.items():
+            precision = models[mode][1]
             rec = out["modes"].setdefault(
-                mode, {"precision": models[mode][1], "channels_last": models[mode][2]}
+                mode, {"precision": precision, "channels_last": models[mode][2]}
             )
             rec[kind] = _rates(t, cfg["batch"])
+            if peaks and precision in peaks:
+                rec[kind]["peak_fraction"] = (
+                    flops * rec[kind]["best"] / peaks[precision]
+                )
         base = out["modes"][baseline][kind]
         for mode in times:
             rec = out["modes"][mode][kind]
             rec["x_baseline_best"] = rec["best"] / base["best"]
             rec["x_baseline_median"] = rec["median"] / base["median"]
+    del steps, models
     return out
 
 
@@ -258,77 +367,171 @@ def _stage_shares(profile, total):
     return shares
 
 
-def _bare_step(model_kwargs, x, y, precision, channels_last, seed=0):
-    torch.manual_seed(seed)
-    model = create_model("cp_resnet", head="pooled", **model_kwargs)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2)
-    dtype = AMP_DTYPES[precision]
-    model.train()
+class _BareLoop:
+    """A hand-written training loop and inference of one network.
 
-    def step():
-        opt.zero_grad(set_to_none=True)
-        ctx = (
-            contextlib.nullcontext() if dtype is None else torch.autocast("cpu", dtype)
+    The yardstick of the estimator: the same network, precision, memory
+    format and batch size, zero_grad + forward + loss + backward + AdamW
+    step per batch, host batches copied to the device (from pinned memory,
+    without blocking, on a GPU) and given the memory format there -- and
+    nothing else (no validation, augmentation or bookkeeping).
+    """
+
+    def __init__(self, model, precision, channels_last, device="cpu"):
+        self.model = model.to(device)
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.opt = torch.optim.AdamW(
+            self.model.parameters(), lr=1e-3, weight_decay=1e-2
         )
-        with ctx:
-            out = model(x)
-        F.binary_cross_entropy_with_logits(out.float(), y).backward()
-        opt.step()
+        self.precision, self.channels_last, self.device = (
+            precision,
+            channels_last,
+            device,
+        )
+        self.cuda = torch.device(device).type == "cuda"
 
-    return step
+    def _input(self, x):
+        x = x.to(self.device, non_blocking=self.cuda)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def train(self, batches):
+        self.model.train()
+        for x, y in batches:
+            x, y = self._input(x), y.to(self.device, non_blocking=self.cuda)
+            self.opt.zero_grad(set_to_none=True)
+            with _autocast(self.device, self.precision):
+                out = self.model(x)
+            F.binary_cross_entropy_with_logits(out.float(), y).backward()
+            self.opt.step()
+
+    def predict(self, batches):
+        self.model.eval()
+        outs = []
+        with torch.inference_mode():
+            for x, _ in batches:
+                with _autocast(self.device, self.precision):
+                    outs.append(self.model(self._input(x)).float().cpu())
+        return outs
 
 
-def bench_estimator(n_clips, epochs, bare_iters, modes, compile_=False):
-    from sklearn_rfcnn import RFCNNClassifier
+def _host_batches(X, Y, batch, device):
+    """``(x, y)`` torch batches of the arrays, pinned when ``device`` is a GPU."""
+    pin = torch.device(device).type == "cuda"
+    out = []
+    for i in range(0, len(X), batch):
+        x = torch.from_numpy(X[i : i + batch])
+        y = torch.from_numpy(Y[i : i + batch].astype(np.float32))
+        out.append((x.pin_memory(), y.pin_memory()) if pin else (x, y))
+    return out
 
-    cfg = MODEL_CONFIGS["small"]
-    batch = cfg["batch"]
-    rng = np.random.default_rng(0)
+
+def _tagging_data(cfg, n_clips, seed=0):
+    rng = np.random.default_rng(seed)
     X = rng.normal(size=(n_clips, 1, *cfg["input"])).astype(np.float32)
     Y = (rng.random((n_clips, cfg["model"]["n_classes"])) < 0.1).astype(np.int64)
     Y[0], Y[1] = 1, 0  # every tag has both values
-    xb = torch.as_tensor(X[:batch])
-    yb = torch.as_tensor(Y[:batch], dtype=torch.float32)
+    return X, Y
+
+
+def _estimator(cfg, precision, cl, device, **params):
+    from sklearn_rfcnn import RFCNNClassifier
+
     model_kwargs = {k: v for k, v in cfg["model"].items() if k != "n_classes"}
+    return RFCNNClassifier(
+        **model_kwargs,
+        batch_size=cfg["batch"],
+        precision=precision,
+        channels_last=cl,
+        device=device,
+        verbose=0,
+        random_state=0,
+        **params,
+    )
+
+
+def _bare_between_epochs(bare_epoch, device):
+    """A skorch callback that times one bare epoch after each fit epoch.
+
+    It runs after skorch's ``EpochTimer`` has closed the epoch and before the
+    next one opens, so the fit's ``dur`` excludes it: fit epochs and bare
+    epochs alternate, each pair back to back.
+    """
+    from skorch.callbacks import Callback
+
+    class BareBetweenEpochs(Callback):
+        def initialize(self):
+            self.seconds_ = []
+            return self
+
+        def on_epoch_end(self, net, **kwargs):
+            _sync(device)
+            t0 = time.perf_counter()
+            bare_epoch()
+            _sync(device)
+            self.seconds_.append(time.perf_counter() - t0)
+
+    return BareBetweenEpochs()
+
+
+def bench_estimator(
+    n_clips, epochs, bare_iters, modes, compile_=False, device="cpu", config="small"
+):
+    """``fit`` throughput (epochs after the first) against the bare loop.
+
+    Two fits per mode: one profiled (where a fit's time goes), and one with
+    a bare epoch after each of its epochs (:func:`_bare_between_epochs`):
+    ``fit_x_bare`` is the median over the epochs after the first of
+    bare-epoch time / fit-epoch time, each pair back to back.
+    """
+    from sklearn.base import clone
+
+    cfg = MODEL_CONFIGS[config]
+    batch = cfg["batch"]
+    X, Y = _tagging_data(cfg, n_clips)
+    batches = _host_batches(X, Y, batch, device)
     results = {}
     runs = [(mode, False) for mode in modes] + ([("auto", True)] if compile_ else [])
     for mode, compiled in runs:
-        precision, cl = OUR_MODES[mode] if mode != "auto" else auto_mode()
+        precision, cl = _mode(mode, device)
         label = mode + ("_compile" if compiled else "")
-        bare = _bare_step(
-            {**model_kwargs, "n_classes": cfg["model"]["n_classes"]},
-            xb,
-            yb,
+        torch.manual_seed(0)
+        bare = _BareLoop(
+            create_model("cp_resnet", head="pooled", **cfg["model"]),
             precision,
             cl,
+            device,
         )
-        clf = RFCNNClassifier(
-            **model_kwargs,
+        clf = _estimator(
+            cfg,
+            precision,
+            cl,
+            device,
             max_epochs=epochs,
-            batch_size=batch,
-            precision=precision,
-            channels_last=cl,
-            device="cpu",
-            verbose=0,
-            random_state=0,
             net_params={"compile": True} if compiled else None,
         )
-        before = _interleaved({"bare": bare}, warmup=2, iters=bare_iters)["bare"]
+
+        def bare_epoch(bare=bare):
+            bare.train(batches)
+
+        _interleaved({"bare": bare_epoch}, warmup=1, iters=0, device=device)
         profile = cProfile.Profile()
         t0 = time.perf_counter()
         profile.enable()
         clf.fit(X, Y)
         profile.disable()
         fit_s = time.perf_counter() - t0
-        after = _interleaved({"bare": bare}, warmup=0, iters=bare_iters)["bare"]
-        durs = [float(d) for d in clf.history_[:, "dur"]]
-        steady = durs[1:] if len(durs) > 1 else durs
-        fit_rate = n_clips / statistics.median(steady)
-        bare_times = before + after
-        bare_rate = batch / statistics.median(bare_times)
+        spy = _bare_between_epochs(bare_epoch, device)
+        paired = clone(clf).set_params(callbacks=[("bare", spy)]).fit(X, Y)
+        spy = dict(paired.net_.callbacks_)["bare"]
+        durs = [float(d) for d in paired.history_[:, "dur"]]
+        bare_times = spy.seconds_
+        steady = slice(1, None) if len(durs) > 1 else slice(None)
+        ratios = [b / f for f, b in zip(durs[steady], bare_times[steady])]
+        fit_rate = n_clips / statistics.median(durs[steady])
+        bare_rate = n_clips / statistics.median(bare_times[steady])
         results[label] = {
             "precision": precision,
             "channels_last": cl,
@@ -337,14 +540,131 @@ def bench_estimator(n_clips, epochs, bare_iters, modes, compile_=False):
             "fit_epoch_s": durs,
             "fit_total_s": fit_s,
             "bare_step_samples_per_s": bare_rate,
-            "bare_step_samples_per_s_best": batch / min(bare_times),
-            "fit_x_bare": fit_rate / bare_rate,
+            "bare_step_samples_per_s_best": n_clips / min(bare_times[steady]),
+            "bare_epoch_s": [round(t, 4) for t in bare_times],
+            "fit_x_bare": statistics.median(ratios),
+            "fit_x_bare_range": [min(ratios), max(ratios)],
             "fit_time_shares": _stage_shares(profile, fit_s),
         }
+        del clf, paired, bare
     base = results.get("fp32", next(iter(results.values())))
     for rec in results.values():
         rec["fit_x_fp32"] = rec["fit_clips_per_s"] / base["fit_clips_per_s"]
-    return {"config": cfg, "n_clips": n_clips, "epochs": epochs, "modes": results}
+    return {
+        "config": cfg,
+        "device": device,
+        "n_clips": n_clips,
+        "epochs": epochs,
+        "modes": results,
+    }
+
+
+def bench_calls(config, mode, n_batches, iters, reference=None, device="cpu"):
+    """``partial_fit`` and ``predict_proba`` on a few batches, per call.
+
+    One process, interleaved round-robin: each iteration times the
+    estimator's call, the bare loop over the same batches (same network,
+    precision, layout), and the float32 baseline's loop (the authors'
+    reference with ``reference``, else the stock-layer ``plain`` network).
+    The first ``partial_fit`` (which builds the network) is a warm-up.
+    """
+    cfg = MODEL_CONFIGS[config]
+    precision, cl = _mode(mode, device)
+    n_clips = n_batches * cfg["batch"]
+    X, Y = _tagging_data(cfg, n_clips, seed=1)
+    batches = _host_batches(X, Y, cfg["batch"], device)
+    torch.manual_seed(0)
+    bare = _BareLoop(
+        create_model("cp_resnet", head="pooled", **cfg["model"]),
+        precision,
+        cl,
+        device,
+    )
+    base_model = (
+        load_reference(reference, **cfg["model"])
+        if reference
+        else plain_cp_resnet(**cfg["model"])
+    )
+    base = _BareLoop(base_model, "32", False, device)
+    clf = _estimator(cfg, precision, cl, device, max_epochs=100)
+    clf.partial_fit(X, Y)  # builds the net; later calls train one epoch each
+    train = _interleaved(
+        {
+            "estimator": lambda: clf.partial_fit(X, Y),
+            "bare": lambda: bare.train(batches),
+            "baseline_fp32": lambda: base.train(batches),
+        },
+        warmup=1,
+        iters=iters,
+        device=device,
+    )
+    infer = _interleaved(
+        {
+            "estimator": lambda: clf.predict_proba(X),
+            "bare": lambda: bare.predict(batches),
+            "baseline_fp32": lambda: base.predict(batches),
+        },
+        warmup=1,
+        iters=iters,
+        device=device,
+    )
+    out = {
+        "config": cfg,
+        "device": device,
+        "mode": mode,
+        "precision": precision,
+        "channels_last": cl,
+        "n_clips": n_clips,
+        "baseline": "reference" if reference else "plain",
+    }
+    for call, times in (("partial_fit", train), ("predict_proba", infer)):
+        rec = {name: _rates(t, n_clips) for name, t in times.items()}
+        est = rec["estimator"]
+        for other in ("bare", "baseline_fp32"):
+            # median of the per-iteration ratios: each pair ran back to back
+            ratios = [b / e for e, b in zip(times["estimator"], times[other])]
+            rec[f"x_{other}_median"] = statistics.median(ratios)
+            rec[f"x_{other}_range"] = [min(ratios), max(ratios)]
+            rec[f"x_{other}_best"] = est["best"] / rec[other]["best"]
+        out[call] = rec
+    return out
+
+
+def profile_calls(config="tiny", mode="auto", n_batches=2, calls=20, device="cpu"):
+    """Where the time of small ``partial_fit`` / ``predict_proba`` calls goes.
+
+    cProfile over ``calls`` calls on an input so small that the network's
+    compute is a minor part: the per-call and per-batch costs of the
+    estimator, by function (own time, the 15 largest).
+    """
+    cfg = MODEL_CONFIGS[config]
+    precision, cl = _mode(mode, device)
+    X, Y = _tagging_data(cfg, n_batches * cfg["batch"], seed=2)
+    clf = _estimator(cfg, precision, cl, device, max_epochs=100)
+    clf.partial_fit(X, Y)
+    out = {"config": cfg, "mode": mode}
+    for name, fn in (
+        ("partial_fit", lambda: clf.partial_fit(X, Y)),
+        ("predict_proba", lambda: clf.predict_proba(X)),
+    ):
+        fn()
+        profile = cProfile.Profile()
+        t0 = time.perf_counter()
+        profile.enable()
+        for _ in range(calls):
+            fn()
+        profile.disable()
+        per_call = (time.perf_counter() - t0) / calls
+        stats = pstats.Stats(profile)
+        rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:15]
+        out[name] = {
+            "ms_per_call": 1e3 * per_call,
+            "top_own_time_ms_per_call": [
+                [f"{Path(f).name}:{ln}({fn_name})", 1e3 * v[2] / calls]
+                for (f, ln, fn_name), v in rows
+            ],
+        }
+    return out
 
 
 # --------------------------------------------------------------------------
@@ -367,48 +687,104 @@ def _machine_slug(info):
     return f"{cpu}-{kind}"
 
 
+def _peak_text(rec):
+    frac = rec.get("peak_fraction")
+    return "" if frac is None else f"{frac:>7.2f}"
+
+
 def report(doc):
     res = doc["results"]
     lines = [format_machine(doc["machine"])]
+    gpu = res.get("gpu")
+    if gpu:
+        lines.append(
+            f"GPU {gpu['name']} ({gpu['memory_gib']:.1f} GiB), torch "
+            f"{gpu['torch']}, CUDA {gpu['cuda']}, cuDNN {gpu['cudnn']}"
+        )
+    device = res.get("device", "cpu")
     lines.append(
-        f"auto picks: precision={res['auto'][0]}, channels_last={res['auto'][1]}"
+        f"device {device}; auto picks: precision={res['auto'][0]}, "
+        f"channels_last={res['auto'][1]}"
     )
+    peaks = res.get("matmul_peak_tflops")
+    if peaks:
+        lines.append(
+            "matmul peak measured in this run: "
+            + ", ".join(f"{p} {v:.2f} TFLOP/s" for p, v in peaks.items())
+        )
     for name, m in res.get("model", {}).items():
         cfg = m["config"]
         lines.append(
             f"\nmodel {name}: CPResNet{cfg['model']}, input 1x{cfg['input'][0]}"
             f"x{cfg['input'][1]}, batch {cfg['batch']}; ratios to {m['baseline']} "
-            "float32 (best / median of interleaved iterations)"
+            "float32 (best / median of interleaved iterations); 'peak': fraction "
+            "of the matmul peak in the mode's precision"
         )
         lines.append(
-            f"{'mode':<12}{'train/s':>10}{'x train':>16}{'infer/s':>10}{'x infer':>16}"
+            f"{'mode':<12}{'train/s':>10}{'x train':>16}{'peak':>7}"
+            f"{'infer/s':>10}{'x infer':>16}{'peak':>7}"
         )
         for mode, r in m["modes"].items():
             tr, inf = r["train"], r["inference"]
             lines.append(
                 f"{mode:<12}{tr['best']:>10.2f}"
                 f"{tr['x_baseline_best']:>8.2f} /{tr['x_baseline_median']:>5.2f}"
-                f"{inf['best']:>10.2f}"
+                f"{_peak_text(tr)}{inf['best']:>10.2f}"
                 f"{inf['x_baseline_best']:>8.2f} /{inf['x_baseline_median']:>5.2f}"
+                f"{_peak_text(inf)}"
             )
     est = res.get("estimator")
     if est:
+        cfg = est["config"]
         lines.append(
             f"\nestimator: RFCNNClassifier.fit, {est['n_clips']} clips, "
-            f"{est['epochs']} epochs, width 24, batch 32"
+            f"{est['epochs']} epochs, width {cfg['model']['width']}, batch "
+            f"{cfg['batch']}; bare = the hand-written loop over the same batches"
         )
         lines.append(
-            f"{'mode':<14}{'fit clips/s':>12}{'bare/s':>9}{'fit/bare':>9}{'x fp32':>8}"
-            "   time shares"
+            f"{'mode':<14}{'fit clips/s':>12}{'bare/s':>9}{'fit/bare [range]':>21}"
+            f"{'x fp32':>8}   time shares"
         )
         for mode, r in est["modes"].items():
             shares = ", ".join(
                 f"{k.split(' (')[0]} {v:.0%}" for k, v in r["fit_time_shares"].items()
             )
+            spread = r.get("fit_x_bare_range")
+            spread = f" [{spread[0]:.2f}-{spread[1]:.2f}]" if spread else ""
             lines.append(
                 f"{mode:<14}{r['fit_clips_per_s']:>12.1f}"
                 f"{r['bare_step_samples_per_s']:>9.1f}{r['fit_x_bare']:>9.2f}"
-                f"{r['fit_x_fp32']:>8.2f}   {shares}"
+                f"{spread} {r['fit_x_fp32']:>8.2f}   {shares}"
+            )
+    for key, c in res.get("calls", {}).items():
+        cfg = c["config"]
+        lines.append(
+            f"\ncalls {key}: {c['n_clips']} clips (width {cfg['model']['width']}, "
+            f"batch {cfg['batch']}), {c['precision']}"
+            f"{' + channels-last' if c['channels_last'] else ''}; estimator's "
+            f"clips/s, x bare loop and x {c['baseline']} float32 (median of "
+            "paired iterations [range])"
+        )
+        for call in ("partial_fit", "predict_proba"):
+            r = c[call]
+            lines.append(
+                f"  {call:<14}{r['estimator']['median']:>9.1f}/s"
+                f"  x bare {r['x_bare_median']:.2f} "
+                f"[{r['x_bare_range'][0]:.2f}-{r['x_bare_range'][1]:.2f}]"
+                f"  x {c['baseline']} fp32 {r['x_baseline_fp32_median']:.2f} "
+                f"[{r['x_baseline_fp32_range'][0]:.2f}-"
+                f"{r['x_baseline_fp32_range'][1]:.2f}]"
+            )
+    prof = res.get("profile")
+    if prof:
+        for call in ("partial_fit", "predict_proba"):
+            top = ", ".join(
+                f"{name} {ms:.2f}"
+                for name, ms in prof[call]["top_own_time_ms_per_call"][:6]
+            )
+            lines.append(
+                f"\nprofile {call} ({prof['config']['model']}, "
+                f"{prof[call]['ms_per_call']:.1f} ms/call): {top} (ms/call)"
             )
     for section in ("frontend", "onnx"):
         if section in res:
@@ -419,25 +795,159 @@ def report(doc):
     return "\n".join(lines)
 
 
+def gpu_info():
+    """Name, memory and software versions of the current CUDA device."""
+    props = torch.cuda.get_device_properties(0)
+    return {
+        "name": props.name,
+        "memory_gib": props.total_memory / 2**30,
+        "multiprocessors": props.multi_processor_count,
+        "capability": f"{props.major}.{props.minor}",
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version(),
+        "tf32_convolutions": torch.backends.cudnn.allow_tf32,
+        "bf16_supported": torch.cuda.is_bf16_supported(),
+    }
+
+
+SECTIONS = ["peak", "model", "estimator", "calls", "profile", "frontend", "onnx"]
+
+
+def _progress(section):
+    print(f"[{time.strftime('%H:%M:%S')}] speed: {section} ...", flush=True)
+
+
+def run(
+    sections=None,
+    device="cpu",
+    quick=False,
+    configs=None,
+    modes=None,
+    iters=None,
+    reference=None,
+    compile_=False,
+    calls_iters=None,
+):
+    """Run the chosen sections on ``device`` and return their results (a dict).
+
+    ``benchmarks/gpu_check.py`` calls this with ``device="cuda"``.
+    """
+    sections = sections or SECTIONS
+    cuda = torch.device(device).type == "cuda"
+    native = cpu_native_bf16()
+    if modes is None:
+        # bf16 only where it is native; float16 on GPUs only
+        modes = [
+            m
+            for m in (*OUR_MODES, "auto")
+            if (cuda or not m.startswith("fp16"))
+            and (cuda or native or not m.startswith("bf16"))
+        ]
+    results = {
+        "device": device,
+        "auto": list(auto_mode(device)),
+        "native_bf16": list(native),
+        "modes": modes,
+        "threads": torch.get_num_threads(),
+    }
+    if cuda:
+        results["gpu"] = gpu_info()
+    peaks = None
+    if "peak" in sections or "model" in sections:
+        precisions = sorted({_mode(m, device)[0] for m in modes} | {"32"})
+        peaks = matmul_peak(device, precisions, seconds=0.3 if quick else 1.0)
+        results["matmul_peak_tflops"] = {p: v / 1e12 for p, v in peaks.items()}
+    if "model" in sections:
+        _progress("model")
+        model_configs = configs or (["small"] if quick else ["paper", "small"])
+        # the peak measured again (on a shared machine it varies): the best
+        before = peaks
+        results["model"] = {
+            name: bench_model_config(
+                name,
+                modes,
+                warmup=1,
+                iters=iters or (2 if quick else 6),
+                reference=reference,
+                device=device,
+                peaks=peaks,
+            )
+            for name in model_configs
+        }
+        again = matmul_peak(device, list(peaks), seconds=0.3 if quick else 1.0)
+        peaks = {p: max(v, again[p]) for p, v in before.items()}
+        results["matmul_peak_tflops"] = {p: v / 1e12 for p, v in peaks.items()}
+        for m in results["model"].values():  # fractions of the best peak
+            for rec in m["modes"].values():
+                for kind in ("train", "inference"):
+                    r = rec[kind]
+                    if "peak_fraction" in r:
+                        flops = m["gflop_per_sample"][kind] * 1e9
+                        r["peak_fraction"] = flops * r["best"] / peaks[rec["precision"]]
+    if "estimator" in sections:
+        _progress("estimator")
+        est_modes = [m for m in ("fp32", "auto") if m in modes or m == "fp32"]
+        results["estimator"] = bench_estimator(
+            n_clips=64 if quick else 128,  # 4 batches of 32 in a full run
+            epochs=2 if quick else 4,
+            bare_iters=2 if quick else 4,
+            modes=est_modes,
+            compile_=compile_,
+            device=device,
+        )
+    if "calls" in sections:
+        _progress("calls")
+        names = configs or (["small"] if quick else ["paper", "small", "tiny"])
+        results["calls"] = {
+            f"{name}_auto": bench_calls(
+                name,
+                "auto",
+                n_batches=2,
+                iters=calls_iters or (2 if quick else 5),
+                reference=reference,
+                device=device,
+            )
+            for name in names
+        }
+    if "profile" in sections:
+        _progress("profile")
+        results["profile"] = profile_calls(
+            "tiny", "auto", calls=5 if quick else 20, device=device
+        )
+    for section, module_name in (
+        ("frontend", "bench_frontend"),
+        ("onnx", "bench_onnx"),
+    ):
+        if section not in sections:
+            continue
+        try:
+            module = importlib.import_module(module_name)
+            run_section = module.run
+        except (ImportError, AttributeError) as exc:
+            print(f"{section}: skipped ({exc})")
+            continue
+        results[section] = run_section(quick=quick)
+    return results
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small sizes, few iterations")
-    p.add_argument(
-        "--sections",
-        nargs="+",
-        default=["model", "estimator", "frontend", "onnx"],
-        choices=["model", "estimator", "frontend", "onnx"],
-    )
+    p.add_argument("--sections", nargs="+", default=SECTIONS, choices=SECTIONS)
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.add_argument("--configs", nargs="+", choices=list(MODEL_CONFIGS), default=None)
     p.add_argument(
         "--modes",
         nargs="+",
         choices=[*OUR_MODES, "auto"],
         default=None,
-        help="our modes (default: all, bf16 only where the CPU has native bf16)",
+        help="our modes (default: all, bf16 only where the CPU has native bf16, "
+        "float16 on GPUs only)",
     )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--iters", type=int, default=None)
+    p.add_argument("--calls-iters", type=int, default=None)
     p.add_argument(
         "--reference",
         default=None,
@@ -459,50 +969,23 @@ def main(argv=None):
 
     started = time.time()
     torch.set_num_threads(args.threads)
-    native = cpu_native_bf16()
-    modes = args.modes or [
-        m for m in (*OUR_MODES, "auto") if native or not m.startswith("bf16")
-    ]
     info = machine_info()
     print(format_machine(info))
-    results = {
-        "auto": list(auto_mode()),
-        "native_bf16": list(native),
-        "modes": modes,
-        "threads": args.threads,  # the sections may change torch's setting
-    }
-    if "model" in args.sections:
-        configs = args.configs or (["small"] if args.quick else ["paper", "small"])
-        iters = args.iters or (2 if args.quick else 6)
-        results["model"] = {
-            name: bench_model_config(
-                name, modes, warmup=1, iters=iters, reference=args.reference
-            )
-            for name in configs
-        }
-    if "estimator" in args.sections:
-        est_modes = [m for m in ("fp32", "auto") if m in modes or m == "fp32"]
-        results["estimator"] = bench_estimator(
-            n_clips=96 if args.quick else 320,
-            epochs=2 if args.quick else 4,
-            bare_iters=2 if args.quick else 5,
-            modes=est_modes,
-            compile_=args.compile,
-        )
-    for section, module_name in (
-        ("frontend", "bench_frontend"),
-        ("onnx", "bench_onnx"),
-    ):
-        if section not in args.sections:
-            continue
-        try:
-            module = importlib.import_module(module_name)
-            run = module.run
-        except (ImportError, AttributeError) as exc:
-            print(f"{section}: skipped ({exc})")
-            continue
-        results[section] = run(quick=args.quick)
+    results = run(
+        args.sections,
+        device=args.device,
+        quick=args.quick,
+        configs=args.configs,
+        modes=args.modes,
+        iters=args.iters,
+        reference=args.reference,
+        compile_=args.compile,
+        calls_iters=args.calls_iters,
+    )
+    results["load_average"] = os.getloadavg()
     slug = _machine_slug(info) + ("_quick" if args.quick else "")
+    if torch.device(args.device).type == "cuda":
+        slug = re.sub(r"[^a-z0-9]+", "-", results["gpu"]["name"].lower()).strip("-")
     out = Path(args.out) if args.out else RESULTS_DIR / f"speed_{slug}.json"
     if args.merge and out.exists():
         earlier = json.loads(out.read_text())["results"]

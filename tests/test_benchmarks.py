@@ -132,3 +132,97 @@ def test_bench_preflight_quick_runs_and_writes_valid_json(tmp_path):
     assert res["rho_40"]["runs"] == res["missing_folder"]["runs"] == 2
     assert "--rho" in res["messages"]["rho_40"]
     assert "does not exist" in res["messages"]["missing_folder"]
+
+
+# --------------------------------------------------------------------------
+# speed.py and the GPU check (benchmarks/gpu_check.py, `make gpu-check`)
+# --------------------------------------------------------------------------
+def _gpu_check_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "gpu_check", ROOT / "benchmarks" / "gpu_check.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_check_without_cuda_prints_one_line_and_exits_0(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is present: the check would run for real")
+    out = tmp_path / "gpu_check.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    assert len(lines) == 1 and "CUDA is not available" in lines[0]
+    assert not out.exists()
+
+
+def test_gpu_check_finds_the_gpu_tests_and_reads_junit(tmp_path):
+    gpu_check = _gpu_check_module()
+    files = gpu_check.gpu_test_files()
+    assert "tests/test_gpu.py" in files and "tests/test_hear.py" in files
+    xml = tmp_path / "r.xml"
+    xml.write_text(
+        '<testsuites><testsuite><testcase classname="tests.test_gpu" name="a" '
+        'time="1.5"/><testcase classname="t" name="b" time="0"><failure '
+        'message="boom"/></testcase><testcase classname="t" name="c"><skipped '
+        'message="needs a CUDA device"/></testcase></testsuite></testsuites>'
+    )
+    cases = gpu_check._junit_cases(xml)
+    assert [(c["test"], c["outcome"]) for c in cases] == [
+        ("tests.test_gpu::a", "passed"),
+        ("t::b", "failed"),
+        ("t::c", "skipped"),
+    ]
+    assert cases[0]["seconds"] == 1.5 and cases[1]["message"] == "boom"
+
+
+def test_gpu_check_without_wheels_names_the_make_target(tmp_path):
+    gpu_check = _gpu_check_module()
+    with pytest.raises(SystemExit, match="make gpu-wheels"):
+        gpu_check.install_missing(["skorch"], tmp_path)
+
+
+@pytest.mark.slow
+def test_gpu_check_dry_run_on_cpu_writes_one_json(tmp_path):
+    out = tmp_path / "gpu_check.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "gpu_check.py"),
+            "--dry-run-on-cpu",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    doc = _read_results(out, "gpu_check")
+    res = doc["results"]
+    assert res["device"] == "cpu" and res["gpu"] is None
+    counts = res["tests"]["counts"]
+    assert set(counts) == {"passed"} and counts["passed"] >= 12
+    speed = res["speed"]["results"]
+    assert speed["device"] == "cpu"
+    assert set(speed["matmul_peak_tflops"]) >= {"32"}
+    for rec in speed["model"]["tiny"]["modes"].values():
+        assert rec["train"]["peak_fraction"] > 0
+    calls = speed["calls"]["tiny_auto"]
+    for call in ("partial_fit", "predict_proba"):
+        assert calls[call]["x_bare_median"] > 0
+        assert calls[call]["x_baseline_fp32_median"] > 0
+    assert set(speed["estimator"]["modes"]) == {"fp32", "auto"}

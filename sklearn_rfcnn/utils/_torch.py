@@ -237,5 +237,10 @@ def seeded_torch(seed, device="cpu"):
     if str(device).startswith("cuda") and torch.cuda.is_available():
         devices = [torch.cuda.current_device()]
     with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
+        # only the generators forked here: torch.manual_seed would also seed
+        # every other device (and, before CUDA is initialised, queue a lazy
+        # seeding call with a formatted stack trace, ~1 ms per fit call)
+        torch.default_generator.manual_seed(seed)
+        for index in devices:
+            torch.cuda.default_generators[index].manual_seed(seed)
         yield

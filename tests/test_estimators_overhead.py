@@ -1,0 +1,81 @@
+"""Per-call costs the estimators avoid (``benchmarks/speed.py`` measures them).
+
+Each test fails if its cut is undone: the train/eval switch walking the module
+tree on every batch, the epoch table formatted for ``verbose=0``, and
+``torch.manual_seed`` seeding generators the seeded block does not fork.
+"""
+
+import numpy as np
+import torch
+
+from sklearn_rfcnn import RFCNNClassifier
+from sklearn_rfcnn.estimators.callbacks import ScientificPrintLog
+from sklearn_rfcnn.utils._testing import FAST_CNN_PARAMS
+from sklearn_rfcnn.utils._torch import seeded_torch
+
+FAST = {**FAST_CNN_PARAMS, "precision": "32", "channels_last": False}
+
+
+def _data(n=24):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n, 8, 12)).astype(np.float32)
+    return X, np.arange(n) % 2
+
+
+def test_train_eval_switch_only_when_a_module_is_in_the_other_mode(monkeypatch):
+    X, y = _data()
+    clf = RFCNNClassifier(**FAST).fit(X, y)
+    clf.predict_proba(X)  # the network is in eval mode
+    network = clf.net_.module_
+    calls = []
+    original = torch.nn.Module.train
+
+    def counting(self, mode=True):
+        if self is network:  # the switches of the whole network
+            calls.append(mode)
+        return original(self, mode)
+
+    monkeypatch.setattr(torch.nn.Module, "train", counting)
+    clf.partial_fit(X, y)  # 3 batches: one switch to training, not one per batch
+    assert calls == [True]
+    calls.clear()
+    clf.predict_proba(X)
+    clf.predict_proba(X)  # already in eval mode: nothing to switch
+    assert calls == [False]
+    # a single submodule in the other mode switches the whole network
+    clf.net_.module_.stem.train()
+    clf.net_._set_training(False)
+    assert not any(m.training for m in clf.net_.module_.modules())
+
+
+def test_no_epoch_table_is_formatted_for_verbose_0(monkeypatch, capsys):
+    X, y = _data()
+
+    def fail(self, row):
+        raise AssertionError("table formatted although nothing prints it")
+
+    monkeypatch.setattr(ScientificPrintLog, "table", fail)
+    RFCNNClassifier(**FAST).fit(X, y)
+    assert capsys.readouterr().out == ""
+    monkeypatch.undo()
+    RFCNNClassifier(**{**FAST, "verbose": 1}).fit(X, y)
+    assert "train_loss" in capsys.readouterr().out
+
+
+def test_seeded_block_seeds_only_the_generators_it_forks(monkeypatch):
+    def fail(seed):
+        raise AssertionError("torch.manual_seed seeds every device")
+
+    monkeypatch.setattr(torch, "manual_seed", fail)
+    before = torch.random.get_rng_state()
+    with seeded_torch(7):
+        a = torch.rand(3)
+    with seeded_torch(7):
+        b = torch.rand(3)
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(torch.random.get_rng_state(), before)
+    X, y = _data()
+    first = RFCNNClassifier(**FAST).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(
+        RFCNNClassifier(**FAST).fit(X, y).predict_proba(X), first
+    )
