@@ -7,7 +7,7 @@ and pipelines saved by that release keep loading with equal outputs after the
 defaults change.  Do not regenerate them with a newer release: that would
 defeat the test.  Usage (from the repository root)::
 
-    OMP_NUM_THREADS=1 python tests/data/release_0_1/make_fixtures.py
+    OMP_NUM_THREADS=1 python tests/data/release_0_1/make_release_0_1_fixtures.py
 """
 
 from pathlib import Path
