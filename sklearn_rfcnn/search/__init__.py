@@ -15,6 +15,7 @@ from sklearn_rfcnn.search._optuna import RFOptunaSearchCV, run_worker
 from sklearn_rfcnn.search._report import receptive_field_seconds, report_study
 from sklearn_rfcnn.search._spaces import (
     DEFAULT_SPACE_NAMES,
+    fitted_search_space,
     find_rf_prefix,
     rf_search_space,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "RFOptunaSearchCV",
     "create_or_load_study",
     "find_rf_prefix",
+    "fitted_search_space",
     "make_storage",
     "receptive_field_seconds",
     "report_study",

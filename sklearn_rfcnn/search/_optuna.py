@@ -34,15 +34,13 @@ from sklearn.utils import check_random_state
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, indexable
 
-from sklearn_rfcnn.exceptions import ParameterError
+from sklearn_rfcnn.exceptions import ParameterError, RFCNNWarning
 from sklearn_rfcnn.search._cv_results import _cv_results
-from sklearn_rfcnn.search._objective import _Objective
-from sklearn_rfcnn.search._scheduler import _run_trials
+from sklearn_rfcnn.search._objective import _final_step, _n_epochs, _Objective
+from sklearn_rfcnn.search._scheduler import _Budget, _run_trials
 from sklearn_rfcnn.search._spaces import (
     _import_optuna,
-    _rho_range,
-    find_rf_prefix,
-    rf_search_space,
+    fitted_search_space,
     to_distribution,
 )
 from sklearn_rfcnn.search._storage import (
@@ -67,7 +65,13 @@ from sklearn_rfcnn.utils._validation import ParamValidationMixin
 __all__ = ["RFOptunaSearchCV", "run_worker"]
 
 
-def _process_worker(search, X, y, splits, fit_params, study_name, seed, reseed):
+#: Validation share of the one split ``cv=None`` draws for epoch-trained estimators.
+HOLDOUT_FRACTION = 0.2
+
+
+def _process_worker(
+    search, X, y, splits, fit_params, study_name, seed, reseed, budget
+):
     """One worker process: join the study and run trials (no refit)."""
     search._configure_logging()
     storage = search._make_storage(study_name)
@@ -75,9 +79,61 @@ def _process_worker(search, X, y, splits, fit_params, study_name, seed, reseed):
     study = create_or_load_study(
         storage, study_name, sampler=sampler, pruner=search._make_pruner()
     )
-    objective = search._make_objective(X, y, splits, fit_params)
-    _run_trials(study, objective, search.n_trials, search.timeout)
+    objective = search._make_objective(X, y, splits, fit_params, budget)
+    _run_trials(study, objective, search.n_trials, budget, search._space_size())
     return True
+
+
+def _epoch_trained(estimator):
+    """Epochs of the final step when it trains per epoch (``partial_fit``)."""
+    _, final = _final_step(estimator)
+    n_epochs, _ = _n_epochs(final)
+    return n_epochs if hasattr(final, "partial_fit") else None
+
+
+def _holdout(y, classifier, rng):
+    """One (train, validation) split of ``HOLDOUT_FRACTION``, stratified if possible."""
+    from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
+
+    from sklearn_rfcnn.utils._stratify import multilabel_holdout
+
+    y = np.asarray(y)
+    n = len(y)
+    n_valid = max(1, int(round(HOLDOUT_FRACTION * n)))
+    if n - n_valid < 1:
+        raise ParameterError(
+            f"cv=None holds out {HOLDOUT_FRACTION:.0%} of the data for validation, "
+            f"which leaves nothing to train on with {n} samples; pass more data or "
+            "an explicit cv."
+        )
+    seed = int(rng.randint(np.iinfo(np.int32).max))
+    if classifier and y.ndim == 2:
+        return multilabel_holdout(y, n_valid, random_state=seed)
+    splitter = ShuffleSplit(n_splits=1, test_size=n_valid, random_state=seed)
+    if classifier:
+        _, counts = np.unique(y, return_counts=True)
+        if counts.min() >= 2 and min(n_valid, n - n_valid) >= len(counts):
+            splitter = StratifiedShuffleSplit(
+                n_splits=1, test_size=n_valid, random_state=seed
+            )
+    return next(splitter.split(np.zeros(n), y))
+
+
+def _coarse_to_fine(values):
+    """``values`` reordered middle, ends, then ever finer (no repeats)."""
+    values = list(values)
+    order, seen = [], set()
+    fractions = [0.5, 1.0, 0.0]
+    denominator = 4
+    while len(order) < len(values):
+        for f in fractions:
+            i = round(f * (len(values) - 1))
+            if i not in seen:
+                seen.add(i)
+                order.append(values[i])
+        fractions = [k / denominator for k in range(1, denominator, 2)]
+        denominator *= 2
+    return order
 
 
 class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
@@ -230,8 +286,8 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
     _parameter_constraints = {
         "estimator": [HasMethods(["fit"])],
         "param_distributions": [dict, None],
-        "n_trials": [Interval(Integral, 1, None, closed="left")],
-        "cv": ["cv_object"],
+        "n_trials": [Interval(Integral, 1, None, closed="left"), None],
+        "cv": ["cv_object", None],
         "scoring": [str, callable, None],
         "storage": "no_validation",
         "study_name": [str, None],
@@ -258,7 +314,7 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
         param_distributions=None,
         *,
         n_trials=20,
-        cv=3,
+        cv=None,
         scoring=None,
         storage=None,
         study_name=None,
@@ -298,12 +354,7 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
     # -- building blocks (also used by worker processes) -----------------------
     def _distributions(self):
         if self.param_distributions is None:
-            prefix = find_rf_prefix(self.estimator)
-            params = self.estimator.get_params(deep=True)
-            space = rf_search_space(
-                prefix, rho=_rho_range(params.get(prefix + "depth"))
-            )
-            return {k: v for k, v in space.items() if k in params}
+            return fitted_search_space(self.estimator)[0]
         valid = self.estimator.get_params(deep=True)
         out = {}
         for name, value in self.param_distributions.items():
@@ -345,15 +396,69 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
             return sampler
         return optuna.samplers.TPESampler(seed=seed)
 
+    def _first_rung(self):
+        """Epochs before the default pruner's first decision (None: per fold)."""
+        n_epochs = _epoch_trained(self.estimator)
+        return None if n_epochs is None else max(1, n_epochs // 4)
+
     def _make_pruner(self):
         optuna = _import_optuna()
         if self.pruning is True:
+            rung = self._first_rung()
+            if rung is not None:  # multi-fidelity over epochs
+                return optuna.pruners.SuccessiveHalvingPruner(
+                    min_resource=rung, reduction_factor=3
+                )
             return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
         if self.pruning is False:
             return optuna.pruners.NopPruner()
         return self.pruning
 
-    def _make_objective(self, X, y, splits, fit_params):
+    def _space_size(self):
+        """Number of points of a finite space (only integers and choices)."""
+        optuna = _import_optuna()
+        d = optuna.distributions
+        size = 1
+        for dist in self._distributions().values():
+            if isinstance(dist, d.CategoricalDistribution):
+                size *= len(dist.choices)
+            elif isinstance(dist, d.IntDistribution) and not dist.log:
+                size *= (dist.high - dist.low) // dist.step + 1
+            else:
+                return None
+        return size
+
+    def _first_trials(self):
+        """Parameter sets to enqueue in a fresh study, in order.
+
+        The estimator's own values come first (so the search never ends below
+        the configuration it was given); with the default space every other
+        value follows, coarse to fine (middle, ends, then between), each run
+        once with the pruner cutting the weak ones early.
+        """
+        if self.param_distributions is None:
+            space, own = fitted_search_space(self.estimator)
+            first = [own] if own else []
+            if len(space) == 1:
+                (name, dist), = space.items()
+                values = range(dist.low, dist.high + 1, dist.step)
+                first += [
+                    {name: v}
+                    for v in _coarse_to_fine([v for v in values if v != own.get(name)])
+                ]
+            return first
+        params = self.estimator.get_params(deep=True)
+        own = {}
+        for name, dist in self._distributions().items():
+            value = params.get(name)
+            try:
+                if value is not None and dist._contains(dist.to_internal_repr(value)):
+                    own[name] = value
+            except (TypeError, ValueError):
+                continue
+        return [own] if own else []
+
+    def _make_objective(self, X, y, splits, fit_params, budget=None):
         return _Objective(
             self.estimator,
             self._distributions(),
@@ -366,6 +471,25 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
             pruning=self.pruning is not False,
             error_score=self.error_score,
             return_train_score=self.return_train_score,
+            budget=budget,
+        )
+
+    def _make_budget(self, n_samples, splits, start):
+        """The search's :class:`_Budget` (the timeout covers the refit)."""
+        n_epochs = _epoch_trained(self.estimator)
+        if self.pruning is True:
+            first = self._first_rung() or 1
+        elif self.pruning is False:
+            first = n_epochs or 1
+        else:
+            first = 1
+        n_train = np.mean([len(train) for train, _ in splits])
+        return _Budget(
+            self.timeout,
+            start=start,
+            refit_scale=n_samples / n_train if self.refit else 0.0,
+            n_epochs=n_epochs if self.pruning is not False else 1,
+            first_epochs=first,
         )
 
     def _configure_logging(self):
@@ -375,11 +499,25 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
         optuna.logging.set_verbosity(level)
         return previous
 
-    def _splits(self, X, y, groups):
-        cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
-        return list(cv.split(X, y, groups)), cv
+    def _splits(self, X, y, groups, rng):
+        """The validation splits every trial uses, drawn once.
 
-    def _optimize(self, X, y, groups, fit_params, study_name):
+        ``cv=None``: one stratified hold-out of ``HOLDOUT_FRACTION`` for an
+        estimator trained per epoch (a CNN: one model per trial, pruned per
+        epoch), label-aware for a multi-label indicator ``y``
+        (:func:`~sklearn_rfcnn.utils._stratify.multilabel_holdout`);
+        3-fold cross-validation for any other estimator.
+        """
+        if self.cv is None and _epoch_trained(self.estimator) and y is not None:
+            return [_holdout(y, is_classifier(self.estimator), rng)]
+        cv = check_cv(
+            3 if self.cv is None else self.cv,
+            y,
+            classifier=is_classifier(self.estimator),
+        )
+        return list(cv.split(X, y, groups))
+
+    def _optimize(self, X, y, groups, fit_params, study_name, start=None):
         """Run this process's share of the trials; returns the study."""
         storage = self._make_storage(study_name)
         kind = storage_kind(self.storage)
@@ -391,21 +529,26 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
             sampler=self._make_sampler(seed),
             pruner=self._make_pruner(),
         )
-        splits, _ = self._splits(X, y, groups)
+        splits = self._splits(X, y, groups, rng)
+        if not study.get_trials(deepcopy=False):
+            for params in self._first_trials():
+                study.enqueue_trial(params, skip_if_exists=True)
+        budget = self._make_budget(len(X), splits, start)
+        size = self._space_size()
         n_jobs = n_processes(self.n_jobs)
         if n_jobs == 1:
-            objective = self._make_objective(X, y, splits, fit_params)
-            _run_trials(study, objective, self.n_trials, self.timeout)
+            objective = self._make_objective(X, y, splits, fit_params, budget)
+            _run_trials(study, objective, self.n_trials, budget, size)
         elif kind in ("journal", "rdb"):
             self._run_process_workers(
-                study, n_jobs, X, y, splits, fit_params, study_name, seed
+                study, n_jobs, X, y, splits, fit_params, study_name, seed, budget
             )
         else:
-            objective = self._make_objective(X, y, splits, fit_params)
+            objective = self._make_objective(X, y, splits, fit_params, budget)
             with ThreadPoolExecutor(n_jobs) as pool:
                 futures = [
                     pool.submit(
-                        _run_trials, study, objective, self.n_trials, self.timeout
+                        _run_trials, study, objective, self.n_trials, budget, size
                     )
                     for _ in range(n_jobs)
                 ]
@@ -414,7 +557,7 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
         return study, splits
 
     def _run_process_workers(
-        self, study, n_jobs, X, y, splits, fit_params, study_name, seed
+        self, study, n_jobs, X, y, splits, fit_params, study_name, seed, budget
     ):
         """``n_jobs`` workers of a journal or RDB study, in several processes.
 
@@ -433,22 +576,25 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
             from joblib import Parallel, delayed
 
             Parallel(n_jobs=n_jobs)(  # the active backend's own configuration
-                delayed(_process_worker)(*args, seed + i, i > 0) for i in range(n_jobs)
+                delayed(_process_worker)(*args, seed + i, i > 0, budget)
+                for i in range(n_jobs)
             )
             return
         from threadpoolctl import threadpool_limits
 
         executor = process_executor(n_jobs - 1)
         others = [
-            executor.submit(_process_worker, *args, seed + i, True)
+            executor.submit(_process_worker, *args, seed + i, True, budget)
             for i in range(1, n_jobs)
         ]
         # this process shares the cores with them, like the workers' limit
         limit = None if "OMP_NUM_THREADS" in os.environ else threads_per_worker(n_jobs)
         try:
-            objective = self._make_objective(X, y, splits, fit_params)
+            objective = self._make_objective(X, y, splits, fit_params, budget)
             with threadpool_limits(limits=limit):
-                _run_trials(study, objective, self.n_trials, self.timeout)
+                _run_trials(
+                    study, objective, self.n_trials, budget, self._space_size()
+                )
             for future in others:
                 future.result()
         except BaseException:
@@ -476,14 +622,18 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
         -------
         self : RFOptunaSearchCV
         """
+        start = time.time()
         optuna = _import_optuna()
+        self._check_budget()
         X, y, groups = indexable(X, y, groups)
         study_name = self.study_name or f"rfcnn-search-{uuid.uuid4().hex[:12]}"
         previous = self._configure_logging()
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                study, splits = self._optimize(X, y, groups, fit_params, study_name)
+                study, splits = self._optimize(
+                    X, y, groups, fit_params, study_name, start
+                )
         finally:
             optuna.logging.set_verbosity(previous)
 
@@ -514,7 +664,24 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
             estimator.fit(X, y, **fit_params)
             self.refit_time_ = time.perf_counter() - t0
             self.best_estimator_ = estimator
+        self.search_time_ = time.time() - start
+        if self.timeout is not None and self.search_time_ > self.timeout:
+            warnings.warn(
+                f"the search took {self.search_time_:.1f} s, more than "
+                f"timeout={self.timeout:g} s: one complete trial and the refit "
+                "always run, and the refit is estimated from the trials' epochs. "
+                "Raise timeout to cover several trials and the refit.",
+                RFCNNWarning,
+                stacklevel=2,
+            )
         return self
+
+    def _check_budget(self):
+        if self.n_trials is None and self.timeout is None:
+            raise ParameterError(
+                "n_trials=None runs trials until the timeout, but timeout=None; "
+                "set timeout (seconds, refit included) or n_trials."
+            )
 
     # -- delegation -------------------------------------------------------------
     @property
@@ -694,6 +861,7 @@ def run_worker(search, X, y=None, *, groups=None, **fit_params):
             "run_worker needs search.study_name: workers meet in a named study."
         )
     search._validate_params()
+    search._check_budget()
     X, y, groups = indexable(X, y, groups)
     previous = search._configure_logging()
     try:
