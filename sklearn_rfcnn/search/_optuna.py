@@ -36,7 +36,12 @@ from sklearn.utils.validation import check_is_fitted, indexable
 
 from sklearn_rfcnn.exceptions import ParameterError, RFCNNWarning
 from sklearn_rfcnn.search._cv_results import _cv_results
-from sklearn_rfcnn.search._objective import _final_step, _n_epochs, _Objective
+from sklearn_rfcnn.search._objective import (
+    _final_step,
+    _n_epochs,
+    _n_samples,
+    _Objective,
+)
 from sklearn_rfcnn.search._scheduler import _Budget, _run_trials
 from sklearn_rfcnn.search._spaces import (
     _import_optuna,
@@ -140,12 +145,14 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
     """Optuna search over the receptive field and regularisers, with CV.
 
     A scikit-learn meta-estimator: each trial samples parameters from
-    ``param_distributions`` (by default :func:`rf_search_space` for the
-    RF-CNN inside ``estimator``), scores them by cross-validation, and the
-    best are refit on all the data. Trials live in an Optuna study that
-    several processes or machines can share (see ``storage``); trials are
-    pruned per epoch (``partial_fit`` estimators) or per fold without
-    leaking validation samples into training.
+    ``param_distributions`` (by default :func:`fitted_search_space`: the
+    receptive field of the RF-CNN inside ``estimator``, everything else as
+    given), scores them on validation data, and the best are refit on all the
+    data. Trials live in an Optuna study that several processes or machines
+    can share (see ``storage``); trials are pruned per epoch (``partial_fit``
+    estimators) or per fold without leaking validation samples into training.
+    With ``n_trials=None`` the search runs until ``timeout``, which covers
+    the refit.
 
     Parameters
     ----------
@@ -154,16 +161,27 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
     param_distributions : dict of str to distribution or list, default=None
         Optuna distributions (``optuna.distributions.*``) keyed by parameter
         name; a list is a categorical choice. ``None`` uses
-        :func:`rf_search_space` with the prefix of the step that has a
-        ``rho`` parameter (``""`` for a bare RF-CNN, ``"clf__"`` for a
-        Pipeline step ``clf``), keeping the names the estimator has.
-    n_trials : int >= 1, default=20
+        :func:`fitted_search_space`: rho (or ``rho_f``/``rho_t``) of the
+        step that has a ``rho`` parameter, over 3-12, keeping the estimator's
+        width, epochs, batch size and every other setting; the estimator's
+        own rho is the first trial and every other value follows once,
+        coarse to fine (middle, ends, then between). For a wider space pass
+        e.g. :func:`rf_search_space` (which also searches width, mixup,
+        learning rate and the regularisers).
+    n_trials : int >= 1 or None, default=20
         Number of finished trials (complete, pruned or failed fits) the
-        study must hold; shared by every worker of a named study.
-    cv : int, cross-validation generator or iterable, default=3
+        study must hold; shared by every worker of a named study. ``None``:
+        run trials until ``timeout`` (which must then be set), or until every
+        point of a finite space (integers and choices only) has been tried.
+    cv : None, int, cross-validation generator or iterable, default=None
         As in :func:`sklearn.model_selection.check_cv` (stratified for
-        classifiers). The splits are drawn once per fit and used by every
-        trial.
+        classifiers). ``None``: for an estimator trained per epoch (a final
+        step with ``partial_fit`` and ``max_epochs``, such as the RF-CNNs),
+        one hold-out of 20% of the samples, stratified (iteratively, per tag,
+        for a multi-label indicator ``y``; seeded by ``random_state``): at a
+        CNN's cost, one model per trial and more trials beat 3 models per
+        trial; 3-fold cross-validation for any other estimator. The splits
+        are drawn once per fit and used by every trial.
     scoring : str or callable, default=None
         A scorer name (the library's tagging scorers from
         :mod:`sklearn_rfcnn.metrics` when present, else scikit-learn's) or a
@@ -178,8 +196,11 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
         ``None`` creates a fresh study for each fit; a name creates the study
         or joins it (its earlier trials count towards ``n_trials``).
     pruning : bool or optuna pruner, default=True
-        ``True`` uses ``MedianPruner(n_startup_trials=5, n_warmup_steps=1)``;
-        a pruner object is used as given; ``False`` never prunes.
+        ``True``: for an estimator trained per epoch, successive halving over
+        epochs (``SuccessiveHalvingPruner(min_resource=max_epochs // 4,
+        reduction_factor=3)`` on the per-epoch validation score), else
+        ``MedianPruner(n_startup_trials=5, n_warmup_steps=1)`` per fold; a
+        pruner object is used as given; ``False`` never prunes.
     n_jobs : int, default=1
         Parallel workers: processes on a journal or RDB storage, threads on
         ``"memory"`` or a storage object. ``-1`` uses all cores. With
@@ -191,7 +212,14 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
         every worker reaches (a journal file on a shared file system, or an
         RDB URL).
     timeout : float > 0, default=None
-        Seconds after which a worker starts no new trial.
+        Seconds the whole ``fit`` may take, refit included. A trial starts
+        only if the time left covers the refit (estimated from the measured
+        epochs, scaled to all the data) and the trial's first pruning
+        decision; a running trial stops before an epoch (or fold) that would
+        leave too little for the refit, and is recorded as pruned (user
+        attribute ``rfcnn:stopped_by_timeout``). One complete trial always
+        runs, so a timeout shorter than one trial and the refit is overrun
+        (with a warning). In :func:`run_worker` nothing is kept for a refit.
     refit : bool, default=True
         Refit the best parameters on the whole data as ``best_estimator_``.
     random_state : int, RandomState instance or None, default=None
@@ -231,6 +259,10 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
     best_estimator_ : estimator
         Refit on the whole data (only with ``refit=True``).
     refit_time_ : float
+        Seconds the refit took.
+    search_time_ : float
+        Seconds the whole ``fit`` took (trials and refit), the figure
+        ``timeout`` bounds.
     study_ : optuna.Study
         The study, with every trial (its storage keeps them).
     study_name_ : str
@@ -474,7 +506,7 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
             budget=budget,
         )
 
-    def _make_budget(self, n_samples, splits, start):
+    def _make_budget(self, n_samples, splits, start, refit):
         """The search's :class:`_Budget` (the timeout covers the refit)."""
         n_epochs = _epoch_trained(self.estimator)
         if self.pruning is True:
@@ -487,7 +519,7 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
         return _Budget(
             self.timeout,
             start=start,
-            refit_scale=n_samples / n_train if self.refit else 0.0,
+            refit_scale=n_samples / n_train if refit else 0.0,
             n_epochs=n_epochs if self.pruning is not False else 1,
             first_epochs=first,
         )
@@ -517,8 +549,12 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
         )
         return list(cv.split(X, y, groups))
 
-    def _optimize(self, X, y, groups, fit_params, study_name, start=None):
-        """Run this process's share of the trials; returns the study."""
+    def _optimize(self, X, y, groups, fit_params, study_name, start=None, refit=False):
+        """Run this process's share of the trials; returns the study.
+
+        ``start`` (``time.time()``) is when the timeout began; ``refit``
+        whether a refit follows (the timeout keeps time for it).
+        """
         storage = self._make_storage(study_name)
         kind = storage_kind(self.storage)
         rng = check_random_state(self.random_state)
@@ -533,7 +569,7 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
         if not study.get_trials(deepcopy=False):
             for params in self._first_trials():
                 study.enqueue_trial(params, skip_if_exists=True)
-        budget = self._make_budget(len(X), splits, start)
+        budget = self._make_budget(_n_samples(X), splits, start, refit)
         size = self._space_size()
         n_jobs = n_processes(self.n_jobs)
         if n_jobs == 1:
@@ -632,7 +668,7 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 study, splits = self._optimize(
-                    X, y, groups, fit_params, study_name, start
+                    X, y, groups, fit_params, study_name, start, self.refit
                 )
         finally:
             optuna.logging.set_verbosity(previous)
