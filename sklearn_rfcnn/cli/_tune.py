@@ -82,7 +82,8 @@ def add_parser(subparsers):
         "--n-trials",
         type=int,
         default=None,
-        help="total over workers (default: 20, or until --timeout when given)",
+        help="total over workers (default: until --timeout, or every rho of "
+        "the default space once; 20 with --rho/--width/--include/--exclude)",
     )
     s.add_argument(
         "--cv",
@@ -353,8 +354,8 @@ def _run_worker(args, started):
         for key in fixed:  # a fixed parameter is not searched
             space.pop("clf__" + key, None)
     n_trials = args.n_trials
-    if n_trials is None and args.timeout is None:
-        n_trials = 20
+    if n_trials is None and args.timeout is None and space is not None:
+        n_trials = 20  # the fitted space is finite: every rho once
     scoring = args.scoring
     if scoring is None:
         scoring = "pr_auc_macro" if np.ndim(y) == 2 else "accuracy"

@@ -15,8 +15,8 @@ from sklearn_rfcnn.search._optuna import RFOptunaSearchCV, run_worker
 from sklearn_rfcnn.search._report import receptive_field_seconds, report_study
 from sklearn_rfcnn.search._spaces import (
     DEFAULT_SPACE_NAMES,
-    fitted_search_space,
     find_rf_prefix,
+    fitted_search_space,
     rf_search_space,
 )
 from sklearn_rfcnn.search._storage import (

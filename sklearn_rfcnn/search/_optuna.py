@@ -74,9 +74,7 @@ __all__ = ["RFOptunaSearchCV", "run_worker"]
 HOLDOUT_FRACTION = 0.2
 
 
-def _process_worker(
-    search, X, y, splits, fit_params, study_name, seed, reseed, budget
-):
+def _process_worker(search, X, y, splits, fit_params, study_name, seed, reseed, budget):
     """One worker process: join the study and run trials (no refit)."""
     search._configure_logging()
     storage = search._make_storage(study_name)
@@ -104,7 +102,7 @@ def _holdout(y, classifier, rng):
 
     y = np.asarray(y)
     n = len(y)
-    n_valid = max(1, int(round(HOLDOUT_FRACTION * n)))
+    n_valid = max(1, round(HOLDOUT_FRACTION * n))
     if n - n_valid < 1:
         raise ParameterError(
             f"cv=None holds out {HOLDOUT_FRACTION:.0%} of the data for validation, "
@@ -171,8 +169,9 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
     n_trials : int >= 1 or None, default=20
         Number of finished trials (complete, pruned or failed fits) the
         study must hold; shared by every worker of a named study. ``None``:
-        run trials until ``timeout`` (which must then be set), or until every
-        point of a finite space (integers and choices only) has been tried.
+        run trials until ``timeout``, or until every point of a finite space
+        (integers and choices only, such as the default space) has been
+        tried; a space with a continuous parameter then needs ``timeout``.
     cv : None, int, cross-validation generator or iterable, default=None
         As in :func:`sklearn.model_selection.check_cv` (stratified for
         classifiers). ``None``: for an estimator trained per epoch (a final
@@ -472,7 +471,7 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
             space, own = fitted_search_space(self.estimator)
             first = [own] if own else []
             if len(space) == 1:
-                (name, dist), = space.items()
+                ((name, dist),) = space.items()
                 values = range(dist.low, dist.high + 1, dist.step)
                 first += [
                     {name: v}
@@ -531,8 +530,8 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
         optuna.logging.set_verbosity(level)
         return previous
 
-    def _splits(self, X, y, groups, rng):
-        """The validation splits every trial uses, drawn once.
+    def _splits(self, X, y, groups, rng=None):
+        """The validation splits every trial uses (drawn once) and the splitter.
 
         ``cv=None``: one stratified hold-out of ``HOLDOUT_FRACTION`` for an
         estimator trained per epoch (a CNN: one model per trial, pruned per
@@ -541,13 +540,14 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
         3-fold cross-validation for any other estimator.
         """
         if self.cv is None and _epoch_trained(self.estimator) and y is not None:
-            return [_holdout(y, is_classifier(self.estimator), rng)]
+            rng = check_random_state(self.random_state if rng is None else rng)
+            return [_holdout(y, is_classifier(self.estimator), rng)], None
         cv = check_cv(
             3 if self.cv is None else self.cv,
             y,
             classifier=is_classifier(self.estimator),
         )
-        return list(cv.split(X, y, groups))
+        return list(cv.split(X, y, groups)), cv
 
     def _optimize(self, X, y, groups, fit_params, study_name, start=None, refit=False):
         """Run this process's share of the trials; returns the study.
@@ -565,7 +565,7 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
             sampler=self._make_sampler(seed),
             pruner=self._make_pruner(),
         )
-        splits = self._splits(X, y, groups, rng)
+        splits, _ = self._splits(X, y, groups, rng)
         if not study.get_trials(deepcopy=False):
             for params in self._first_trials():
                 study.enqueue_trial(params, skip_if_exists=True)
@@ -628,9 +628,7 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
         try:
             objective = self._make_objective(X, y, splits, fit_params, budget)
             with threadpool_limits(limits=limit):
-                _run_trials(
-                    study, objective, self.n_trials, budget, self._space_size()
-                )
+                _run_trials(study, objective, self.n_trials, budget, self._space_size())
             for future in others:
                 future.result()
         except BaseException:
@@ -714,10 +712,13 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
 
     def _check_budget(self):
         if self.n_trials is None and self.timeout is None:
-            raise ParameterError(
-                "n_trials=None runs trials until the timeout, but timeout=None; "
-                "set timeout (seconds, refit included) or n_trials."
-            )
+            if self._space_size() is None:
+                raise ParameterError(
+                    "n_trials=None runs trials until the timeout (or until every "
+                    "point of a finite space is tried), but timeout=None and the "
+                    "space has a continuous parameter; set timeout (seconds, "
+                    "refit included) or n_trials."
+                )
 
     # -- delegation -------------------------------------------------------------
     @property

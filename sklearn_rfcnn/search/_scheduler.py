@@ -17,6 +17,7 @@ objective writes them, :mod:`~sklearn_rfcnn.search._cv_results` reads them).
 
 import logging
 import re
+import statistics
 import time
 import warnings
 
@@ -131,16 +132,18 @@ class _Budget:
     complete trial so far, or of the running one if that is slower) times
     ``n_epochs`` times ``refit_scale`` (all the data over a fold's training
     part; 0 without refit).  A trial starts only if the time left covers the
-    refit and ``first_epochs`` epochs at the measured cost per epoch (the
-    pruner's first decision, or the whole trial without pruning); a running
-    trial stops before an epoch that would not leave time for the refit (it
-    is closed as pruned, user attribute ``rfcnn:stopped_by_timeout``) unless
-    no trial has completed yet: one complete trial is needed to refit, so a
-    timeout shorter than one trial and the refit is overrun.
+    refit and ``first_epochs`` epochs at the measured cost per epoch (median
+    over the finished trials; ``first_epochs`` is the pruner's first
+    decision, or the whole trial without pruning); a running trial stops
+    before an epoch that would not leave time for the refit (it is closed as
+    pruned, user attribute ``rfcnn:stopped_by_timeout``) unless no trial has
+    completed yet: one complete trial is needed to refit, so a timeout
+    shorter than one trial and the refit is overrun.
     """
 
-    def __init__(self, timeout, *, start=None, refit_scale=0.0, n_epochs=None,
-                 first_epochs=1):
+    def __init__(
+        self, timeout, *, start=None, refit_scale=0.0, n_epochs=None, first_epochs=1
+    ):
         self.timeout = timeout
         self.start = time.time() if start is None else start
         self.refit_scale = refit_scale
@@ -200,7 +203,8 @@ class _Budget:
         finished = self._finished(study)
         if not finished:
             return True
-        per_epoch = sum(c[1] for _, c in finished) / len(finished)
+        # the median: robust to the first trial's one-off start-up costs
+        per_epoch = statistics.median(c[1] for _, c in finished)
         return per_epoch * self.first_epochs + self.refit_estimate(study) <= left
 
     def next_epoch_fits(self, study, epoch_seconds, fold_epoch_seconds):
@@ -228,9 +232,9 @@ def _run_trials(study, objective, n_trials, budget, space_size=None):
 
     ``n_trials=None`` runs until ``budget`` (a :class:`_Budget`) lets no new
     trial start, or, for a finite space of ``space_size`` points, until every
-    point has been tried (a trial is deterministic given its parameters).  While other workers' trials are running and heartbeats are
-    on, the worker waits rather than leaving, so it can re-run a trial whose
-    worker dies.
+    point has been tried (a trial is deterministic given its parameters).
+    While other workers' trials are running and heartbeats are on, the worker
+    waits rather than leaving, so it can re-run a trial whose worker dies.
     """
     optuna = _import_optuna()
     _install_log_filter()
