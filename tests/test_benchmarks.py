@@ -226,3 +226,40 @@ def test_gpu_check_dry_run_on_cpu_writes_one_json(tmp_path):
         assert calls[call]["x_bare_median"] > 0
         assert calls[call]["x_baseline_fp32_median"] > 0
     assert set(speed["estimator"]["modes"]) == {"fp32", "auto"}
+
+
+@pytest.mark.slow
+def test_search_vs_grid_quick_resumes_and_summarises(tmp_path):
+    pytest.importorskip("optuna")
+    out = tmp_path / "svg.jsonl"
+    env = {"RFCNN_DATA_HOME": str(tmp_path / "data")}
+    _run_quick("search_vs_grid.py", "--out", str(out), env=env)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 1
+    cell = rows[0]
+    assert [g["rho"] for g in cell["grid"]] == [2, 4]
+    assert cell["grid_best"] == max(g["map"] for g in cell["grid"])
+    assert 0.0 <= cell["search_map"] <= 1.0 and cell["trials_run"] >= 1
+    assert cell["search_wall_s"] > 0 and cell["T_s"] > 0
+    # a second run finds the cell done and trains nothing
+    proc = _run_quick("search_vs_grid.py", "--out", str(out), env=env)
+    assert "already in" in proc.stdout and "grid rho=" not in proc.stdout
+    assert len(out.read_text().splitlines()) == 1
+    summary = tmp_path / "svg.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "search_vs_grid.py"),
+            "--summary",
+            "--out",
+            str(out),
+            "--json",
+            str(summary),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    doc = _read_results(summary, "search_vs_grid")
+    assert doc["results"]["mean"]["n_cells"] == 1
+    assert "timgm6mb" in proc.stdout

@@ -30,6 +30,7 @@ from sklearn_rfcnn.search import (  # noqa: E402
     DEFAULT_SPACE_NAMES,
     RFOptunaSearchCV,
     find_rf_prefix,
+    fitted_search_space,
     rf_search_space,
 )
 
@@ -382,15 +383,11 @@ def test_default_space_targets_the_rf_step_of_a_pipeline():
     search = RFOptunaSearchCV(
         pipe, n_trials=3, cv=2, storage="memory", random_state=0
     ).fit(X, y)
-    # only the names the estimator has (no shake_shake / frequency_aware here)
-    assert set(search.best_params_) == {
-        "net__rho",
-        "net__width",
-        "net__lr",
-        "net__mixup_alpha",
-        "net__weight_decay",
-    }
-    assert 3 <= search.best_params_["net__rho"] <= 10
+    # the fitted default space: the receptive field only, the rest as given
+    assert set(search.best_params_) == {"net__rho"}
+    assert 3 <= search.best_params_["net__rho"] <= 12
+    # the estimator's own rho is the first trial
+    assert search.study_.trials[0].params == {"net__rho": 7}
     assert find_rf_prefix(_ToyRF()) == ""
 
 
@@ -568,10 +565,13 @@ def test_default_space_for_an_rfcnn_pipeline_is_clipped_to_its_depth():
 
     pipe = Pipeline([("norm", BandStandardizer()), ("clf", _tiny_rfcnn())])
     space = RFOptunaSearchCV(pipe)._distributions()
-    assert set(space) == {"clf__" + n for n in DEFAULT_SPACE_NAMES}
-    assert space["clf__rho"].high == 4  # max_rho(depth=8)
+    assert set(space) == {"clf__rho"}
+    # max_rho(depth=8) caps it; the estimator's own rho=2 widens it
+    assert (space["clf__rho"].low, space["clf__rho"].high) == (2, 4)
     deep = RFOptunaSearchCV(_tiny_rfcnn(depth=26))._distributions()
-    assert (deep["rho"].low, deep["rho"].high) == (3, 10)
+    assert (deep["rho"].low, deep["rho"].high) == (2, 12)
+    deep = RFOptunaSearchCV(_tiny_rfcnn(depth=26, rho=7))._distributions()
+    assert (deep["rho"].low, deep["rho"].high) == (3, 12)
 
 
 def test_search_an_rfcnn_pipeline_with_per_epoch_pruning():
@@ -857,3 +857,202 @@ def test_warnings_repeated_by_the_fits_are_shown_once():
     ours = [w for w in shown if issubclass(w.category, RFCNNWarning)]
     assert len(ours) == 1  # 9 fits, one warning
     assert "(and 8 similar warnings in these trials)" in str(ours[0].message)
+
+
+# ---------------------------------------------------------------------------
+# at equal compute: fitted space, one hold-out, successive halving, timeout
+# ---------------------------------------------------------------------------
+def test_fitted_space_keeps_the_estimators_budget_and_searches_rho():
+    from sklearn_rfcnn.estimators import RFCNNClassifier
+    from sklearn_rfcnn.receptive_field import DEFAULT_RHO
+
+    space, own = fitted_search_space(RFCNNClassifier(width=24, max_epochs=25))
+    assert set(space) == {"rho"} and (space["rho"].low, space["rho"].high) == (3, 12)
+    assert own == {"rho": DEFAULT_RHO}  # the library's default rho
+    space, own = fitted_search_space(RFCNNClassifier(rho=6, rho_t=9))
+    assert set(space) == {"rho_f", "rho_t"} and own == {"rho_f": 6, "rho_t": 9}
+    with pytest.raises(ParameterError, match="param_distributions"):
+        fitted_search_space(RFCNNClassifier(arch="vgg_cnn"))
+
+    X, y = _spectrograms()
+    search = RFOptunaSearchCV(
+        _tiny_rfcnn(), n_trials=3, storage="memory", random_state=0
+    ).fit(X, y)
+    assert {k for p in search.cv_results_["params"] for k in p} == {"rho"}
+    assert search.best_estimator_.width == 4  # the user's width, not swapped
+    assert search.best_estimator_.max_epochs == 3
+    # own rho first, then every other value once, coarse to fine
+    assert [t.params["rho"] for t in search.study_.trials] == [2, 3, 4]
+
+
+def test_own_configuration_is_enqueued_first_in_a_given_space():
+    X, y = load_iris(return_X_y=True)
+    search = RFOptunaSearchCV(
+        LogisticRegression(C=1.0, max_iter=300),
+        {"C": FloatDistribution(1e-2, 1e2, log=True)},
+        n_trials=3,
+        cv=2,
+        storage="memory",
+        random_state=0,
+    ).fit(X, y)
+    assert search.study_.trials[0].params == {"C": 1.0}
+    assert len({t.params["C"] for t in search.study_.trials}) == 3  # then sampled
+
+
+def test_coarse_to_fine_order_covers_every_value_once():
+    from sklearn_rfcnn.search._optuna import _coarse_to_fine
+
+    values = [3, 4, 6, 7, 8, 9, 10, 11, 12]
+    order = _coarse_to_fine(values)
+    assert sorted(order) == values
+    assert order[:3] == [8, 12, 3]  # middle, then both ends
+
+
+def test_default_cv_is_one_stratified_holdout_for_epoch_trained_estimators():
+    X, Y = _spectrograms(n=40, multilabel=True)
+    search = RFOptunaSearchCV(
+        _tiny_rfcnn(max_epochs=2), n_trials=1, storage="memory", random_state=0
+    ).fit(X, Y)
+    assert search.n_splits_ == 1 and "split1_test_score" not in search.cv_results_
+    ((train, valid),), _ = search._splits(X, Y, None, np.random.RandomState(0))
+    assert len(valid) == 8 and len(set(train) | set(valid)) == 40
+    assert (Y[valid].sum(0) > 0).all() and (Y[train].sum(0) > 0).all()
+    # a user cv is honoured; estimators trained in one go keep 3-fold CV
+    search = RFOptunaSearchCV(
+        _tiny_rfcnn(max_epochs=2), n_trials=1, cv=2, storage="memory"
+    ).fit(*_spectrograms())
+    assert search.n_splits_ == 2
+    X, y = load_iris(return_X_y=True)
+    search = RFOptunaSearchCV(
+        LogisticRegression(max_iter=300),
+        {"C": FloatDistribution(1e-2, 1e2, log=True)},
+        n_trials=1,
+        storage="memory",
+    ).fit(X, y)
+    assert search.n_splits_ == 3
+
+
+def test_successive_halving_prunes_per_epoch_and_pruned_trials_are_reported():
+    X, y = _spectrograms(n=48)
+    search = RFOptunaSearchCV(
+        _tiny_rfcnn(max_epochs=8, lr=1e-2),
+        {"lr": [1e-2, 1e-9, 1e-10]},
+        n_trials=3,
+        scoring="neg_log_loss",
+        storage="memory",
+        random_state=0,
+    ).fit(X, y)
+    assert type(search.study_.pruner).__name__ == "SuccessiveHalvingPruner"
+    res = search.cv_results_
+    pruned = res["state"] == "PRUNED"
+    assert search.best_params_ == {"lr": 1e-2} and pruned.sum() == 2
+    assert (res["n_epochs"][pruned] < 8).all()
+    assert np.isnan(res["mean_test_score"][pruned]).all()
+    states = [t.state.name for t in search.study_.trials]
+    assert states.count("PRUNED") == 2
+
+
+def test_n_trials_none_runs_until_the_timeout_and_keeps_it_refit_included():
+    X, y = _spectrograms(n=48)
+    timeout = 8.0
+    search = RFOptunaSearchCV(
+        _tiny_rfcnn(max_epochs=4),
+        {"lr": FloatDistribution(1e-3, 1e-2, log=True)},  # not finite
+        n_trials=None,
+        timeout=timeout,
+        storage="memory",
+        random_state=0,
+    ).fit(X, y)
+    # the search's own record: trials and refit within the timeout (a
+    # tolerance for the estimates), and it used the time rather than
+    # stopping after a fixed number of trials
+    assert search.search_time_ <= 1.25 * timeout
+    assert search.search_time_ >= 0.5 * timeout
+    assert search.refit_time_ > 0 and search.n_trials_ >= 3
+
+
+def test_n_trials_none_stops_when_a_finite_space_is_exhausted():
+    X, y = _spectrograms()
+    search = RFOptunaSearchCV(
+        _tiny_rfcnn(max_epochs=2),
+        n_trials=None,
+        timeout=600,
+        storage="memory",
+        random_state=0,
+    ).fit(X, y)
+    assert sorted(p["rho"] for p in search.cv_results_["params"]) == [2, 3, 4]
+    assert search.search_time_ < 600
+
+
+def test_n_trials_none_needs_a_timeout_or_a_finite_space():
+    X, y = _spectrograms()
+    space = {"lr": FloatDistribution(1e-3, 1e-2, log=True)}
+    with pytest.raises(ParameterError, match="timeout"):
+        RFOptunaSearchCV(_tiny_rfcnn(), space, n_trials=None).fit(X, y)
+    search = RFOptunaSearchCV(
+        _tiny_rfcnn(max_epochs=1), n_trials=None, storage="memory"
+    ).fit(X, y)
+    assert search.n_trials_ == 3  # rho 2, 3, 4 once each
+
+
+def _study_with_trial(fit_times, score_times, n_epochs, value=0.5):
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"rho": 3},
+            distributions={"rho": IntDistribution(1, 5)},
+            value=value,
+            user_attrs={
+                "rfcnn:fit_times": fit_times,
+                "rfcnn:score_times": score_times,
+                "rfcnn:n_epochs": n_epochs,
+            },
+        )
+    )
+    return study
+
+
+def test_budget_keeps_time_for_the_refit_scaled_to_all_the_data():
+    import time
+
+    from sklearn_rfcnn.search._scheduler import _Budget
+
+    # one trial of 10 epochs on 80% of the data: 1 s training per epoch
+    study = _study_with_trial([10.0], [1.0], 10)
+    budget = _Budget(
+        30.0, start=time.time(), refit_scale=1.25, n_epochs=10, first_epochs=3
+    )
+    assert budget.refit_estimate(study) == pytest.approx(12.5)
+    # 30 s left: 3 epochs (3.3 s) + refit (12.5 s) fit; at 14 s left they do not
+    assert budget.can_start(study)
+    budget.start = time.time() - 16.0
+    assert not budget.can_start(study)
+    # a running trial stops before an epoch that would eat the refit's time
+    assert budget.next_epoch_fits(study, 1.0, 1.0)
+    budget.start = time.time() - 17.0
+    assert not budget.next_epoch_fits(study, 1.0, 1.0)
+    # ... but never while no trial has completed (one is needed to refit)
+    assert budget.next_epoch_fits(optuna.create_study(), 1.0, 1.0)
+    # without refit nothing is kept
+    assert _Budget(30.0, refit_scale=0.0).refit_estimate(study) == 0.0
+
+
+def test_a_trial_past_the_deadline_stops_before_its_next_epoch_as_pruned():
+    import time
+
+    from sklearn_rfcnn.search._scheduler import _Budget
+
+    X, y = _spectrograms()
+    study = _study_with_trial([3.0], [0.3], 3)  # a complete trial to refit
+    budget = _Budget(
+        10.0, start=time.time() - 60.0, refit_scale=1.25, n_epochs=3, first_epochs=1
+    )
+    search = RFOptunaSearchCV(_tiny_rfcnn(), {"lr": [1e-3]}, storage="memory")
+    splits, _ = search._splits(X, y, None)
+    objective = search._make_objective(X, y, splits, {}, budget)
+    trial = study.ask()
+    with pytest.raises(optuna.TrialPruned, match="timeout"):
+        objective(trial)
+    attrs = study.trials[-1].user_attrs
+    assert attrs["rfcnn:stopped_by_timeout"] is True
+    assert attrs["rfcnn:n_epochs"] == 1  # the first epoch ran, no more

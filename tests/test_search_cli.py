@@ -224,3 +224,68 @@ def test_tune_fixed_depth_with_searched_rho_in_range_is_accepted(tmp_path, npz):
     """A fixed depth=8 is fine when the searched rho range fits it."""
     args = _worker_args(tmp_path, npz, 1)  # --rho 1 3 --set depth=8
     assert main(args) == 0
+
+
+def _timeout_args(tmp_path, npz, *extra):
+    return [
+        "tune",
+        "--study",
+        "t",
+        "--storage",
+        str(tmp_path / "t.journal"),
+        "--data",
+        str(npz),
+        "--max-epochs",
+        "2",
+        "--set",
+        "depth=8",
+        "--set",
+        "width=4",
+        "--set",
+        "batch_size=16",
+        "--set",
+        'device="cpu"',
+        "--seed",
+        "0",
+        *extra,
+    ]
+
+
+def _load(tmp_path, name):
+    return optuna.load_study(
+        study_name=name,
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(
+                str(tmp_path / f"{name}.journal")
+            )
+        ),
+    )
+
+
+def test_tune_timeout_alone_runs_trials_until_the_timeout(tmp_path, npz, capsys):
+    import time
+
+    timeout = 20.0  # the first trial pays torch's start-up (seconds)
+    args = _timeout_args(tmp_path, npz, "--rho", "1", "3", "--include", "rho", "lr")
+    args[args.index("--max-epochs") + 1] = "4"
+    t0 = time.perf_counter()
+    assert main([*args, "--timeout", str(timeout)]) == 0
+    wall = time.perf_counter() - t0
+    out = capsys.readouterr().out
+    assert "trials finished" in out and "/20" not in out  # no trial count
+    study = _load(tmp_path, "t")
+    starts = sorted(t.datetime_start for t in study.trials)
+    ends = sorted(t.datetime_complete for t in study.trials)
+    # trials started within the timeout, and the worker did not stop at a count
+    assert (starts[-1] - starts[0]).total_seconds() <= timeout
+    assert (ends[-1] - starts[0]).total_seconds() <= 1.25 * timeout
+    assert len(study.trials) >= 3 and wall < 90
+
+
+def test_tune_default_space_is_the_fitted_one(tmp_path, npz, capsys):
+    assert main(_timeout_args(tmp_path, npz, "--set", "rho=2")) == 0
+    study = _load(tmp_path, "t")
+    params = [t.params for t in study.trials]
+    # the classifier's own rho first, then every other rho of 2..4 once
+    assert params == [{"clf__rho": 2}, {"clf__rho": 3}, {"clf__rho": 4}]
+    assert "3 trials finished" in capsys.readouterr().out

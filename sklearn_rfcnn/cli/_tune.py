@@ -1,9 +1,14 @@
 """``rfcnn tune``: one worker of a shared Optuna study, or its report.
 
 Worker mode joins (or creates) the study ``--study`` in ``--storage`` and
-runs cross-validated trials of a ``BandStandardizer -> RFCNNClassifier``
-pipeline over the receptive-field search space until the study holds
-``--n-trials`` finished trials, counting every worker's; it never refits.
+runs trials of a ``BandStandardizer -> RFCNNClassifier`` pipeline until the
+study holds ``--n-trials`` finished trials, counting every worker's, or until
+``--timeout`` seconds (``--timeout`` alone: trials until the timeout); it
+never refits.  With none of ``--rho``, ``--width``, ``--separate-axes``,
+``--include``, ``--exclude`` the space is the one ``RFOptunaSearchCV`` fits
+to the estimator (rho over 3-12, the ``--set`` width and budget kept), the
+classifier's own rho first; with ``--cv`` unset each trial is scored on one
+stratified hold-out and pruned per epoch by successive halving.
 Start it on as many processes or machines as you like with the same
 arguments. Data come from ``--data FILE.npz`` (arrays ``X``: spectrograms
 ``(n, F, T)`` / ``(n, C, F, T)`` or features ``(n, d)``, and ``y``: labels or
@@ -78,16 +83,41 @@ def add_parser(subparsers):
     src.add_argument("--hop-length", type=int, default=512, help="STFT hop")
     src.add_argument("--n-mels", type=int, default=128, help="demo mel bands")
     s = p.add_argument_group("search (worker mode)")
-    s.add_argument("--n-trials", type=int, default=20, help="total over workers")
-    s.add_argument("--cv", type=int, default=3, help="cross-validation folds")
+    s.add_argument(
+        "--n-trials",
+        type=int,
+        default=None,
+        help="total over workers (default: until --timeout, or every rho of "
+        "the default space once; 20 with --rho/--width/--include/--exclude)",
+    )
+    s.add_argument(
+        "--cv",
+        type=int,
+        default=None,
+        help="cross-validation folds (default: one stratified 20%% hold-out)",
+    )
     s.add_argument(
         "--scoring",
         default=None,
         help="scorer name (default: pr_auc_macro for tags, accuracy for labels)",
     )
-    s.add_argument("--rho", type=int, nargs=2, default=(3, 10), metavar=("LO", "HI"))
+    s.add_argument(
+        "--rho",
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=("LO", "HI"),
+        help="rho range of rf_search_space (default: the fitted space, 3-12)",
+    )
     s.add_argument("--separate-axes", action="store_true", help="tune rho_f, rho_t")
-    s.add_argument("--width", type=int, nargs="+", default=[32, 64, 128])
+    s.add_argument(
+        "--width",
+        type=int,
+        nargs="+",
+        default=None,
+        help="width choices of rf_search_space (default 32 64 128 with --rho "
+        "etc.; the fitted space keeps --set width)",
+    )
     s.add_argument("--include", nargs="+", default=None, help="space names kept")
     s.add_argument("--exclude", nargs="+", default=None, help="space names dropped")
     s.add_argument(
@@ -102,7 +132,13 @@ def add_parser(subparsers):
     s.add_argument("--no-pruning", action="store_true", help="never prune")
     s.add_argument("--heartbeat-interval", type=int, default=60)
     s.add_argument("--grace-period", type=int, default=None)
-    s.add_argument("--timeout", type=float, default=None, help="seconds")
+    s.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds; no trial starts that could not finish its first "
+        "pruning step in time",
+    )
     s.add_argument("--n-jobs", type=int, default=1, help="worker processes here")
     add_random_state(s, default=None, what="the search (sampler)")
     s.add_argument("-v", "--verbose", action="count", default=0)
@@ -319,20 +355,26 @@ def _run_worker(args, started):
     except TypeError as exc:
         raise CLIError(f"--set: {exc}") from None
     pipe = Pipeline([("norm", BandStandardizer()), ("clf", clf)])
-    space = rf_search_space(
-        "clf__",
-        rho=tuple(args.rho),
-        separate_axes=args.separate_axes,
-        width=tuple(args.width),
-        include=args.include,
-        exclude=args.exclude,
-    )
-    for key in fixed:  # a fixed parameter is not searched
-        space.pop("clf__" + key, None)
+    space = None  # the space RFOptunaSearchCV fits to the classifier
+    custom = (args.rho, args.width, args.include, args.exclude)
+    if args.separate_axes or any(v is not None for v in custom):
+        space = rf_search_space(
+            "clf__",
+            rho=tuple(args.rho or (3, 10)),
+            separate_axes=args.separate_axes,
+            width=tuple(args.width or (32, 64, 128)),
+            include=args.include,
+            exclude=args.exclude,
+        )
+        for key in fixed:  # a fixed parameter is not searched
+            space.pop("clf__" + key, None)
+    n_trials = args.n_trials
+    if n_trials is None and args.timeout is None and space is not None:
+        n_trials = 20  # the fitted space is finite: every rho once
     search = RFOptunaSearchCV(
         pipe,
         space,
-        n_trials=args.n_trials,
+        n_trials=n_trials,
         cv=args.cv,
         scoring=args.scoring,
         storage=args.storage,
@@ -383,8 +425,9 @@ def _run_worker(args, started):
     for t in study.get_trials(deepcopy=False):
         states[t.state.name] = states.get(t.state.name, 0) + 1
     done = states.get("COMPLETE", 0) + states.get("PRUNED", 0)
+    total = "" if n_trials is None else f"/{n_trials}"
     print(
-        f"study {args.study}: {done}/{args.n_trials} trials finished "
+        f"study {args.study}: {done}{total} trials finished "
         f"({', '.join(f'{k.lower()}: {v}' for k, v in sorted(states.items()))})"
     )
     if done and states.get("COMPLETE"):
@@ -399,6 +442,8 @@ def _check_rho_range(args, space, clf):
     from sklearn_rfcnn.cli import CLIError
     from sklearn_rfcnn.receptive_field import max_rho
 
+    if space is None or args.rho is None:  # the fitted space caps rho itself
+        return
     searched = [k for k in ("rho", "rho_f", "rho_t") if "clf__" + k in space]
     if not searched or clf.arch != "cp_resnet":
         return

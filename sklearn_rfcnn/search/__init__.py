@@ -16,6 +16,7 @@ from sklearn_rfcnn.search._report import receptive_field_seconds, report_study
 from sklearn_rfcnn.search._spaces import (
     DEFAULT_SPACE_NAMES,
     find_rf_prefix,
+    fitted_search_space,
     rf_search_space,
 )
 from sklearn_rfcnn.search._storage import (
@@ -29,6 +30,7 @@ __all__ = [
     "RFOptunaSearchCV",
     "create_or_load_study",
     "find_rf_prefix",
+    "fitted_search_space",
     "make_storage",
     "receptive_field_seconds",
     "report_study",

@@ -35,6 +35,7 @@ from sklearn_rfcnn.search._scheduler import (
     ATTR_SCORE_TIME,
     ATTR_SURPLUS,
     ATTR_TEST,
+    ATTR_TIMEOUT,
     ATTR_TRAIN,
     ATTR_WORKER,
     _FailedFit,
@@ -138,6 +139,7 @@ class _Objective:
         pruning,
         error_score,
         return_train_score,
+        budget=None,
     ):
         self.estimator = estimator
         self.distributions = distributions
@@ -150,6 +152,15 @@ class _Objective:
         self.pruning = pruning
         self.error_score = error_score
         self.return_train_score = return_train_score
+        self.budget = budget
+
+    def _out_of_time(self, trial, step_seconds, fold_step_seconds):
+        """Whether the search's timeout leaves no time for one more step."""
+        if self.budget is None:
+            return False
+        return not self.budget.next_epoch_fits(
+            trial.study, step_seconds, fold_step_seconds
+        )
 
     def __call__(self, trial):
         optuna = _import_optuna()
@@ -205,6 +216,12 @@ class _Objective:
         n_samples = _n_samples(self.X)
         test, train, fit_times, score_times = [], [], [], []
         for k, (tr, te) in enumerate(self.splits):
+            if k and self._out_of_time(
+                trial, (sum(fit_times) + sum(score_times)) / k, sum(fit_times) / k
+            ):
+                self._record(trial, test, None, fit_times, score_times)
+                trial.set_user_attr(ATTR_TIMEOUT, True)
+                raise optuna.TrialPruned(f"stopped by the timeout after fold {k - 1}")
             est = clone(estimator)
             X_tr, y_tr = _take(self.X, tr), _subset(self.y, tr)
             X_te, y_te = _take(self.X, te), _subset(self.y, te)
@@ -266,7 +283,24 @@ class _Objective:
                 }
             )
         scores = []
+        setup = sum(f["fit_time"] for f in folds)  # the pre-processing
         for epoch in range(n_epochs):
+            if epoch:
+                fit = sum(f["fit_time"] for f in folds) - setup
+                spent = fit + sum(f["score_time"] for f in folds)
+                if self._out_of_time(trial, spent / epoch, fit / epoch / len(folds)):
+                    self._record(
+                        trial,
+                        scores,
+                        None,
+                        [f["fit_time"] for f in folds],
+                        [f["score_time"] for f in folds],
+                        n_epochs=epoch,
+                    )
+                    trial.set_user_attr(ATTR_TIMEOUT, True)
+                    raise optuna.TrialPruned(
+                        f"stopped by the timeout after epoch {epoch - 1}"
+                    )
             scores = []
             for fold in folds:
                 t0 = time.perf_counter()

@@ -35,15 +35,18 @@ from sklearn.utils import check_random_state
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, indexable
 
-from sklearn_rfcnn.exceptions import ParameterError
+from sklearn_rfcnn.exceptions import ParameterError, RFCNNWarning
 from sklearn_rfcnn.search._cv_results import _cv_results
-from sklearn_rfcnn.search._objective import _Objective
-from sklearn_rfcnn.search._scheduler import _run_trials
+from sklearn_rfcnn.search._objective import (
+    _final_step,
+    _n_epochs,
+    _n_samples,
+    _Objective,
+)
+from sklearn_rfcnn.search._scheduler import _Budget, _run_trials
 from sklearn_rfcnn.search._spaces import (
     _import_optuna,
-    _rho_range,
-    find_rf_prefix,
-    rf_search_space,
+    fitted_search_space,
     to_distribution,
 )
 from sklearn_rfcnn.search._storage import (
@@ -69,7 +72,11 @@ from sklearn_rfcnn.utils._warnings import warnings_once
 __all__ = ["RFOptunaSearchCV", "run_worker"]
 
 
-def _process_worker(search, X, y, splits, fit_params, study_name, seed, reseed):
+#: Validation share of the one split ``cv=None`` draws for epoch-trained estimators.
+HOLDOUT_FRACTION = 0.2
+
+
+def _process_worker(search, X, y, splits, fit_params, study_name, seed, reseed, budget):
     """One worker process: join the study and run trials (no refit)."""
     search._configure_logging()
     storage = search._make_storage(study_name)
@@ -77,8 +84,8 @@ def _process_worker(search, X, y, splits, fit_params, study_name, seed, reseed):
     study = create_or_load_study(
         storage, study_name, sampler=sampler, pruner=search._make_pruner()
     )
-    objective = search._make_objective(X, y, splits, fit_params)
-    _run_trials(study, objective, search.n_trials, search.timeout)
+    objective = search._make_objective(X, y, splits, fit_params, budget)
+    _run_trials(study, objective, search.n_trials, budget, search._space_size())
     return True
 
 
@@ -87,16 +94,70 @@ def _process_worker(search, X, y, splits, fit_params, study_name, seed, reseed):
 _PREFLIGHT_COMBINATIONS = 256
 
 
+def _epoch_trained(estimator):
+    """Epochs of the final step when it trains per epoch (``partial_fit``)."""
+    _, final = _final_step(estimator)
+    n_epochs, _ = _n_epochs(final)
+    return n_epochs if hasattr(final, "partial_fit") else None
+
+
+def _holdout(y, classifier, rng):
+    """One (train, validation) split of ``HOLDOUT_FRACTION``, stratified if possible."""
+    from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
+
+    from sklearn_rfcnn.utils._stratify import multilabel_holdout
+
+    y = np.asarray(y)
+    n = len(y)
+    n_valid = max(1, round(HOLDOUT_FRACTION * n))
+    if n - n_valid < 1:
+        raise ParameterError(
+            f"cv=None holds out {HOLDOUT_FRACTION:.0%} of the data for validation, "
+            f"which leaves nothing to train on with {n} samples; pass more data or "
+            "an explicit cv."
+        )
+    seed = int(rng.randint(np.iinfo(np.int32).max))
+    if classifier and y.ndim == 2:
+        return multilabel_holdout(y, n_valid, random_state=seed)
+    splitter = ShuffleSplit(n_splits=1, test_size=n_valid, random_state=seed)
+    if classifier:
+        _, counts = np.unique(y, return_counts=True)
+        if counts.min() >= 2 and min(n_valid, n - n_valid) >= len(counts):
+            splitter = StratifiedShuffleSplit(
+                n_splits=1, test_size=n_valid, random_state=seed
+            )
+    return next(splitter.split(np.zeros(n), y))
+
+
+def _coarse_to_fine(values):
+    """``values`` reordered middle, ends, then ever finer (no repeats)."""
+    values = list(values)
+    order, seen = [], set()
+    fractions = [0.5, 1.0, 0.0]
+    denominator = 4
+    while len(order) < len(values):
+        for f in fractions:
+            i = round(f * (len(values) - 1))
+            if i not in seen:
+                seen.add(i)
+                order.append(values[i])
+        fractions = [k / denominator for k in range(1, denominator, 2)]
+        denominator *= 2
+    return order
+
+
 class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
     """Optuna search over the receptive field and regularisers, with CV.
 
     A scikit-learn meta-estimator: each trial samples parameters from
-    ``param_distributions`` (by default :func:`rf_search_space` for the
-    RF-CNN inside ``estimator``), scores them by cross-validation, and the
-    best are refit on all the data. Trials live in an Optuna study that
-    several processes or machines can share (see ``storage``); trials are
-    pruned per epoch (``partial_fit`` estimators) or per fold without
-    leaking validation samples into training.
+    ``param_distributions`` (by default :func:`fitted_search_space`: the
+    receptive field of the RF-CNN inside ``estimator``, everything else as
+    given), scores them on validation data, and the best are refit on all the
+    data. Trials live in an Optuna study that several processes or machines
+    can share (see ``storage``); trials are pruned per epoch (``partial_fit``
+    estimators) or per fold without leaking validation samples into training.
+    With ``n_trials=None`` the search runs until ``timeout``, which covers
+    the refit.
 
     Parameters
     ----------
@@ -105,16 +166,28 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
     param_distributions : dict of str to distribution or list, default=None
         Optuna distributions (``optuna.distributions.*``) keyed by parameter
         name; a list is a categorical choice. ``None`` uses
-        :func:`rf_search_space` with the prefix of the step that has a
-        ``rho`` parameter (``""`` for a bare RF-CNN, ``"clf__"`` for a
-        Pipeline step ``clf``), keeping the names the estimator has.
-    n_trials : int >= 1, default=20
+        :func:`fitted_search_space`: rho (or ``rho_f``/``rho_t``) of the
+        step that has a ``rho`` parameter, over 3-12, keeping the estimator's
+        width, epochs, batch size and every other setting; the estimator's
+        own rho is the first trial and every other value follows once,
+        coarse to fine (middle, ends, then between). For a wider space pass
+        e.g. :func:`rf_search_space` (which also searches width, mixup,
+        learning rate and the regularisers).
+    n_trials : int >= 1 or None, default=20
         Number of finished trials (complete, pruned or failed fits) the
-        study must hold; shared by every worker of a named study.
-    cv : int, cross-validation generator or iterable, default=3
+        study must hold; shared by every worker of a named study. ``None``:
+        run trials until ``timeout``, or until every point of a finite space
+        (integers and choices only, such as the default space) has been
+        tried; a space with a continuous parameter then needs ``timeout``.
+    cv : None, int, cross-validation generator or iterable, default=None
         As in :func:`sklearn.model_selection.check_cv` (stratified for
-        classifiers). The splits are drawn once per fit and used by every
-        trial.
+        classifiers). ``None``: for an estimator trained per epoch (a final
+        step with ``partial_fit`` and ``max_epochs``, such as the RF-CNNs),
+        one hold-out of 20% of the samples, stratified (iteratively, per tag,
+        for a multi-label indicator ``y``; seeded by ``random_state``): at a
+        CNN's cost, one model per trial and more trials beat 3 models per
+        trial; 3-fold cross-validation for any other estimator. The splits
+        are drawn once per fit and used by every trial.
     scoring : str or callable, default=None
         A scorer name (the library's tagging scorers from
         :mod:`sklearn_rfcnn.metrics` when present, else scikit-learn's) or a
@@ -129,8 +202,11 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
         ``None`` creates a fresh study for each fit; a name creates the study
         or joins it (its earlier trials count towards ``n_trials``).
     pruning : bool or optuna pruner, default=True
-        ``True`` uses ``MedianPruner(n_startup_trials=5, n_warmup_steps=1)``;
-        a pruner object is used as given; ``False`` never prunes.
+        ``True``: for an estimator trained per epoch, successive halving over
+        epochs (``SuccessiveHalvingPruner(min_resource=max_epochs // 4,
+        reduction_factor=3)`` on the per-epoch validation score), else
+        ``MedianPruner(n_startup_trials=5, n_warmup_steps=1)`` per fold; a
+        pruner object is used as given; ``False`` never prunes.
     n_jobs : int, default=1
         Parallel workers: processes on a journal or RDB storage, threads on
         ``"memory"`` or a storage object. ``-1`` uses all cores. With
@@ -142,7 +218,14 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
         every worker reaches (a journal file on a shared file system, or an
         RDB URL).
     timeout : float > 0, default=None
-        Seconds after which a worker starts no new trial.
+        Seconds the whole ``fit`` may take, refit included. A trial starts
+        only if the time left covers the refit (estimated from the measured
+        epochs, scaled to all the data) and the trial's first pruning
+        decision; a running trial stops before an epoch (or fold) that would
+        leave too little for the refit, and is recorded as pruned (user
+        attribute ``rfcnn:stopped_by_timeout``). One complete trial always
+        runs, so a timeout shorter than one trial and the refit is overrun
+        (with a warning). In :func:`run_worker` nothing is kept for a refit.
     refit : bool, default=True
         Refit the best parameters on the whole data as ``best_estimator_``.
     random_state : int, RandomState instance or None, default=None
@@ -186,6 +269,10 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
     best_estimator_ : estimator
         Refit on the whole data (only with ``refit=True``).
     refit_time_ : float
+        Seconds the refit took.
+    search_time_ : float
+        Seconds the whole ``fit`` took (trials and refit), the figure
+        ``timeout`` bounds.
     study_ : optuna.Study
         The study, with every trial (its storage keeps them).
     study_name_ : str
@@ -241,8 +328,8 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
     _parameter_constraints = {
         "estimator": [HasMethods(["fit"])],
         "param_distributions": [dict, None],
-        "n_trials": [Interval(Integral, 1, None, closed="left")],
-        "cv": ["cv_object"],
+        "n_trials": [Interval(Integral, 1, None, closed="left"), None],
+        "cv": ["cv_object", None],
         "scoring": [str, callable, None],
         "storage": "no_validation",
         "study_name": [str, None],
@@ -269,7 +356,7 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
         param_distributions=None,
         *,
         n_trials=20,
-        cv=3,
+        cv=None,
         scoring=None,
         storage=None,
         study_name=None,
@@ -309,12 +396,7 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
     # -- building blocks (also used by worker processes) -----------------------
     def _distributions(self):
         if self.param_distributions is None:
-            prefix = find_rf_prefix(self.estimator)
-            params = self.estimator.get_params(deep=True)
-            space = rf_search_space(
-                prefix, rho=_rho_range(params.get(prefix + "depth"))
-            )
-            return {k: v for k, v in space.items() if k in params}
+            return fitted_search_space(self.estimator)[0]
         valid = self.estimator.get_params(deep=True)
         out = {}
         for name, value in self.param_distributions.items():
@@ -356,9 +438,19 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
             return sampler
         return optuna.samplers.TPESampler(seed=seed)
 
+    def _first_rung(self):
+        """Epochs before the default pruner's first decision (None: per fold)."""
+        n_epochs = _epoch_trained(self.estimator)
+        return None if n_epochs is None else max(1, n_epochs // 4)
+
     def _make_pruner(self):
         optuna = _import_optuna()
         if self.pruning is True:
+            rung = self._first_rung()
+            if rung is not None:  # multi-fidelity over epochs
+                return optuna.pruners.SuccessiveHalvingPruner(
+                    min_resource=rung, reduction_factor=3
+                )
             return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
         if self.pruning is False:
             return optuna.pruners.NopPruner()
@@ -382,7 +474,51 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
         }
         return clone(self.estimator).set_params(**loud) if loud else self.estimator
 
-    def _make_objective(self, X, y, splits, fit_params):
+    def _space_size(self):
+        """Number of points of a finite space (only integers and choices)."""
+        optuna = _import_optuna()
+        d = optuna.distributions
+        size = 1
+        for dist in self._distributions().values():
+            if isinstance(dist, d.CategoricalDistribution):
+                size *= len(dist.choices)
+            elif isinstance(dist, d.IntDistribution) and not dist.log:
+                size *= (dist.high - dist.low) // dist.step + 1
+            else:
+                return None
+        return size
+
+    def _first_trials(self):
+        """Parameter sets to enqueue in a fresh study, in order.
+
+        The estimator's own values come first (so the search never ends below
+        the configuration it was given); with the default space every other
+        value follows, coarse to fine (middle, ends, then between), each run
+        once with the pruner cutting the weak ones early.
+        """
+        if self.param_distributions is None:
+            space, own = fitted_search_space(self.estimator)
+            first = [own] if own else []
+            if len(space) == 1:
+                ((name, dist),) = space.items()
+                values = range(dist.low, dist.high + 1, dist.step)
+                first += [
+                    {name: v}
+                    for v in _coarse_to_fine([v for v in values if v != own.get(name)])
+                ]
+            return first
+        params = self.estimator.get_params(deep=True)
+        own = {}
+        for name, dist in self._distributions().items():
+            value = params.get(name)
+            try:
+                if value is not None and dist._contains(dist.to_internal_repr(value)):
+                    own[name] = value
+            except (TypeError, ValueError):
+                continue
+        return [own] if own else []
+
+    def _make_objective(self, X, y, splits, fit_params, budget=None):
         return _Objective(
             self._trial_estimator(),
             self._distributions(),
@@ -395,6 +531,25 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
             pruning=self.pruning is not False,
             error_score=self.error_score,
             return_train_score=self.return_train_score,
+            budget=budget,
+        )
+
+    def _make_budget(self, n_samples, splits, start, refit):
+        """The search's :class:`_Budget` (the timeout covers the refit)."""
+        n_epochs = _epoch_trained(self.estimator)
+        if self.pruning is True:
+            first = self._first_rung() or 1
+        elif self.pruning is False:
+            first = n_epochs or 1
+        else:
+            first = 1
+        n_train = np.mean([len(train) for train, _ in splits])
+        return _Budget(
+            self.timeout,
+            start=start,
+            refit_scale=n_samples / n_train if refit else 0.0,
+            n_epochs=n_epochs if self.pruning is not False else 1,
+            first_epochs=first,
         )
 
     def _configure_logging(self):
@@ -404,12 +559,31 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
         optuna.logging.set_verbosity(level)
         return previous
 
-    def _splits(self, X, y, groups):
-        cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
+    def _splits(self, X, y, groups, rng=None):
+        """The validation splits every trial uses (drawn once) and the splitter.
+
+        ``cv=None``: one stratified hold-out of ``HOLDOUT_FRACTION`` for an
+        estimator trained per epoch (a CNN: one model per trial, pruned per
+        epoch), label-aware for a multi-label indicator ``y``
+        (:func:`~sklearn_rfcnn.utils._stratify.multilabel_holdout`);
+        3-fold cross-validation for any other estimator.
+        """
+        if self.cv is None and _epoch_trained(self.estimator) and y is not None:
+            rng = check_random_state(self.random_state if rng is None else rng)
+            return [_holdout(y, is_classifier(self.estimator), rng)], None
+        cv = check_cv(
+            3 if self.cv is None else self.cv,
+            y,
+            classifier=is_classifier(self.estimator),
+        )
         return list(cv.split(X, y, groups)), cv
 
-    def _optimize(self, X, y, groups, fit_params, study_name):
-        """Run this process's share of the trials; returns the study."""
+    def _optimize(self, X, y, groups, fit_params, study_name, start=None, refit=False):
+        """Run this process's share of the trials; returns the study.
+
+        ``start`` (``time.time()``) is when the timeout began; ``refit``
+        whether a refit follows (the timeout keeps time for it).
+        """
         storage = self._make_storage(study_name)
         kind = storage_kind(self.storage)
         rng = check_random_state(self.random_state)
@@ -420,21 +594,26 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
             sampler=self._make_sampler(seed),
             pruner=self._make_pruner(),
         )
-        splits, _ = self._splits(X, y, groups)
+        splits, _ = self._splits(X, y, groups, rng)
+        if not study.get_trials(deepcopy=False):
+            for params in self._first_trials():
+                study.enqueue_trial(params, skip_if_exists=True)
+        budget = self._make_budget(_n_samples(X), splits, start, refit)
+        size = self._space_size()
         n_jobs = n_processes(self.n_jobs)
         if n_jobs == 1:
-            objective = self._make_objective(X, y, splits, fit_params)
-            _run_trials(study, objective, self.n_trials, self.timeout)
+            objective = self._make_objective(X, y, splits, fit_params, budget)
+            _run_trials(study, objective, self.n_trials, budget, size)
         elif kind in ("journal", "rdb"):
             self._run_process_workers(
-                study, n_jobs, X, y, splits, fit_params, study_name, seed
+                study, n_jobs, X, y, splits, fit_params, study_name, seed, budget
             )
         else:
-            objective = self._make_objective(X, y, splits, fit_params)
+            objective = self._make_objective(X, y, splits, fit_params, budget)
             with ThreadPoolExecutor(n_jobs) as pool:
                 futures = [
                     pool.submit(
-                        _run_trials, study, objective, self.n_trials, self.timeout
+                        _run_trials, study, objective, self.n_trials, budget, size
                     )
                     for _ in range(n_jobs)
                 ]
@@ -443,7 +622,7 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
         return study, splits
 
     def _run_process_workers(
-        self, study, n_jobs, X, y, splits, fit_params, study_name, seed
+        self, study, n_jobs, X, y, splits, fit_params, study_name, seed, budget
     ):
         """``n_jobs`` workers of a journal or RDB study, in several processes.
 
@@ -462,22 +641,23 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
             from joblib import Parallel, delayed
 
             Parallel(n_jobs=n_jobs)(  # the active backend's own configuration
-                delayed(_process_worker)(*args, seed + i, i > 0) for i in range(n_jobs)
+                delayed(_process_worker)(*args, seed + i, i > 0, budget)
+                for i in range(n_jobs)
             )
             return
         from threadpoolctl import threadpool_limits
 
         executor = process_executor(n_jobs - 1)
         others = [
-            executor.submit(_process_worker, *args, seed + i, True)
+            executor.submit(_process_worker, *args, seed + i, True, budget)
             for i in range(1, n_jobs)
         ]
         # this process shares the cores with them, like the workers' limit
         limit = None if "OMP_NUM_THREADS" in os.environ else threads_per_worker(n_jobs)
         try:
-            objective = self._make_objective(X, y, splits, fit_params)
+            objective = self._make_objective(X, y, splits, fit_params, budget)
             with threadpool_limits(limits=limit):
-                _run_trials(study, objective, self.n_trials, self.timeout)
+                _run_trials(study, objective, self.n_trials, budget, self._space_size())
             for future in others:
                 future.result()
         except BaseException:
@@ -535,7 +715,9 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
         -------
         self : RFOptunaSearchCV
         """
+        start = time.time()
         optuna = _import_optuna()
+        self._check_budget()
         X, y, groups = indexable(X, y, groups)
         study_name = self.study_name or f"rfcnn-search-{uuid.uuid4().hex[:12]}"
         previous = self._configure_logging()
@@ -543,7 +725,9 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 with warnings_once("trials"):  # not once per fold and trial
-                    study, splits = self._optimize(X, y, groups, fit_params, study_name)
+                    study, splits = self._optimize(
+                        X, y, groups, fit_params, study_name, start, self.refit
+                    )
         finally:
             optuna.logging.set_verbosity(previous)
 
@@ -574,7 +758,27 @@ class RFOptunaSearchCV(ParamValidationMixin, MetaEstimatorMixin, BaseEstimator):
             estimator.fit(X, y, **fit_params)
             self.refit_time_ = time.perf_counter() - t0
             self.best_estimator_ = estimator
+        self.search_time_ = time.time() - start
+        if self.timeout is not None and self.search_time_ > self.timeout:
+            warnings.warn(
+                f"the search took {self.search_time_:.1f} s, more than "
+                f"timeout={self.timeout:g} s: one complete trial and the refit "
+                "always run, and the refit is estimated from the trials' epochs. "
+                "Raise timeout to cover several trials and the refit.",
+                RFCNNWarning,
+                stacklevel=2,
+            )
         return self
+
+    def _check_budget(self):
+        if self.n_trials is None and self.timeout is None:
+            if self._space_size() is None:
+                raise ParameterError(
+                    "n_trials=None runs trials until the timeout (or until every "
+                    "point of a finite space is tried), but timeout=None and the "
+                    "space has a continuous parameter; set timeout (seconds, "
+                    "refit included) or n_trials."
+                )
 
     # -- delegation -------------------------------------------------------------
     @property
@@ -754,6 +958,7 @@ def run_worker(search, X, y=None, *, groups=None, **fit_params):
             "run_worker needs search.study_name: workers meet in a named study."
         )
     search._validate_params()
+    search._check_budget()
     X, y, groups = indexable(X, y, groups)
     previous = search._configure_logging()
     try:

@@ -17,6 +17,7 @@ objective writes them, :mod:`~sklearn_rfcnn.search._cv_results` reads them).
 
 import logging
 import re
+import statistics
 import time
 import warnings
 
@@ -33,6 +34,7 @@ ATTR_FIT_TIME = "rfcnn:fit_times"
 ATTR_SCORE_TIME = "rfcnn:score_times"
 ATTR_EPOCHS = "rfcnn:n_epochs"
 ATTR_WORKER = "rfcnn:worker"
+ATTR_TIMEOUT = "rfcnn:stopped_by_timeout"
 
 
 class _SurplusTrial(Exception):
@@ -71,6 +73,8 @@ def is_surplus(trial, n_trials):
     -------
     bool
     """
+    if n_trials is None:
+        return False
     optuna = _import_optuna()
     TrialState = optuna.trial.TrialState
     before = [
@@ -105,9 +109,130 @@ def _install_log_filter():
         logger.addFilter(_QuietSurplus())
 
 
-def _run_trials(study, objective, n_trials, timeout):
+def _trial_costs(trial):
+    """(training s per fold-epoch, whole trial s per epoch) of a finished trial.
+
+    Read from the user attributes the objective writes; a trial trained per
+    fold (no epochs) counts as one epoch.  ``None`` when it recorded none.
+    """
+    fit = trial.user_attrs.get(ATTR_FIT_TIME)
+    if not fit:
+        return None
+    score = trial.user_attrs.get(ATTR_SCORE_TIME) or [0.0]
+    epochs = max(int(trial.user_attrs.get(ATTR_EPOCHS, 1)), 1)
+    return sum(fit) / len(fit) / epochs, (sum(fit) + sum(score)) / epochs
+
+
+class _Budget:
+    """The time budget of a search: a deadline that the refit must also fit in.
+
+    ``timeout`` counts from ``start`` (wall-clock ``time.time()``, so worker
+    processes share it) and includes the refit: the refit is estimated from
+    the measured trials as the training time per fold and epoch (of the best
+    complete trial so far, or of the running one if that is slower) times
+    ``n_epochs`` times ``refit_scale`` (all the data over a fold's training
+    part; 0 without refit).  A trial starts only if the time left covers the
+    refit and ``first_epochs`` epochs at the measured cost per epoch (median
+    over the finished trials; ``first_epochs`` is the pruner's first
+    decision, or the whole trial without pruning); a running trial stops
+    before an epoch that would not leave time for the refit (it is closed as
+    pruned, user attribute ``rfcnn:stopped_by_timeout``) unless no trial has
+    completed yet: one complete trial is needed to refit, so a timeout
+    shorter than one trial and the refit is overrun.
+    """
+
+    def __init__(
+        self, timeout, *, start=None, refit_scale=0.0, n_epochs=None, first_epochs=1
+    ):
+        self.timeout = timeout
+        self.start = time.time() if start is None else start
+        self.refit_scale = refit_scale
+        self.n_epochs = n_epochs
+        self.first_epochs = first_epochs
+
+    @property
+    def deadline(self):
+        return None if self.timeout is None else self.start + self.timeout
+
+    def _finished(self, study):
+        optuna = _import_optuna()
+        TrialState = optuna.trial.TrialState
+        out = []
+        for t in study.get_trials(deepcopy=False):
+            if t.state in (TrialState.COMPLETE, TrialState.PRUNED):
+                costs = _trial_costs(t)
+                if costs is not None:
+                    out.append((t, costs))
+        return out
+
+    def refit_estimate(self, study, running_fold_epoch=None):
+        """Seconds the refit is expected to take (0 without refit)."""
+        if not self.refit_scale:
+            return 0.0
+        optuna = _import_optuna()
+        complete = [
+            (t, c)
+            for t, c in self._finished(study)
+            if t.state == optuna.trial.TrialState.COMPLETE
+        ]
+        per_epoch = []
+        if complete:
+            direction = study.direction == optuna.study.StudyDirection.MAXIMIZE
+            best = (max if direction else min)(complete, key=lambda tc: tc[0].value)
+            per_epoch.append(best[1][0])
+        if running_fold_epoch is not None:
+            per_epoch.append(running_fold_epoch)
+        if not per_epoch:
+            return 0.0
+        return max(per_epoch) * (self.n_epochs or 1) * self.refit_scale
+
+    def has_complete(self, study):
+        optuna = _import_optuna()
+        return any(
+            t.state == optuna.trial.TrialState.COMPLETE
+            for t in study.get_trials(deepcopy=False)
+        )
+
+    def can_start(self, study):
+        """Whether a new trial may start now."""
+        if self.timeout is None:
+            return True
+        left = self.deadline - time.time()
+        if left <= 0:
+            return False
+        finished = self._finished(study)
+        if not finished:
+            return True
+        # the median: robust to the first trial's one-off start-up costs
+        per_epoch = statistics.median(c[1] for _, c in finished)
+        return per_epoch * self.first_epochs + self.refit_estimate(study) <= left
+
+    def next_epoch_fits(self, study, epoch_seconds, fold_epoch_seconds):
+        """Whether one more epoch of the running trial leaves time for the refit."""
+        if self.timeout is None or not self.has_complete(study):
+            return True
+        refit = self.refit_estimate(study, fold_epoch_seconds)
+        return time.time() + epoch_seconds + refit <= self.deadline
+
+
+def _tried_everything(trials, space_size, TrialState):
+    """Whether the trials (finished or running) hold every point of the space."""
+    if space_size is None:
+        return False
+    seen = {
+        tuple(sorted(t.params.items()))
+        for t in trials
+        if t.state != TrialState.FAIL or t.user_attrs.get(ATTR_FIT_FAILED)
+    }
+    return len(seen) >= space_size
+
+
+def _run_trials(study, objective, n_trials, budget, space_size=None):
     """Run trials until the study holds ``n_trials`` finished ones (or timeout).
 
+    ``n_trials=None`` runs until ``budget`` (a :class:`_Budget`) lets no new
+    trial start, or, for a finite space of ``space_size`` points, until every
+    point has been tried (a trial is deterministic given its parameters).
     While other workers' trials are running and heartbeats are on, the worker
     waits rather than leaving, so it can re-run a trial whose worker dies.
     """
@@ -120,9 +245,8 @@ def _run_trials(study, objective, n_trials, timeout):
         if hasattr(storage, "get_heartbeat_interval")
         else None
     )
-    start = time.monotonic()
     while True:
-        if timeout is not None and time.monotonic() - start >= timeout:
+        if not budget.can_start(study):
             return
         if interval is not None:
             with warnings.catch_warnings():
@@ -134,11 +258,15 @@ def _run_trials(study, objective, n_trials, timeout):
             for t in trials
             if t.state.is_finished() and _count_towards_total(t, TrialState)
         )
-        if done >= n_trials:
+        if n_trials is not None and done >= n_trials:
             return
+        waiting = sum(1 for t in trials if t.state == TrialState.WAITING)
+        if n_trials is None and not waiting:
+            if _tried_everything(trials, space_size, TrialState):
+                return
         running = sum(1 for t in trials if t.state == TrialState.RUNNING)
         waiting = sum(1 for t in trials if t.state == TrialState.WAITING)
-        if done + running >= n_trials and waiting == 0:
+        if n_trials is not None and done + running >= n_trials and waiting == 0:
             if interval is None:
                 return
             time.sleep(min(1.0, interval / 2))

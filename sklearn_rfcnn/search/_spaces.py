@@ -276,3 +276,103 @@ def _rho_range(depth, default=(3, 10)):
 
     top = max_rho(depth)
     return (min(default[0], top), min(default[1], top))
+
+
+#: rho range of the space fitted to an estimator (widened to its own rho).
+FITTED_RHO = (3, 12)
+
+
+def _effective_params(estimator, prefix):
+    """The RF-CNN's architecture parameters as it will build them.
+
+    A parameter the estimator leaves at ``None`` takes the architecture's own
+    default (read from the registered network's signature, where the library
+    keeps it).  Returns ``(arch, accepted, values)``.
+    """
+    import inspect
+
+    from sklearn_rfcnn.models import get_model_entrypoint
+    from sklearn_rfcnn.receptive_field import resolve_rho
+
+    params = estimator.get_params(deep=True)
+    arch = params.get(prefix + "arch", "cp_resnet")
+    accepted = inspect.signature(get_model_entrypoint(arch)).parameters
+    values = {}
+    for name in ("rho", "rho_f", "rho_t", "depth"):
+        value = params.get(prefix + name)
+        if value is None and name in accepted:
+            value = accepted[name].default
+        values[name] = value
+    if "rho" in accepted and values["rho"] is None:  # the library's one default
+        values["rho"] = resolve_rho()[0]
+    return arch, accepted, values
+
+
+def fitted_search_space(estimator):
+    """The default search space of :class:`RFOptunaSearchCV` for ``estimator``.
+
+    At the budget a user gives (their ``width``, ``max_epochs``,
+    ``batch_size``), the search spends its trials on the receptive field: rho
+    over 3-12 (widened to the estimator's own rho, capped at what its depth
+    allows), or ``rho_f`` and ``rho_t`` when the estimator sets either. Every
+    other parameter keeps the estimator's value; for wider spaces pass
+    ``param_distributions`` (e.g. :func:`rf_search_space`).
+
+    Parameters
+    ----------
+    estimator : estimator or Pipeline
+        Holds one RF-CNN (a step with a ``rho`` parameter).
+
+    Returns
+    -------
+    space : dict of str to optuna.distributions.IntDistribution
+    own : dict of str to int
+        The estimator's own values of those parameters (the search's first,
+        enqueued trial).
+
+    Raises
+    ------
+    ParameterError
+        When no step has ``rho``, or its architecture has no receptive-field
+        parameter.
+
+    Examples
+    --------
+    >>> from sklearn_rfcnn import RFCNNClassifier
+    >>> space, own = fitted_search_space(RFCNNClassifier(width=24, rho=7))
+    >>> space
+    {'rho': IntDistribution(high=12, log=False, low=3, step=1)}
+    >>> own
+    {'rho': 7}
+    """
+    optuna = _import_optuna()
+    prefix = find_rf_prefix(estimator)
+    arch, accepted, values = _effective_params(estimator, prefix)
+    if "rho" not in accepted:
+        raise ParameterError(
+            f"the default search space tunes the receptive field (rho), which "
+            f"arch={arch!r} does not have; pass param_distributions, e.g. "
+            "{'lr': FloatDistribution(1e-4, 3e-3, log=True)}."
+        )
+    low, high = _rho_range(values["depth"], default=FITTED_RHO)
+    top = high
+    if values["depth"] is not None:
+        from sklearn_rfcnn.receptive_field import max_rho
+
+        top = max_rho(values["depth"])
+    axes = ("rho",)
+    if values["rho_f"] is not None or values["rho_t"] is not None:
+        axes = _AXIS_NAMES
+        values = {
+            **values,
+            **{a: values["rho"] if values[a] is None else values[a] for a in axes},
+        }
+    space, own = {}, {}
+    for axis in axes:
+        value = values[axis]
+        lo, hi = low, high
+        if isinstance(value, int) and 0 <= value <= top:
+            lo, hi = min(lo, value), max(hi, value)
+            own[prefix + axis] = value
+        space[prefix + axis] = optuna.distributions.IntDistribution(lo, hi)
+    return space, own
