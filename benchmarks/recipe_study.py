@@ -13,7 +13,8 @@ Every other parameter is the library's current default unless the
 configuration names it, so a configuration is exactly what a user would type.
 Runs go to ``benchmarks/results/recipe_study.jsonl`` (one JSON object per
 line, appended as each run finishes, so a long study can be read while it
-runs; a re-run skips the runs already there, so it can be stopped and resumed); ``--summary`` prints mean +- std of mAP per configuration and
+runs; a re-run skips the runs already there, so it can be stopped and
+resumed); ``--summary`` prints mean +- std of mAP per configuration and
 SoundFont and writes ``benchmarks/results/recipe_study.json``.
 
 Usage::
