@@ -33,8 +33,16 @@ def main():
     Y[0] = 1
     Y[1] = 0
     # every model parameter at its default (rho, rho_f, rho_t, depth, head)
-    common = dict(width=4, max_epochs=2, batch_size=4, precision="32",
-                  channels_last=False, device="cpu", verbose=0, random_state=0)
+    common = dict(
+        width=4,
+        max_epochs=2,
+        batch_size=4,
+        precision="32",
+        channels_last=False,
+        device="cpu",
+        verbose=0,
+        random_state=0,
+    )
     clf = RFCNNClassifier(**common)
     X = rng.standard_normal((12, 32, 40)).astype(np.float32)
     clf.fit(X, Y)
