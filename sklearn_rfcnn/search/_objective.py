@@ -282,6 +282,17 @@ class _Objective:
                     "score_time": 0.0,
                 }
             )
+
+        def record(scores, train, n_epochs):
+            self._record(
+                trial,
+                scores,
+                train,
+                [f["fit_time"] for f in folds],
+                [f["score_time"] for f in folds],
+                n_epochs=n_epochs,
+            )
+
         scores = []
         setup = sum(f["fit_time"] for f in folds)  # the pre-processing
         for epoch in range(n_epochs):
@@ -289,14 +300,7 @@ class _Objective:
                 fit = sum(f["fit_time"] for f in folds) - setup
                 spent = fit + sum(f["score_time"] for f in folds)
                 if self._out_of_time(trial, spent / epoch, fit / epoch / len(folds)):
-                    self._record(
-                        trial,
-                        scores,
-                        None,
-                        [f["fit_time"] for f in folds],
-                        [f["score_time"] for f in folds],
-                        n_epochs=epoch,
-                    )
+                    record(scores, None, epoch)
                     trial.set_user_attr(ATTR_TIMEOUT, True)
                     raise optuna.TrialPruned(
                         f"stopped by the timeout after epoch {epoch - 1}"
@@ -312,24 +316,10 @@ class _Objective:
                 fold["score_time"] += time.perf_counter() - t1
             trial.report(float(np.mean(scores)), epoch)
             if epoch + 1 < n_epochs and trial.should_prune():
-                self._record(
-                    trial,
-                    scores,
-                    None,
-                    [f["fit_time"] for f in folds],
-                    [f["score_time"] for f in folds],
-                    n_epochs=epoch + 1,
-                )
+                record(scores, None, epoch + 1)
                 raise optuna.TrialPruned(f"pruned after epoch {epoch}")
         train = None
         if self.return_train_score:
             train = [self.scorer(f["model"], f["X_tr"], f["y_tr"]) for f in folds]
-        self._record(
-            trial,
-            scores,
-            train,
-            [f["fit_time"] for f in folds],
-            [f["score_time"] for f in folds],
-            n_epochs=n_epochs,
-        )
+        record(scores, train, n_epochs)
         return float(np.mean(scores))
