@@ -165,3 +165,43 @@ def test_release_0_1_pipeline_loads_with_equal_outputs():
     np.testing.assert_allclose(
         pipe.predict_proba(expected["waves"]), expected["pipeline_proba"], atol=1e-5
     )
+
+
+# ---------------------------------------------------------------------------
+# files saved just before the architecture step (tests/data/release_0_2,
+# commit 063a992): a windowed classifier, an embedder, a VGG-style baseline and
+# a pipeline keep loading with equal outputs
+# ---------------------------------------------------------------------------
+_RELEASE_0_2 = Path(__file__).parent / "data" / "release_0_2"
+
+
+@pytest.mark.parametrize(
+    "folder, method, key",
+    [
+        ("windowed_classifier", "predict_proba", "windowed_proba"),
+        ("embedder", "transform", "embedding"),
+        ("vgg_classifier", "predict_proba", "vgg_proba"),
+    ],
+)
+def test_release_0_2_estimators_load_with_equal_outputs(folder, method, key):
+    from sklearn_rfcnn import RFCNNEmbedder
+
+    expected = np.load(_RELEASE_0_2 / "expected.npz")
+    cls = RFCNNEmbedder if folder == "embedder" else RFCNNClassifier
+    est = cls.load(_RELEASE_0_2 / folder)
+    np.testing.assert_allclose(
+        getattr(est, method)(expected["X"]), expected[key], rtol=1e-5, atol=1e-6
+    )
+
+
+def test_release_0_2_pipeline_loads_with_equal_outputs():
+    from sklearn_rfcnn import load_pipeline
+
+    expected = np.load(_RELEASE_0_2 / "expected.npz")
+    pipe = load_pipeline(_RELEASE_0_2 / "pipeline")
+    np.testing.assert_allclose(
+        pipe.predict_proba(expected["waves"]),
+        expected["pipeline_proba"],
+        rtol=1e-5,
+        atol=1e-6,
+    )
