@@ -25,8 +25,9 @@ rounding (a few per cent).
 
 Embeddings
 ----------
-*Scene embedding*: the network's pooled embedding (``forward_features``, the
-global average of the last feature map, ``4 * width`` values for CP-ResNet)
+*Scene embedding*: the network's pooled embedding (timm's
+``forward_head(forward_features(x), pre_logits=True)``: the global average of
+the last feature map, ``4 * width`` values for CP-ResNet)
 of the whole clip, i.e. what ``pipeline[:-1]`` followed by
 :meth:`RFCNNEmbedder.transform <sklearn_rfcnn.RFCNNEmbedder.transform>`
 returns for the same waveform.  An estimator fitted with ``crop_frames``
@@ -34,7 +35,7 @@ embeds its sliding windows (``crop_frames`` frames every ``window_hop``) and
 averages them, exactly as its ``transform`` does.
 
 *Timestamp embeddings*: the network's last feature map
-(``forward_feature_map``, ``(4 * width, F', T')``) averaged over frequency,
+(``forward_features``, ``(4 * width, F', T')``) averaged over frequency,
 one vector per output frame, in one forward pass per batch of sounds.  The
 network's time stride ``s`` (the product of the time strides of its layers:
 16 spectrogram frames for CP-ResNet) puts its output frames
@@ -94,6 +95,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sklearn_rfcnn.estimators import aggregate_windows, sliding_windows, window_hop
 from sklearn_rfcnn.exceptions import DataError, InputTypeError, ParameterError
 
 __all__ = [
@@ -247,7 +249,7 @@ class HEARModel(torch.nn.Module):
                 f"the network takes {in_channels}-channel spectrograms; HEAR "
                 "audio is mono, so save a pipeline fitted on mono clips."
             )
-        for attr in ("forward_features", "forward_feature_map", "rf_layers"):
+        for attr in ("forward_features", "forward_head", "rf_layers"):
             if not callable(getattr(network, attr, None)):
                 raise ParameterError(
                     f"the network ({type(network).__name__}) has no {attr}(); "
@@ -269,7 +271,7 @@ class HEARModel(torch.nn.Module):
         self.window_hop = (
             None
             if self.crop_frames is None
-            else estimator._window_hop(self.crop_frames)
+            else window_hop(self.crop_frames, estimator.window_hop)
         )
 
     # -- front end -----------------------------------------------------------
@@ -327,9 +329,13 @@ class HEARModel(torch.nn.Module):
 
     # -- embeddings -----------------------------------------------------------
     def _pooled(self, S):
-        """``forward_features`` of ``(n, 1, F, T)`` spectrograms, batch by batch."""
+        """Pooled embeddings of ``(n, 1, F, T)`` spectrograms, batch by batch.
+
+        timm's ``forward_head(forward_features(x), pre_logits=True)``.
+        """
+        net = self.network
         out = [
-            self.network.forward_features(S[i : i + self.batch_size])
+            net.forward_head(net.forward_features(S[i : i + self.batch_size]), True)
             for i in range(0, len(S), self.batch_size)
         ]
         return torch.cat(out).float()
@@ -353,18 +359,11 @@ class HEARModel(torch.nn.Module):
         S = self.spectrogram(audio)
         if self.crop_frames is None:
             return self._pooled(S)
-        from sklearn_rfcnn.estimators._data import _window_starts
-
-        # the estimator's windows: crop_frames frames every window_hop, one
-        # more aligned to the end, a short clip tiled; embeddings averaged
-        n, C, n_bands, T = S.shape
-        W = int(self.crop_frames)
-        starts = torch.as_tensor(_window_starts(T, W, self.window_hop))
-        idx = ((starts[:, None] + torch.arange(W)[None]) % T).to(S.device)
-        windows = S[..., idx]  # (n, C, F, n_windows, W)
-        n_win = idx.shape[0]
-        windows = windows.permute(0, 3, 1, 2, 4).reshape(n * n_win, C, n_bands, W)
-        return self._pooled(windows).reshape(n, n_win, -1).mean(dim=1)
+        # the estimator's windows (crop_frames frames every window_hop, one more
+        # aligned to the end, a short clip tiled), embeddings averaged per clip
+        windows, n_win = sliding_windows(S, self.crop_frames, self.window_hop)
+        owners = torch.arange(len(S), device=S.device).repeat_interleave(n_win)
+        return aggregate_windows(self._pooled(windows), owners, "mean")[0]
 
     def timestamp_embeddings(self, audio):
         """Frame-level embeddings and their times (:func:`get_timestamp_embeddings`).
@@ -400,7 +399,7 @@ class HEARModel(torch.nn.Module):
         S = F.pad(S, (left, right, 0, 0), mode="replicate")
         out = []
         for i in range(0, n, self.batch_size):  # one pass per batch of sounds
-            fmap = self.network.forward_feature_map(S[i : i + self.batch_size])
+            fmap = self.network.forward_features(S[i : i + self.batch_size])
             out.append(fmap.mean(dim=2).transpose(1, 2).float())
         frames = torch.cat(out)  # (n, T', dim): one vector per output frame
         k = torch.arange(n_ts, device=frames.device)

@@ -22,9 +22,9 @@ from sklearn_rfcnn.estimators._data import (
     _BucketBatchSampler,
     _ClipDataset,
     _CropBatchSampler,
-    _take_frames,
-    _window_starts,
 )
+from sklearn_rfcnn.estimators._length import take_frames, window_starts
+from sklearn_rfcnn.estimators._net import _embed
 from sklearn_rfcnn.exceptions import DataError, ParameterError, RFCNNWarning
 from sklearn_rfcnn.utils._testing import FAST_CNN_PARAMS, make_band_tags
 
@@ -176,11 +176,11 @@ def test_crop_draws_are_seeded(ragged):
 # windowed prediction and validation
 # ---------------------------------------------------------------------------
 def _by_hand(module, clip, window, hop, features=False):
-    starts = _window_starts(clip.shape[-1], window, hop)
-    W = np.stack([_take_frames(clip[None], s, window) for s in starts])
+    starts = window_starts(clip.shape[-1], window, hop)
+    W = np.stack([take_frames(clip[None], s, window) for s in starts])
     with torch.no_grad():
         x = torch.from_numpy(np.ascontiguousarray(W, dtype=np.float32))
-        out = module.forward_features(x) if features else module(x)
+        out = _embed(module, x) if features else module(x)
     return out.numpy().astype(np.float64), starts
 
 
@@ -277,7 +277,7 @@ def test_taggram_peaks_where_the_tag_sounds():
     clip[: F // 2, 64:] += 2.5  # tag 0 sounds in the second half only
     sr, hop = 8000, 64
     [(proba, times)] = clf.predict_proba_frames([clip], sr=sr, hop_length=hop)
-    starts = _window_starts(128, 16, 8)
+    starts = window_starts(128, 16, 8)
     np.testing.assert_allclose(times, (starts + (16 - 1) / 2) * hop / sr)
     assert proba.shape == (len(starts), 2)
     half = 64 * hop / sr

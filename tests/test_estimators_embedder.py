@@ -65,7 +65,8 @@ def test_from_classifier_reuses_the_network(data):
     import torch
 
     with torch.no_grad():
-        ref = module.forward_features(torch.as_tensor(X[:, None])).numpy()
+        fmap = module.forward_features(torch.as_tensor(X[:, None]))
+        ref = module.forward_head(fmap, pre_logits=True).numpy()
     np.testing.assert_allclose(Z, ref, rtol=1e-5, atol=1e-6)
     # clone gives an unfitted embedder with the classifier's configuration
     fresh = clone(emb)

@@ -180,10 +180,10 @@ def test_timestamps_every_50_ms_to_the_end_in_one_pass(model, monkeypatch, secon
     """Between output frames the embedding is their linear interpolation."""
     audio = torch.as_tensor(_clips(3, seconds, seed=7))
     passes = []
-    forward = model.network.forward_feature_map
+    forward = model.network.forward_features
     monkeypatch.setattr(
         model.network,
-        "forward_feature_map",
+        "forward_features",
         lambda x: passes.append(len(x)) or forward(x),
     )
     emb, ts = hear.get_timestamp_embeddings(audio, model)

@@ -62,7 +62,7 @@ def gradient_footprint(model, shape):
         0.5 + torch.rand(1, model.in_channels, *shape, dtype=torch.float64)
     ).requires_grad_()
     with probe_pooling(model):
-        fmap = model.forward_feature_map(x)
+        fmap = model.forward_features(x)
     fmap[0, :, fmap.shape[2] // 2, fmap.shape[3] // 2].sum().backward()
     hit = x.grad[0].abs().sum(0) > 0
     extents = []
@@ -177,8 +177,8 @@ def test_reference_shapes_on_meta_device():
     assert s1.shape == (4, 128, 15, 26)
     s3 = m.stage3(m.stage2(s1))
     assert s3.shape == (4, 512, 15, 26)
-    assert m.forward_feature_map(x).shape == (4, 512, 15, 26)
-    assert m.forward_features(x).shape == (4, 512)
+    assert m.forward_features(x).shape == (4, 512, 15, 26)
+    assert m.forward_head(m.forward_features(x), pre_logits=True).shape == (4, 512)
     assert m(x).shape == (4, 56)
     assert m.num_features == 512
 
@@ -256,15 +256,16 @@ def test_features_and_head_compose_to_forward():
     torch.manual_seed(0)
     m = randomize(CPResNet(width=8, n_classes=4, rho=5)).eval()
     x = torch.randn(3, 1, 48, 40)
-    feats = m.forward_features(x)
+    fmap = m.forward_features(x)
+    feats = m.forward_head(fmap, pre_logits=True)
     assert feats.shape == (3, 32)
+    torch.testing.assert_close(feats, fmap.mean(dim=(2, 3)))
+    # a pooled input gives the same logits in eval mode (pooling commutes)
     torch.testing.assert_close(m.forward_head(feats), m(x))
     torch.testing.assert_close(m.forward_head(feats, pre_logits=True), feats)
-    fmap = m.forward_feature_map(x)
-    torch.testing.assert_close(m.forward_head(fmap, pre_logits=True), feats)
     m.train()
     # in training mode the 4-D head is exactly the reference forward
-    torch.testing.assert_close(m.forward_head(m.forward_feature_map(x)), m(x))
+    torch.testing.assert_close(m.forward_head(m.forward_features(x)), m(x))
 
 
 def test_reset_classifier():
@@ -282,9 +283,15 @@ def test_reset_classifier():
 def test_common_protocol(name):
     m = create_model(name, in_channels=2, n_classes=3, width=4).eval()
     x = torch.randn(2, 2, 24, 30)
-    feats = m.forward_features(x)
+    # timm's convention: forward_features is the last 4-D map, forward_head
+    # pools it (pre_logits=True: the embedding) and classifies it
+    fmap = m.forward_features(x)
+    assert fmap.dim() == 4 and fmap.shape[:2] == (2, m.num_features)
+    feats = m.forward_head(fmap, pre_logits=True)
     assert feats.shape == (2, m.num_features)
-    torch.testing.assert_close(m.forward_head(feats), m(x))
+    torch.testing.assert_close(feats, fmap.mean(dim=(2, 3)))
+    assert torch.equal(m.forward_head(fmap), m(x))
+    assert torch.equal(m.forward_feature_map(x), fmap)  # the pre-0.3 alias
     assert m(x).shape == (2, 3)
     assert isinstance(m.receptive_field, RF)
 
@@ -525,7 +532,7 @@ def test_depth_generalises():
         pools = [x for x in m.stage1 if isinstance(x, TinySafeMaxPool2d)]
         assert len(pools) == 3
         assert m(torch.randn(2, 1, 64, 64)).shape == (2, 10)
-        assert m.forward_feature_map(torch.randn(1, 1, 256, 431)).shape[2:] == (15, 26)
+        assert m.forward_features(torch.randn(1, 1, 256, 431)).shape[2:] == (15, 26)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

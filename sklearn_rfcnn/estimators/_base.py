@@ -69,6 +69,7 @@ from sklearn_rfcnn.estimators._data import (
     _train_loader,
     _valid_loader,
 )
+from sklearn_rfcnn.estimators._length import check_crop, reduce_windows, window_hop
 from sklearn_rfcnn.estimators._net import _RFCNNNet
 from sklearn_rfcnn.estimators.callbacks import (
     PAPER_DECAY_END,
@@ -152,14 +153,6 @@ _FITTED_ATTRIBUTES = (
     "channels_last_",
     "front_end_checksum_",
 )
-
-
-def _reduce_windows(outputs, offsets, how):
-    """Per-clip mean (or max) of the rows ``outputs[offsets[i]:offsets[i + 1]]``."""
-    if how == "max":
-        return np.maximum.reduceat(outputs, offsets[:-1], axis=0)
-    sums = np.add.reduceat(outputs.astype(np.float64), offsets[:-1], axis=0)
-    return (sums / np.diff(offsets)[:, None]).astype(np.float32)
 
 
 def _reject_missing_labels(y):
@@ -387,17 +380,6 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
         check_model_args(self.arch, **self._model_kwargs())
         if self.crop_frames is not None:
             self._window_hop(self.crop_frames)
-
-    def _window_hop(self, window):
-        """Frames between window starts for windows of ``window`` frames."""
-        hop = max(int(window) // 2, 1) if self.window_hop is None else self.window_hop
-        if hop > window:
-            raise ParameterError(
-                f"window_hop={hop} is larger than the window ({window} frames), "
-                "so frames between windows would be skipped; use window_hop <= "
-                f"{window} (None: half a window)."
-            )
-        return hop
 
     # ------------------------------------------------------------------
     # data validation
@@ -916,40 +898,13 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
             return _AcceleratedRFCNNNet(module, accelerator=accelerator, **kwargs)
         return _RFCNNNet(module, **kwargs)
 
+    def _window_hop(self, window):
+        """Frames between window starts (:func:`._length.window_hop`)."""
+        return window_hop(window, self.window_hop)
+
     def _check_crop(self, dataset, two_d):
-        """``crop_frames`` against the training clips: error, warning or nothing."""
-        crop = self.crop_frames
-        if crop is None:
-            return
-        name = type(self).__name__
-        if two_d:
-            raise DataError(
-                f"crop_frames={crop} crops the frame axis of spectrograms, but X "
-                f"is 2-D (n, n_features): {name} reads it as one band of "
-                "n_features frames and does not crop it. Pass 3-D/4-D "
-                "spectrograms, or set crop_frames=None."
-            )
-        lengths = dataset.lengths
-        short = np.flatnonzero(lengths < crop)
-        if len(short) == len(lengths):
-            longest = int(np.argmax(lengths))
-            raise DataError(
-                f"crop_frames={crop} is longer than every training clip (the "
-                f"longest, X[{longest}], has {int(lengths[longest])} frames): every "
-                "crop would be a clip repeated end to start. Use crop_frames <= "
-                f"{int(lengths[longest])} (frames, not seconds), or None to train "
-                "on whole clips."
-            )
-        if len(short):
-            shown = ", ".join(f"X[{i}] ({int(lengths[i])} frames)" for i in short[:5])
-            more = f" and {len(short) - 5} more" if len(short) > 5 else ""
-            warnings.warn(
-                f"{len(short)} of {len(lengths)} training clips are shorter than "
-                f"crop_frames={crop} and are tiled (repeated end to start) up to "
-                f"it: {shown}{more}. Lower crop_frames to crop them instead.",
-                RFCNNWarning,
-                stacklevel=4,
-            )
+        """``crop_frames`` against the training clips (:func:`._length.check_crop`)."""
+        check_crop(self.crop_frames, dataset.lengths, two_d, type(self).__name__)
 
     def _validation_fraction(self):
         """The hold-out actually used: None unless something uses one."""
@@ -1065,7 +1020,7 @@ class _BaseRFCNN(ParamValidationMixin, BaseEstimator):
         outputs, offsets, _ = self.net_.forward_windows(
             dataset, self.batch_size, window, self._window_hop(window), features
         )
-        return _reduce_windows(outputs, offsets, "mean" if features else self.aggregate)
+        return reduce_windows(outputs, offsets, "mean" if features else self.aggregate)
 
     def _forward_frames(self, X, window_frames):
         """Per-window logits of every clip: ``(outputs, offsets, starts, window)``."""

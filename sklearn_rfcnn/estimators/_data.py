@@ -21,7 +21,7 @@ main process, so worker processes change nothing):
   (validation with ``crop_frames``), never splitting a clip between batches.
 
 Short-clip policy: a clip shorter than the span asked for is *tiled*
-(repeated end to start) up to it, see :func:`_take_frames`.
+(repeated end to start) up to it, see :func:`take_frames`.
 
 A clip source is any object with ``__rfcnn_clip_source__ = True``,
 ``len(src)``, ``src[i]`` -> float32 ``(C, F, T_i)``, ``src.lengths`` (int,
@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from sklearn_rfcnn.estimators._length import take_frames, window_starts
 from sklearn_rfcnn.exceptions import DataError
 
 __all__ = []
@@ -50,53 +51,6 @@ _SORT_POOL_BATCHES = 8
 def _is_clip_source(X):
     """True for an object following the clip-source protocol (module docstring)."""
     return getattr(X, "__rfcnn_clip_source__", False) is True
-
-
-def _window_starts(n_frames, window, hop):
-    """First frames of the sliding windows over a clip of ``n_frames``.
-
-    Windows start every ``hop`` frames from 0; when the last one does not end
-    at the clip's end, one more window is aligned to the end, so every frame
-    lies in at least one window.  A clip of at most ``window`` frames has one
-    window at 0 (tiled up to ``window`` frames, see :func:`_take_frames`).
-
-    Examples
-    --------
-    >>> _window_starts(10, 4, 2).tolist()
-    [0, 2, 4, 6]
-    >>> _window_starts(11, 4, 2).tolist()
-    [0, 2, 4, 6, 7]
-    >>> _window_starts(3, 4, 2).tolist()
-    [0]
-    """
-    n_frames, window, hop = int(n_frames), int(window), int(hop)
-    if n_frames <= window:
-        return np.zeros(1, dtype=np.int64)
-    starts = np.arange(0, n_frames - window + 1, hop, dtype=np.int64)
-    if starts[-1] != n_frames - window:
-        starts = np.append(starts, n_frames - window)
-    return starts
-
-
-def _take_frames(clip, start, n_frames):
-    """Frames ``start .. start + n_frames`` of ``clip`` (C, F, T), tiled if short.
-
-    A clip shorter than ``start + n_frames`` is read circularly (repeated end
-    to start), the same wrap the circular time roll uses; a slice of a
-    memory-mapped clip reads only the span.
-
-    Examples
-    --------
-    >>> clip = np.arange(3.0).reshape(1, 1, 3)
-    >>> _take_frames(clip, 0, 7).ravel().tolist()
-    [0.0, 1.0, 2.0, 0.0, 1.0, 2.0, 0.0]
-    >>> _take_frames(clip, 1, 2).ravel().tolist()
-    [1.0, 2.0]
-    """
-    T = clip.shape[-1]
-    if start + n_frames <= T:
-        return clip[..., start : start + n_frames]
-    return clip[..., (start + np.arange(n_frames)) % T]
 
 
 # --------------------------------------------------------------------------
@@ -186,7 +140,7 @@ class _ClipDataset(Dataset):
             # the crop's frames from disk
             x = self._from_source(i, start, stop)
         else:
-            x = _take_frames(self.clip(i), start, n_frames)
+            x = take_frames(self.clip(i), start, n_frames)
         return self._check_finite(np.ascontiguousarray(x, dtype=np.float32), i)
 
     def __getitem__(self, key):
@@ -213,11 +167,11 @@ class _ClipDataset(Dataset):
         """``(windows, starts)``: the sliding windows of clip ``i``.
 
         ``windows`` is float32 ``(n_windows, C, F, window)``; the clip is read
-        once.  See :func:`_window_starts`.
+        once.  See :func:`window_starts`.
         """
         clip = self.clip(i)
-        starts = _window_starts(clip.shape[-1], window, hop)
-        out = np.stack([_take_frames(clip, s, window) for s in starts])
+        starts = window_starts(clip.shape[-1], window, hop)
+        out = np.stack([take_frames(clip, s, window) for s in starts])
         out = np.ascontiguousarray(out, dtype=np.float32)
         return self._check_finite(out, i), starts
 
@@ -374,7 +328,7 @@ class _CropBatchSampler(Sampler):
 
 
 class _WindowBatchSampler(Sampler):
-    """The sliding windows of whole clips, in clip order (see :func:`_window_starts`).
+    """The sliding windows of whole clips, in clip order (see :func:`window_starts`).
 
     A batch holds the windows of consecutive clips, at most ``batch_size``
     windows unless a single clip has more (it then forms a batch of its own);
@@ -393,7 +347,7 @@ class _WindowBatchSampler(Sampler):
         for i, length in enumerate(self.lengths):
             keys = [
                 (i, int(s), self.window)
-                for s in _window_starts(length, self.window, self.hop)
+                for s in window_starts(length, self.window, self.hop)
             ]
             if batch and len(batch) + len(keys) > self.batch_size:
                 yield batch

@@ -105,8 +105,8 @@ class RFCNNEmbedder(
         named ``"spectrograms"``, with a dynamic batch axis ``n`` and a
         dynamic frame axis ``T`` (``C`` and ``F`` are those of the training
         clips), and returns ``"embeddings"``, float32 ``(n, n_embedding)``:
-        the network's ``forward_features`` (global pooling of the last
-        feature map), exactly what :meth:`transform` returns.  The graph
+        the network's pooled embedding (``forward_head(forward_features(x),
+        pre_logits=True)``), exactly what :meth:`transform` returns.  The graph
         always takes 4-D input: add the channel axis to a 3-D batch
         ``(n, F, T)`` with ``X[:, None]``; for a model fitted on 2-D
         ``(n, n_features)`` input use ``X[:, None, None, :]`` (its frame axis

@@ -16,7 +16,7 @@ self-contained ONNX file:
   batch axis and a dynamic frame axis (static for an estimator fitted on 2-D
   tabular ``X``, whose number of columns is fixed);
 * output ``"probabilities"`` (softmax, or sigmoid per tag) or
-  ``"embeddings"`` (``forward_features``), float32;
+  ``"embeddings"`` (``forward_head(forward_features(x), pre_logits=True)``), float32;
 * what a consumer needs beside the graph is stored in the model's
   ``metadata_props`` (:data:`METADATA_KEYS`).
 
@@ -122,7 +122,9 @@ class _EmbeddingGraph(nn.Module):
         self.network = network
 
     def forward(self, x):
-        return self.network.forward_features(x)
+        return self.network.forward_head(
+            self.network.forward_features(x), pre_logits=True
+        )
 
 
 def _cpu_copy(module):

@@ -37,42 +37,17 @@ from skorch.utils import TeeGenerator
 
 from sklearn_rfcnn.estimators._augment import AUGMENTATIONS, draw_mixup
 from sklearn_rfcnn.estimators._data import _BucketBatchSampler
+from sklearn_rfcnn.estimators._length import aggregate_windows
 from sklearn_rfcnn.estimators.callbacks import ScientificPrintLog
 
 __all__ = []
 
 
-def aggregate_windows(outputs, owners, how="mean"):
-    """Per-clip aggregate of per-window outputs, clips in order of first window.
-
-    Parameters
-    ----------
-    outputs : torch.Tensor of shape (n_windows, D)
-        Logits (or embeddings) of consecutive windows.
-    owners : torch.Tensor of shape (n_windows,)
-        The clip of each window; a clip's windows are contiguous.
-    how : {"mean", "max"}
-        Mean or elementwise maximum over each clip's windows.
-
-    Returns
-    -------
-    aggregated : torch.Tensor of shape (n_clips, D)
-    first : torch.Tensor of shape (n_clips,)
-        Index of each clip's first window.
-    """
-    _, counts = torch.unique_consecutive(owners, return_counts=True)
-    first = torch.cumsum(counts, 0) - counts
-    parts = torch.split(outputs, counts.tolist())
-    if how == "max":
-        agg = torch.stack([p.amax(dim=0) for p in parts])
-    else:
-        agg = torch.stack([p.mean(dim=0) for p in parts])
-    return agg, first
+def _embed(module, x):
+    """The pooled embedding of a batch (timm: ``forward_head(map, pre_logits=True)``)."""
+    return module.forward_head(module.forward_features(x), pre_logits=True)
 
 
-# --------------------------------------------------------------------------
-# the net
-# --------------------------------------------------------------------------
 class _RFCNNNet(NeuralNet):
     """skorch net with the RF-CNN training step (see the module docstring).
 
@@ -394,7 +369,7 @@ class _RFCNNNet(NeuralNet):
                 Xi = Xi.pin_memory()
             Xi = self.prepare_input(Xi)
             with self._autocast():
-                out = module.forward_features(Xi) if features else module(Xi)
+                out = _embed(module, Xi) if features else module(Xi)
             chunks.append(out[:n].float().cpu().numpy())
             order.extend(indices)
         out = np.concatenate(chunks, axis=0)
@@ -407,7 +382,7 @@ class _RFCNNNet(NeuralNet):
         """Per-window logits (or pooled features) of every clip, float32.
 
         Each clip is cut into the windows of
-        :func:`~._data._window_starts` (tiled when shorter than ``window``);
+        :func:`~._length.window_starts` (tiled when shorter than ``window``);
         windows of consecutive clips fill batches of exactly ``batch_size``
         (the last one padded with copies of its last window and the padding
         discarded), so a window's output never depends on its neighbours.
@@ -434,7 +409,7 @@ class _RFCNNNet(NeuralNet):
                 Xi = Xi.pin_memory()
             Xi = self.prepare_input(Xi)
             with self._autocast():
-                out = module.forward_features(Xi) if features else module(Xi)
+                out = _embed(module, Xi) if features else module(Xi)
             return out[:n].float().cpu().numpy()
 
         chunks, pending, n_pending, starts, counts = [], [], 0, [], []

@@ -4,8 +4,11 @@ Every model takes ``in_channels``, ``n_classes`` and ``width``; accepts input
 ``(B, in_channels, F, T)`` with any F, T >= 1; and exposes
 
 - ``forward(x)`` -> logits ``(B, n_classes)``,
-- ``forward_features(x)`` -> pooled embedding ``(B, num_features)``,
-- ``forward_head(features, pre_logits=False)``,
+- ``forward_features(x)`` -> the last feature map ``(B, num_features, F', T')``
+  (timm's convention; ``forward_feature_map`` is its pre-0.3 alias),
+- ``forward_head(fmap, pre_logits=False)`` -> pooled and classified: the logits,
+  or with ``pre_logits=True`` the pooled embedding ``(B, num_features)``, so
+  ``forward(x) == forward_head(forward_features(x))``,
 - ``num_features``, ``init_weights()``, ``reset_classifier(n_classes)``,
 - ``rf_layers()`` (for :func:`sklearn_rfcnn.receptive_field.receptive_field`)
   and the ``receptive_field`` property.

@@ -18,6 +18,7 @@ from torch import nn
 
 from sklearn_rfcnn.models._layers import (
     BatchNorm2d,
+    FeatureMapAliasMixin,
     TinySafeMaxPool2d,
     check_model_int,
     conv_spec,
@@ -30,15 +31,15 @@ from sklearn_rfcnn.receptive_field import receptive_field as _receptive_field
 __all__ = ["VGGCNN", "ResNet", "ResNetBlock", "resnet18", "resnet34"]
 
 
-class _BaselineMixin:
+class _BaselineMixin(FeatureMapAliasMixin):
     """Shared head protocol of the baselines (global pool -> linear)."""
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled embedding ``(B, num_features)``: global average of the last map."""
-        return self.forward_feature_map(x).mean(dim=(2, 3))
-
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Linear classifier on pooled features (a 4-D map is pooled first)."""
+        """Global average pooling of the last map, then the linear classifier.
+
+        ``pre_logits=True`` returns the pooled embedding ``(B, num_features)``;
+        an already pooled 2-D input is taken as it is.
+        """
         if x.dim() == 4:
             x = x.mean(dim=(2, 3))
         return x if pre_logits else self.fc(x)
@@ -148,7 +149,7 @@ class VGGCNN(_BaselineMixin, nn.Module):
         nn.init.normal_(self.fc.weight, 0.0, 0.01)
         nn.init.zeros_(self.fc.bias)
 
-    def forward_feature_map(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Last feature map ``(B, 8 width, F/16, T/16)``; any F, T >= 1."""
         return self.features(x)
 
@@ -274,7 +275,7 @@ class ResNet(_BaselineMixin, nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def forward_feature_map(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Last feature map ``(B, 8 width, ~F/32, ~T/32)``."""
         x = self.stem(x)
         x = self.layer1(x)

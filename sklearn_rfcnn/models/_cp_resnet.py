@@ -20,6 +20,7 @@ from torch import nn
 from sklearn_rfcnn.exceptions import ParameterError
 from sklearn_rfcnn.models._layers import (
     BatchNorm2d,
+    FeatureMapAliasMixin,
     TinySafeMaxPool2d,
     check_model_int,
     conv_spec,
@@ -170,7 +171,7 @@ class BasicBlock(nn.Module):
 
 
 @register_model(name="cp_resnet")
-class CPResNet(nn.Module):
+class CPResNet(FeatureMapAliasMixin, nn.Module):
     """Receptive-field regularised ResNet (CP-ResNet) for spectrograms.
 
     Stem (5x5 conv, stride 2, padding 1, BN, ReLU), three stages of
@@ -223,14 +224,18 @@ class CPResNet(nn.Module):
 
     Notes
     -----
-    ``forward`` is the reference: 1x1 conv and BN on the stage-3 map, then
-    global average pooling.  ``forward_features`` returns the pooled stage-3
-    map ``(B, 4 * width)`` and ``forward_head`` applies the classifier to it.
-    Pooling commutes with the 1x1 conv and with BN in eval mode, so
-    ``forward_head(forward_features(x)) == forward(x)`` in eval mode; in
-    training mode BN batch statistics differ (map vs pooled), so train
-    through ``forward`` (``forward_head`` also accepts the 4-D map, which
-    gives exactly ``forward``).
+    timm's convention: ``forward_features`` returns the stage-3 feature map
+    ``(B, 4 * width, F', T')``; ``forward_head(fmap)`` is the reference head
+    (1x1 conv and BN on the map, then global average pooling, or pooling
+    first with ``head="pooled"``) and gives the logits, so
+    ``forward(x) == forward_head(forward_features(x))``;
+    ``forward_head(fmap, pre_logits=True)`` is the pooled embedding
+    ``(B, 4 * width)`` (what :class:`~sklearn_rfcnn.RFCNNEmbedder` returns).
+    ``forward_head`` also takes an already pooled ``(B, 4 * width)`` input;
+    pooling commutes with the 1x1 conv and with BN in eval mode, so it then
+    gives the same logits in eval mode.  Before release 0.3
+    ``forward_features`` returned the pooled embedding;
+    ``forward_feature_map`` is kept as an alias of ``forward_features``.
 
     Inputs smaller than the stem's 3x3 minimum, or that reach a pool with a
     size-1 axis, are edge-replicated up to the window; from F, T >= 17 on
@@ -242,7 +247,10 @@ class CPResNet(nn.Module):
     >>> m = CPResNet(n_classes=3, rho=2, width=4).eval()
     >>> m(torch.randn(2, 1, 64, 40)).shape
     torch.Size([2, 3])
-    >>> m.forward_features(torch.randn(2, 1, 64, 40)).shape
+    >>> fmap = m.forward_features(torch.randn(2, 1, 64, 40))
+    >>> fmap.shape
+    torch.Size([2, 16, 3, 2])
+    >>> m.forward_head(fmap, pre_logits=True).shape
     torch.Size([2, 16])
     >>> m.receptive_field
     RF(freq=39, time=39)
@@ -370,8 +378,8 @@ class CPResNet(nn.Module):
         nn.init.zeros_(self.classifier.weight)
 
     # ------------------------------------------------------------------ #
-    def forward_feature_map(self, x: torch.Tensor) -> torch.Tensor:
-        """Stage-3 feature map.
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Stage-3 feature map (timm's ``forward_features``).
 
         Parameters
         ----------
@@ -388,29 +396,16 @@ class CPResNet(nn.Module):
         x = self.stage2(x)
         return self.stage3(x)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled embedding: global average of the stage-3 map.
-
-        Parameters
-        ----------
-        x : torch.Tensor [shape=(B, in_channels, F, T)]
-
-        Returns
-        -------
-        features : torch.Tensor [shape=(B, num_features)]
-        """
-        return self.forward_feature_map(x).mean(dim=(2, 3))
-
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Classifier (1x1 conv + BN + global average pool).
+        """Classifier (1x1 conv + BN + global average pool) on the feature map.
 
         Parameters
         ----------
-        x : torch.Tensor [shape=(B, num_features)] or [shape=(B, num_features, F', T')]
-            Pooled features, or the stage-3 map (then this is exactly the
-            reference head: conv and BN on the map, then pooling).
+        x : torch.Tensor [shape=(B, num_features, F', T')] or [shape=(B, num_features)]
+            The stage-3 map of :meth:`forward_features` (then this is exactly
+            the reference head), or already pooled features.
         pre_logits : bool, default=False
-            Return the pooled features instead of the logits.
+            Return the pooled embedding instead of the logits.
 
         Returns
         -------
@@ -438,7 +433,7 @@ class CPResNet(nn.Module):
         -------
         logits : torch.Tensor [shape=(B, n_classes)]
         """
-        return self.forward_head(self.forward_feature_map(x))
+        return self.forward_head(self.forward_features(x))
 
     # ------------------------------------------------------------------ #
     def get_classifier(self) -> nn.Module:

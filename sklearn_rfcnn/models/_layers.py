@@ -18,6 +18,7 @@ from sklearn_rfcnn.utils._arith_checks import check_int
 
 __all__ = [
     "BatchNorm2d",
+    "FeatureMapAliasMixin",
     "ShakeShake",
     "TinySafeMaxPool2d",
     "check_model_int",
@@ -88,6 +89,19 @@ def pad_to_min_size(x: torch.Tensor, min_size: tuple[int, int]) -> torch.Tensor:
     # replicate padding needs every padded axis to be at least 1 (always true
     # here) and pads (left, right, top, bottom): put the extra at the end.
     return F.pad(x, (0, pt, 0, pf), mode="replicate")
+
+
+class FeatureMapAliasMixin:
+    """``forward_feature_map``: the pre-0.3 name of ``forward_features``.
+
+    Every registered model follows timm's convention (``forward_features``
+    returns the last feature map); this keeps code written against release
+    0.2, where the map had its own name, working.
+    """
+
+    def forward_feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        """Alias of ``forward_features`` (the last feature map ``(B, C, F', T')``)."""
+        return self.forward_features(x)
 
 
 class BatchNorm2d(nn.BatchNorm2d):
