@@ -62,6 +62,9 @@ __all__ = [
 #: rho 5, and 9 sits in its middle (RF 199 px: 4.6 s at 22.05 kHz, hop 512).
 #: Releases up to 0.1 used 5 (the paper's DCASE value).
 DEFAULT_RHO = 9
+#: The default rho of release 0.1, for the saved files of that release (format
+#: 1), which record no defaults (see :func:`resolve_rho`'s ``default``).
+RELEASE_0_1_DEFAULT_RHO = 5
 
 
 # --------------------------------------------------------------------------- #
@@ -794,11 +797,14 @@ def describe_receptive_field(
 
 
 def __getattr__(name):
-    # ``describe_pipeline`` moved up a layer, to sklearn_rfcnn.inspection (it
-    # needs the front end and the estimators); it is re-exported here lazily
-    # so that importing this module still imports neither torch nor sklearn.
+    # describe_pipeline needs the front end and the estimators, so it lives a
+    # layer up, in sklearn_rfcnn.inspection; this module imports nothing above
+    # it (design.md, section 2), so it only points there.
     if name == "describe_pipeline":
-        from sklearn_rfcnn.inspection import describe_pipeline
-
-        return describe_pipeline
+        raise AttributeError(
+            "describe_pipeline lives in sklearn_rfcnn.inspection (it reads the "
+            "front end and the fitted CNN of a pipeline): use "
+            "`from sklearn_rfcnn.inspection import describe_pipeline` or "
+            "`sklearn_rfcnn.describe_pipeline`."
+        )
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -161,7 +161,7 @@ def test_embedder_svc_pipeline(audio):
 
 
 def test_describe_pipeline_on_a_real_fitted_pipeline(audio):
-    from sklearn_rfcnn.receptive_field import describe_pipeline
+    from sklearn_rfcnn.inspection import describe_pipeline
 
     paths, Y, _ = audio
     pipe = _pipe(max_epochs=1).fit(paths, Y)

@@ -97,7 +97,7 @@ def run(args):
     from sklearn_rfcnn.estimators._export import (
         INPUT_NAME,
         OUTPUT_NAMES,
-        _import_onnx_exporter,
+        check_onnx_exporter,
         export_onnx,
     )
     from sklearn_rfcnn.utils._atomic import atomic_file
@@ -109,7 +109,7 @@ def run(args):
     if out.suffix != ".onnx":
         raise CLIError(f"OUTPUT {str(out)!r} must end in .onnx.")
     check_output_file(out, what="OUTPUT", overwrite=args.overwrite)
-    _import_onnx_exporter()  # fail before loading the model
+    check_onnx_exporter()  # fail before loading the model
     estimator, front_end, front = _load_estimator(folder)
     embed = args.embeddings or isinstance(estimator, RFCNNEmbedder)
     output = "features" if embed else "proba"

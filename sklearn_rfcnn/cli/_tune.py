@@ -335,6 +335,7 @@ def _run_worker(args, started):
         rf_search_space,
         run_worker,
     )
+    from sklearn_rfcnn.search._spaces import RHO_RANGE
     from sklearn_rfcnn.transformers import BandStandardizer
     from sklearn_rfcnn.utils._warnings import warnings_once
 
@@ -360,7 +361,7 @@ def _run_worker(args, started):
     if args.separate_axes or any(v is not None for v in custom):
         space = rf_search_space(
             "clf__",
-            rho=tuple(args.rho or (3, 10)),
+            rho=tuple(args.rho or RHO_RANGE),
             separate_axes=args.separate_axes,
             width=tuple(args.width or (32, 64, 128)),
             include=args.include,

@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.base import ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from sklearn_rfcnn.estimators import _export
+from sklearn_rfcnn.estimators._export import export_onnx
 from sklearn_rfcnn.estimators._base import _BaseRFCNN
 from sklearn_rfcnn.estimators._persistence import _PersistenceMixin
 from sklearn_rfcnn.exceptions import ParameterError
@@ -315,7 +315,7 @@ class RFCNNClassifier(ClassifierMixin, _PersistenceMixin, _BaseRFCNN):
         True
         """
         check_is_fitted(self)
-        return _export.export_onnx(self, path, output="proba")
+        return export_onnx(self, path, output="proba")
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

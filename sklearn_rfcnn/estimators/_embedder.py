@@ -3,7 +3,7 @@
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from sklearn_rfcnn.estimators import _export
+from sklearn_rfcnn.estimators._export import export_onnx
 from sklearn_rfcnn.estimators._base import _FITTED_ATTRIBUTES, _BaseRFCNN
 from sklearn_rfcnn.estimators._classifier import RFCNNClassifier
 from sklearn_rfcnn.estimators._persistence import _PersistenceMixin
@@ -169,7 +169,7 @@ class RFCNNEmbedder(
         True
         """
         check_is_fitted(self)
-        return _export.export_onnx(self, path, output="features")
+        return export_onnx(self, path, output="features")
 
     @classmethod
     def from_classifier(cls, classifier):

@@ -79,7 +79,7 @@ METADATA_KEYS = (
 _INSTALL_HINT = "pip install 'sklearn-rfcnn[onnx]'"
 
 
-def _import_onnx_exporter():
+def check_onnx_exporter():
     """Import what ``torch.onnx.export(dynamo=True)`` needs, or explain the extra."""
     missing = []
     for name in ("onnx", "onnxscript"):
@@ -240,7 +240,7 @@ def export_onnx(estimator, path, *, output, front_end=None):
     """
     if output not in OUTPUT_NAMES:
         raise ValueError(f"output={output!r} must be 'proba' or 'features'.")
-    _import_onnx_exporter()
+    check_onnx_exporter()
     path = Path(os.fspath(path)).expanduser()
     if not path.parent.is_dir():
         raise FileNotFoundError(

@@ -84,7 +84,7 @@ from sklearn_rfcnn.exceptions import (
     RFCNNWarning,
 )
 from sklearn_rfcnn.models import get_model_entrypoint
-from sklearn_rfcnn.receptive_field import DEFAULT_RHO, RF
+from sklearn_rfcnn.receptive_field import DEFAULT_RHO, RELEASE_0_1_DEFAULT_RHO, RF
 from sklearn_rfcnn.utils._atomic import (
     atomic_folder,
     read_consistently,
@@ -100,7 +100,7 @@ FORMAT_NAME = "sklearn-rfcnn"
 #: was built with), so a later change of a library default cannot change it.
 FORMAT_VERSION = 2
 #: ``model_defaults`` of a version-1 file (release 0.1: the default rho was 5).
-_V1_MODEL_DEFAULTS = {"rho": 5}
+_V1_MODEL_DEFAULTS = {"rho": RELEASE_0_1_DEFAULT_RHO}
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.pt"
 #: A weights file larger than this is refused before it is read (the file of

@@ -316,7 +316,7 @@ class CPResNet(FeatureMapAliasMixin, nn.Module):
 
     @staticmethod
     def check_args(
-        *, rho=5, rho_f=None, rho_t=None, depth=26, head="map", **_others
+        *, rho=None, rho_f=None, rho_t=None, depth=26, head="map", **_others
     ) -> None:
         """Check ``head`` and ``rho`` / ``rho_f`` / ``rho_t`` against ``depth``.
 

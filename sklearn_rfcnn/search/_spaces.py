@@ -17,6 +17,12 @@ from sklearn_rfcnn.exceptions import ParameterError
 
 __all__ = ["DEFAULT_SPACE_NAMES", "find_rf_prefix", "rf_search_space"]
 
+#: The rho range of :func:`rf_search_space` (inclusive; the defaults study of
+#: ``benchmarks/README.md`` puts the best rho of 5 s clips in it).
+RHO_RANGE = (3, 10)
+#: rho range of the space fitted to an estimator (widened to its own rho).
+FITTED_RHO = (3, 12)
+
 #: The names :func:`rf_search_space` returns by default (``separate_axes=False``).
 DEFAULT_SPACE_NAMES = (
     "rho",
@@ -78,7 +84,7 @@ def _check_names(arg, names, allowed):
 def rf_search_space(
     prefix="clf__",
     *,
-    rho=(3, 10),
+    rho=RHO_RANGE,
     separate_axes=False,
     width=(32, 64, 128),
     lr=(1e-4, 3e-3),
@@ -95,7 +101,7 @@ def rf_search_space(
     prefix : str, default="clf\_\_"
         Put in front of every name: ``"clf__"`` for a Pipeline step called
         ``clf``, ``""`` for a bare estimator.
-    rho : (int, int), default=(3, 10)
+    rho : (int, int), default=RHO_RANGE
         Inclusive range of rho, the number of 3x3 convolutions after the first
         block (the receptive-field knob). The papers' best region is 5-8;
         3-10 spans RF 55-231 px. Searched uniformly over the integers.
@@ -268,7 +274,7 @@ def find_rf_prefix(estimator):
     return prefixes[0]
 
 
-def _rho_range(depth, default=(3, 10)):
+def _rho_range(depth, default=RHO_RANGE):
     """The default rho range, clipped to what a network of ``depth`` allows."""
     if depth is None:
         return default
@@ -277,9 +283,6 @@ def _rho_range(depth, default=(3, 10)):
     top = max_rho(depth)
     return (min(default[0], top), min(default[1], top))
 
-
-#: rho range of the space fitted to an estimator (widened to its own rho).
-FITTED_RHO = (3, 12)
 
 
 def _effective_params(estimator, prefix):
