@@ -88,7 +88,7 @@ def test_multilabel_holdout_keeps_every_tag_on_both_sides():
 
 
 def test_multilabel_validation_split_is_stratified(monkeypatch, bands):
-    import sklearn_rfcnn.estimators._base as base
+    import sklearn_rfcnn.estimators._recipe as base
 
     calls = []
     real = base.multilabel_holdout

@@ -6,8 +6,8 @@ import numpy as np
 from sklearn.base import ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from sklearn_rfcnn.estimators._export import export_onnx
 from sklearn_rfcnn.estimators._base import _BaseRFCNN
+from sklearn_rfcnn.estimators._export import export_onnx
 from sklearn_rfcnn.estimators._persistence import _PersistenceMixin
 from sklearn_rfcnn.exceptions import ParameterError
 

@@ -3,9 +3,9 @@
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from sklearn_rfcnn.estimators._export import export_onnx
 from sklearn_rfcnn.estimators._base import _FITTED_ATTRIBUTES, _BaseRFCNN
 from sklearn_rfcnn.estimators._classifier import RFCNNClassifier
+from sklearn_rfcnn.estimators._export import export_onnx
 from sklearn_rfcnn.estimators._persistence import _PersistenceMixin
 from sklearn_rfcnn.exceptions import ParameterError
 

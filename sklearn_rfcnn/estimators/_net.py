@@ -44,7 +44,7 @@ __all__ = []
 
 
 def _embed(module, x):
-    """The pooled embedding of a batch (timm: ``forward_head(map, pre_logits=True)``)."""
+    """Pooled embedding of a batch: ``forward_head(map, pre_logits=True)``."""
     return module.forward_head(module.forward_features(x), pre_logits=True)
 
 

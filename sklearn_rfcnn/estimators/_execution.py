@@ -1,0 +1,58 @@
+"""Execution: the device, precision and memory format a net runs with.
+
+Also the Accelerate set-up of a data-parallel fit.
+"""
+
+from sklearn_rfcnn.exceptions import ParameterError
+from sklearn_rfcnn.utils._torch import (
+    cpu_native_bf16,
+    resolve_channels_last,
+    resolve_precision,
+)
+
+__all__ = []
+
+
+class _ExecutionMixin:
+    """Decides and reports where and how the net runs."""
+
+    def _accelerator(self):
+        """``(accelerator, device)`` of this process (``distributed="accelerate"``)."""
+        from sklearn_rfcnn.estimators._accelerate import make_accelerator
+
+        accelerator, device = make_accelerator(self.device)
+        if self.swa and accelerator.num_processes > 1:
+            raise ParameterError(
+                "swa=True is not supported with distributed='accelerate' over "
+                f"{accelerator.num_processes} processes (the weight average and its "
+                "batch-norm refresh are not sharded); set swa=False, or train "
+                "in one process."
+            )
+        return accelerator, device
+
+    def _resolve_execution(self, device):
+        """``(precision, channels_last)`` on ``device``: "auto" decided from it.
+
+        See :func:`~sklearn_rfcnn.utils._torch.resolve_precision` and
+        :func:`~sklearn_rfcnn.utils._torch.resolve_channels_last`.
+        """
+        precision = resolve_precision(self.precision, device)
+        return precision, resolve_channels_last(self.channels_last, device, precision)
+
+    def _execution_summary(self, device):
+        """One line saying how the net runs on ``device`` and why (``fit``)."""
+        name = {"32": "float32", "bf16": "bf16 autocast", "16": "float16 autocast"}
+        text = f"{type(self).__name__}: {device}, {name[self.precision_]}"
+        if self.precision == "auto" and device.startswith("cpu"):
+            flags = cpu_native_bf16()
+            text += (
+                f" (native bf16: {', '.join(flags)})"
+                if flags
+                else " (no native bf16 on this CPU)"
+            )
+        layout = "channels-last" if self.channels_last_ else "contiguous (NCHW)"
+        text += f", {layout} memory format"
+        auto = [p for p in ("precision", "channels_last") if getattr(self, p) == "auto"]
+        if auto:
+            text += f"; chosen by {' and '.join(f'{p}=auto' for p in auto)}"
+        return text
