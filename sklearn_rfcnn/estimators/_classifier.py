@@ -7,7 +7,7 @@ from sklearn.base import ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from sklearn_rfcnn.estimators._base import _BaseRFCNN
-from sklearn_rfcnn.estimators._export import export_onnx
+from sklearn_rfcnn.estimators._export import export_onnx, onnx_docstring
 from sklearn_rfcnn.estimators._persistence import _PersistenceMixin
 from sklearn_rfcnn.exceptions import ParameterError
 
@@ -237,85 +237,23 @@ class RFCNNClassifier(ClassifierMixin, _PersistenceMixin, _BaseRFCNN):
         return self.classes_[np.argmax(proba, axis=1)]
 
     def export_onnx(self, path):
-        """Write the network and :meth:`predict_proba` as an ONNX graph.
-
-        The graph takes a float32 batch of spectrograms ``(n, C, F, T)``
-        named ``"spectrograms"``, with a dynamic batch axis ``n`` and a
-        dynamic frame axis ``T`` (``C`` and ``F`` are those of the training
-        clips), and returns ``"probabilities"``, float32 ``(n, n_outputs_)``:
-        the softmax over ``classes_`` for multi-class models, one sigmoid per
-        tag for multi-label ones -- :meth:`predict_proba` in float32.  The
-        graph always takes 4-D input: add the channel axis to a 3-D batch
-        ``(n, F, T)`` with ``X[:, None]``; for a model fitted on 2-D
-        ``(n, n_features)`` input use ``X[:, None, None, :]`` (its frame axis
-        is then fixed to ``n_features``).
-
-        Exported with :func:`torch.onnx.export` (``dynamo=True``, the
-        ``torch.export``-based exporter) at ONNX opset 18, from a float32 copy
-        of the network on the CPU in eval mode; the estimator itself (device,
-        mode, memory format, weights) is unchanged.  The graph computes in
-        float32 whatever ``precision`` says: it matches the estimator run with
-        ``precision="32"``, and differs by bf16 rounding from one that runs
-        under bf16 autocast (``precision_ == "bf16"``, which ``"auto"`` picks on
-        CUDA and on CPUs with native bf16).  The front end
-        (:mod:`sklearn_rfcnn.transformers`: loading, mel spectrogram, band
-        standardisation) is not part of the graph: apply it first.  Decisions
-        (``predict``, ``threshold``) are left to the consumer.
-
-        The model's ``metadata_props`` hold ``classes`` (JSON, in output
-        order), ``multilabel``, ``threshold`` (tagging), ``input_layout``,
-        ``n_channels``, ``n_bands``, ``min_frames``, ``receptive_field``,
-        ``arch``, ``estimator``, ``output`` and ``sklearn_rfcnn_version``.
-        ``min_frames`` is the shortest clip for which ``torch.export``
-        verified the graph (no edge padding inside the network: 17 frames for
-        CP-ResNet at depth 26); check shorter clips against the estimator
-        before relying on them.
-
-        Parameters
-        ----------
-        path : str or path-like
-            The ``.onnx`` file to write (replaced if present); its folder
-            must exist.
-
-        Returns
-        -------
-        path : pathlib.Path
-            The file written.
-
-        Raises
-        ------
-        sklearn.exceptions.NotFittedError
-            If the estimator is not fitted.
-        ImportError
-            If ``onnx`` or ``onnxscript`` is missing (install the extra:
-            ``pip install 'sklearn-rfcnn[onnx]'``).
-
-        See Also
-        --------
-        RFCNNEmbedder.export_onnx : The embedding graph.
-
-        Examples
-        --------
-        >>> import tempfile
-        >>> import numpy as np
-        >>> import onnxruntime as ort
-        >>> from sklearn_rfcnn import RFCNNClassifier
-        >>> rng = np.random.default_rng(0)
-        >>> X = rng.normal(size=(16, 8, 20)).astype("float32")
-        >>> clf = RFCNNClassifier(width=4, rho=2, depth=8, max_epochs=1,
-        ...                       precision="32", verbose=0,
-        ...                       random_state=0).fit(X, [0, 1] * 8)
-        >>> path = clf.export_onnx(f"{tempfile.mkdtemp()}/clf.onnx")
-        >>> session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-        >>> X_new = rng.normal(size=(3, 8, 50)).astype("float32")
-        >>> (proba,) = session.run(None, {"spectrograms": X_new[:, None]})
-        >>> proba.shape
-        (3, 2)
-        >>> bool(np.allclose(proba, clf.predict_proba(X_new), atol=1e-5))
-        True
-        """
         check_is_fitted(self)
         return export_onnx(self, path, output="proba")
+
+    export_onnx.__doc__ = onnx_docstring(
+        "RFCNNClassifier",
+        "predict_proba",
+        "(3, 2)",
+        what="the network and :meth:`predict_proba`",
+        returns=(
+            '``"probabilities"``, float32 ``(n, n_outputs_)``: the softmax over '
+            "``classes_`` for multi-class models, one sigmoid per tag for "
+            "multi-label ones -- :meth:`predict_proba` in float32"
+        ),
+        decisions="  Decisions (``predict``, ``threshold``) are left to the consumer.",
+        output="predict_proba",
+        see_also="RFCNNEmbedder.export_onnx : The embedding graph.",
+    )
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -5,7 +5,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from sklearn_rfcnn.estimators._base import _FITTED_ATTRIBUTES, _BaseRFCNN
 from sklearn_rfcnn.estimators._classifier import RFCNNClassifier
-from sklearn_rfcnn.estimators._export import export_onnx
+from sklearn_rfcnn.estimators._export import export_onnx, onnx_docstring
 from sklearn_rfcnn.estimators._persistence import _PersistenceMixin
 from sklearn_rfcnn.exceptions import ParameterError
 
@@ -99,77 +99,22 @@ class RFCNNEmbedder(
         return self._forward(X, features=True)
 
     def export_onnx(self, path):
-        """Write the network's embedding (:meth:`transform`) as an ONNX graph.
-
-        The graph takes a float32 batch of spectrograms ``(n, C, F, T)``
-        named ``"spectrograms"``, with a dynamic batch axis ``n`` and a
-        dynamic frame axis ``T`` (``C`` and ``F`` are those of the training
-        clips), and returns ``"embeddings"``, float32 ``(n, n_embedding)``:
-        the network's pooled embedding (``forward_head(forward_features(x),
-        pre_logits=True)``), exactly what :meth:`transform` returns.  The graph
-        always takes 4-D input: add the channel axis to a 3-D batch
-        ``(n, F, T)`` with ``X[:, None]``; for a model fitted on 2-D
-        ``(n, n_features)`` input use ``X[:, None, None, :]`` (its frame axis
-        is then fixed to ``n_features``).
-
-        Exported with :func:`torch.onnx.export` (``dynamo=True``, the
-        ``torch.export``-based exporter) at ONNX opset 18, from a float32 copy
-        of the network on the CPU in eval mode; the estimator itself (device,
-        mode, memory format, weights) is unchanged.  The graph computes in
-        float32 whatever ``precision`` says: it matches the estimator run with
-        ``precision="32"``, and differs by bf16 rounding from one that runs
-        under bf16 autocast (``precision_ == "bf16"``, which ``"auto"`` picks on
-        CUDA and on CPUs with native bf16).  The front end
-        (:mod:`sklearn_rfcnn.transformers`) is not part of the graph: apply it
-        first.  The model's ``metadata_props`` are those described in
-        :meth:`RFCNNClassifier.export_onnx`, with ``output="transform"``;
-        ``min_frames`` is the shortest clip for which ``torch.export`` verified
-        the graph.
-
-        Parameters
-        ----------
-        path : str or path-like
-            The ``.onnx`` file to write (replaced if present); its folder
-            must exist.
-
-        Returns
-        -------
-        path : pathlib.Path
-            The file written.
-
-        Raises
-        ------
-        sklearn.exceptions.NotFittedError
-            If the estimator is not fitted.
-        ImportError
-            If ``onnx`` or ``onnxscript`` is missing (install the extra:
-            ``pip install 'sklearn-rfcnn[onnx]'``).
-
-        See Also
-        --------
-        RFCNNClassifier.export_onnx : The probability graph.
-
-        Examples
-        --------
-        >>> import tempfile
-        >>> import numpy as np
-        >>> import onnxruntime as ort
-        >>> from sklearn_rfcnn import RFCNNEmbedder
-        >>> rng = np.random.default_rng(0)
-        >>> X = rng.normal(size=(16, 8, 20)).astype("float32")
-        >>> emb = RFCNNEmbedder(width=4, rho=2, depth=8, max_epochs=1,
-        ...                     precision="32", verbose=0,
-        ...                     random_state=0).fit(X, [0, 1] * 8)
-        >>> path = emb.export_onnx(f"{tempfile.mkdtemp()}/emb.onnx")
-        >>> session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-        >>> (E,) = session.run(None, {"spectrograms": X[:5, None]})
-        >>> E.shape
-        (5, 16)
-        >>> bool(np.allclose(E, emb.transform(X[:5]), atol=1e-5))
-        True
-        """
         check_is_fitted(self)
         return export_onnx(self, path, output="features")
+
+    export_onnx.__doc__ = onnx_docstring(
+        "RFCNNEmbedder",
+        "transform",
+        "(3, 16)",
+        what="the network's embedding (:meth:`transform`)",
+        returns=(
+            '``"embeddings"``, float32 ``(n, n_embedding)``: the network\'s '
+            "pooled embedding (``forward_head(forward_features(x), "
+            "pre_logits=True)``), exactly what :meth:`transform` returns"
+        ),
+        output="transform",
+        see_also="RFCNNClassifier.export_onnx : The probability graph.",
+    )
 
     @classmethod
     def from_classifier(cls, classifier):

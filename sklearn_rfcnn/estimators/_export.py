@@ -79,6 +79,94 @@ METADATA_KEYS = (
 _INSTALL_HINT = "pip install 'sklearn-rfcnn[onnx]'"
 
 
+#: The ``export_onnx`` docstring of both estimators (:func:`onnx_docstring`).
+_EXPORT_DOC = """Write {what} as an ONNX graph.
+
+The graph takes a float32 batch of spectrograms ``(n, C, F, T)``
+named ``"spectrograms"``, with a dynamic batch axis ``n`` and a
+dynamic frame axis ``T`` (``C`` and ``F`` are those of the training
+clips), and returns {returns}.  The graph always takes 4-D input: add
+the channel axis to a 3-D batch ``(n, F, T)`` with ``X[:, None]``; for
+a model fitted on 2-D ``(n, n_features)`` input use
+``X[:, None, None, :]`` (its frame axis is then fixed to
+``n_features``).
+
+Exported with :func:`torch.onnx.export` (``dynamo=True``, the
+``torch.export``-based exporter) at ONNX opset 18, from a float32 copy
+of the network on the CPU in eval mode; the estimator itself (device,
+mode, memory format, weights) is unchanged.  The graph computes in
+float32 whatever ``precision`` says: it matches the estimator run with
+``precision="32"``, and differs by bf16 rounding from one that runs
+under bf16 autocast (``precision_ == "bf16"``, which ``"auto"`` picks on
+CUDA and on CPUs with native bf16).  The front end
+(:mod:`sklearn_rfcnn.transformers`: loading, mel spectrogram, band
+standardisation) is not part of the graph: apply it first.{decisions}
+
+The model's ``metadata_props`` hold ``classes`` (JSON, in output
+order), ``multilabel``, ``threshold`` (tagging), ``input_layout``,
+``n_channels``, ``n_bands``, ``min_frames``, ``receptive_field``,
+``arch``, ``estimator``, ``output`` (here ``{output}``) and
+``sklearn_rfcnn_version``.  ``min_frames`` is the shortest clip for which
+``torch.export`` verified the graph (no edge padding inside the network:
+17 frames for CP-ResNet at depth 26); check shorter clips against the
+estimator before relying on them.
+
+Parameters
+----------
+path : str or path-like
+    The ``.onnx`` file to write (replaced if present); its folder
+    must exist.
+
+Returns
+-------
+path : pathlib.Path
+    The file written.
+
+Raises
+------
+sklearn.exceptions.NotFittedError
+    If the estimator is not fitted.
+ImportError
+    If ``onnx`` or ``onnxscript`` is missing (install the extra:
+    ``pip install 'sklearn-rfcnn[onnx]'``).
+
+See Also
+--------
+{see_also}
+
+Examples
+--------
+>>> import tempfile
+>>> import numpy as np
+>>> import onnxruntime as ort
+>>> from sklearn_rfcnn import {cls}
+>>> rng = np.random.default_rng(0)
+>>> X = rng.normal(size=(16, 8, 20)).astype("float32")
+>>> est = {cls}(width=4, rho=2, depth=8, max_epochs=1, precision="32",
+...     verbose=0, random_state=0).fit(X, [0, 1] * 8)
+>>> path = est.export_onnx(f"{{tempfile.mkdtemp()}}/model.onnx")
+>>> session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+>>> X_new = rng.normal(size=(3, 8, 50)).astype("float32")
+>>> (out,) = session.run(None, {{"spectrograms": X_new[:, None]}})
+>>> out.shape
+{shape}
+>>> bool(np.allclose(out, est.{method}(X_new), atol=1e-5))
+True
+"""
+
+
+def onnx_docstring(cls, method, shape, **parts):
+    """The ``export_onnx`` docstring of an estimator (one text, two graphs).
+
+    ``cls`` names the estimator, ``method`` the method the graph reproduces and
+    ``shape`` its output's shape in the example; ``parts`` fill the text.
+    """
+    parts.setdefault("decisions", "")
+    text = _EXPORT_DOC.format(cls=cls, method=method, shape=shape, **parts)
+    body = "\n".join(("        " + line) if line else "" for line in text.splitlines())
+    return body.lstrip() + "\n        "
+
+
 def check_onnx_exporter():
     """Import what ``torch.onnx.export(dynamo=True)`` needs, or explain the extra."""
     missing = []
