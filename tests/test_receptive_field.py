@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from sklearn_rfcnn.exceptions import ParameterError
+from sklearn_rfcnn.inspection import describe_pipeline
 from sklearn_rfcnn.receptive_field import (
     RF,
     LayerSpec,
     RFDescription,
     block_kernels,
     cp_resnet_layers,
-    describe_pipeline,
     describe_receptive_field,
     hz_to_mel,
     kernel_schedule,
