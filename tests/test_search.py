@@ -900,7 +900,7 @@ def test_own_configuration_is_enqueued_first_in_a_given_space():
 
 
 def test_coarse_to_fine_order_covers_every_value_once():
-    from sklearn_rfcnn.search._optuna import _coarse_to_fine
+    from sklearn_rfcnn.search._study import _coarse_to_fine
 
     values = [3, 4, 6, 7, 8, 9, 10, 11, 12]
     order = _coarse_to_fine(values)

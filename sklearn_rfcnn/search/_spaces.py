@@ -284,7 +284,6 @@ def _rho_range(depth, default=RHO_RANGE):
     return (min(default[0], top), min(default[1], top))
 
 
-
 def _effective_params(estimator, prefix):
     """The RF-CNN's architecture parameters as it will build them.
 
