@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sklearn_rfcnn.cli._log import ProgressLog
 from sklearn_rfcnn.cli._options import (
     add_device_args,
     add_epochs,
@@ -230,62 +231,53 @@ def _torch_threads():
     return int(torch.get_num_threads())
 
 
-def run(args):
-    """Run the demo; returns 0 (library errors propagate to the CLI handler)."""
-    start = time.perf_counter()
-
-    def log(message):
-        print(f"[{time.perf_counter() - start:6.1f}s] {message}", flush=True)
+def _check_run(args):
+    """Every check that needs no data: settings, output folder, device, threads."""
+    from sklearn_rfcnn.cli import CLIError
+    from sklearn_rfcnn.cli._model import check_device
+    from sklearn_rfcnn.utils._atomic import check_writable_folder
 
     cfg = _settings(args)
     out = Path(args.output).expanduser()
     if out.exists() and not out.is_dir():
-        from sklearn_rfcnn.cli import CLIError
-
         raise CLIError(f"--output {str(out)!r} exists and is not a folder.")
-    from sklearn_rfcnn.cli._model import check_device
-    from sklearn_rfcnn.utils._atomic import check_writable_folder
-
     # the report folder must be writable before minutes of training
     check_writable_folder(out, what="--output")
     check_device(args.device)
+    if args.threads is not None and args.threads < 1:
+        raise CLIError(f"--threads={args.threads} must be >= 1.")
+    return cfg, out
 
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.multiclass import OneVsRestClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import SVC
 
-    from sklearn_rfcnn import __version__
+def _make_pipeline(cfg, args, device):
+    """The demo's model: the library's front end and CNN as one Pipeline."""
+    from sklearn.pipeline import Pipeline
+
+    from sklearn_rfcnn.estimators import RFCNNClassifier
+    from sklearn_rfcnn.transformers import BandStandardizer, MelSpectrogram
+
+    clf = RFCNNClassifier(
+        rho=cfg["rho"],
+        width=cfg["width"],
+        max_epochs=cfg["epochs"],
+        **{k: cfg[k] for k in ("batch_size", "lr") if k in cfg},
+        device=device,
+        channels_last=channels_last_param(args),
+        precision=args.precision,
+        random_state=args.random_state,
+        verbose=1,
+    )
+    mel = MelSpectrogram(sr=_SR, n_fft=_N_FFT, hop_length=_HOP, n_mels=cfg["n_mels"])
+    return Pipeline([("mel", mel), ("norm", BandStandardizer()), ("clf", clf)])
+
+
+def _render(cfg, args, log, timing):
+    """Steps 1-2: the instrument mixtures (cached) and their train/test split."""
     from sklearn_rfcnn.datasets import (
         make_instrument_mixtures,
         multilabel_train_test_split,
     )
-    from sklearn_rfcnn.estimators import RFCNNClassifier, RFCNNEmbedder
-    from sklearn_rfcnn.metrics import per_tag_report, per_tag_scores
-    from sklearn_rfcnn.plotting import (
-        plot_per_tag_scores,
-        plot_receptive_field,
-        plot_training_curve,
-    )
-    from sklearn_rfcnn.receptive_field import describe_receptive_field
-    from sklearn_rfcnn.transformers import BandStandardizer, MelSpectrogram
-    from sklearn_rfcnn.utils._torch import resolve_device
 
-    device = resolve_device(args.device)
-    if args.threads is not None:
-        if args.threads < 1:
-            from sklearn_rfcnn.cli import CLIError
-
-            raise CLIError(f"--threads={args.threads} must be >= 1.")
-        import torch
-
-        torch.set_num_threads(args.threads)
-    timing = {}
-    mode = "quick" if args.quick else "default"
-    log(f"sklearn-rfcnn {__version__} demo ({mode} size) on device {device!r}")
-
-    # 1. data ------------------------------------------------------------------
     log(
         f"[1/6] instrument mixtures: {cfg['n_clips']} clips of "
         f"{cfg['duration']:g} s at {_SR} Hz (rendered once, then cached)"
@@ -302,77 +294,75 @@ def run(args):
         verbose=sys.stderr.isatty(),
     )
     timing["data_s"] = time.perf_counter() - t
-    tags = [str(t) for t in data.target_names]
-    Y = data.target
     log(
-        f"      {len(tags)} tags, {Y.sum(axis=1).mean():.2f} per clip; cache "
+        f"      {len(data.target_names)} tags, "
+        f"{data.target.sum(axis=1).mean():.2f} per clip; cache "
         f"{os.path.dirname(data.filenames[0])} ({timing['data_s']:.1f} s)"
     )
-
-    # 2. split -----------------------------------------------------------------
     train, test = multilabel_train_test_split(
-        Y, test_size=_TEST_FRACTION, random_state=args.random_state
+        data.target, test_size=_TEST_FRACTION, random_state=args.random_state
     )
     log(f"[2/6] split: {len(train)} training clips, {len(test)} test clips")
+    return data, train, test
 
-    # 3. features --------------------------------------------------------------
+
+def _train(pipe, data, train, test, cfg, log, timing):
+    """Steps 3-4: the pipeline's front end, then its CNN; test spectrograms."""
+    from sklearn_rfcnn.inspection import describe_pipeline
+
     t = time.perf_counter()
-    mel = MelSpectrogram(sr=_SR, n_fft=_N_FFT, hop_length=_HOP, n_mels=cfg["n_mels"])
-    S = mel.fit_transform(data.waveforms)
-    standardizer = BandStandardizer().fit(S[train])
-    Z_train, Z_test = standardizer.transform(S[train]), standardizer.transform(S[test])
-    mfcc = _mfcc_features(data.waveforms, _SR)
+    front, clf = pipe[:-1], pipe[-1]
+    Z_train = front.fit_transform(data.waveforms[train], data.target[train])
+    Z_test = front.transform(data.waveforms[test])
     timing["features_s"] = time.perf_counter() - t
     log(
-        f"[3/6] features: perceptual mel spectrograms {S.shape[1:]} (mel bins x "
-        f"frames), MFCC statistics ({mfcc.shape[1]} values) "
-        f"({timing['features_s']:.1f} s)"
-    )
-
-    # 4. CNN -------------------------------------------------------------------
-    clf = RFCNNClassifier(
-        rho=cfg["rho"],
-        width=cfg["width"],
-        max_epochs=cfg["epochs"],
-        **{k: cfg[k] for k in ("batch_size", "lr") if k in cfg},
-        device=device,
-        channels_last=channels_last_param(args),
-        precision=args.precision,
-        random_state=args.random_state,
-        verbose=1,
+        f"[3/6] features: perceptual mel spectrograms {Z_train.shape[1:]} (mel "
+        f"bins x frames) ({timing['features_s']:.1f} s)"
     )
     log(
         f"[4/6] training CP-ResNet (rho={cfg['rho']}, width={cfg['width']}, "
         f"{cfg['epochs']} epochs, mix-up, time roll) on {len(train)} clips"
     )
     t = time.perf_counter()
-    clf.fit(Z_train, Y[train])
+    clf.fit(Z_train, data.target[train])
     timing["train_cnn_s"] = time.perf_counter() - t
-    rf = clf.receptive_field_
-    description = describe_receptive_field(
-        rf, sr=_SR, hop_length=_HOP, n_mels=cfg["n_mels"]
-    )
+    description = describe_pipeline(pipe)
     log(f"      trained in {timing['train_cnn_s']:.1f} s; {description}".rstrip())
+    return Z_train, Z_test, description
 
-    # 5. evaluation ------------------------------------------------------------
-    log("[5/6] evaluating on the test clips")
-    t = time.perf_counter()
-    Y_test = Y[test]
-    scores = {}
+
+def _compare(pipe, data, train, test, Z_train, Z_test, cfg):
+    """Step 5's scores: the CNN, an MFCC baseline and CNN embeddings + SVM."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    from sklearn_rfcnn.estimators import RFCNNEmbedder
+
+    Y = data.target
+    sr = pipe.named_steps["mel"].sr
+    mfcc = _mfcc_features(data.waveforms, sr)
     cnn_name = f"CP-ResNet (rho={cfg['rho']}, width={cfg['width']})"
-    scores[cnn_name] = clf.predict_proba(Z_test)
+    scores = {cnn_name: pipe[-1].predict_proba(Z_test)}
     baseline = OneVsRestClassifier(
         make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=2000))
     ).fit(mfcc[train], Y[train])
     scores["MFCC stats + LogReg"] = baseline.predict_proba(mfcc[test])
-    embedder = RFCNNEmbedder.from_classifier(clf)
+    embedder = RFCNNEmbedder.from_classifier(pipe[-1])
     E_train, E_test = embedder.transform(Z_train), embedder.transform(Z_test)
-    svm = OneVsRestClassifier(make_pipeline(StandardScaler(), SVC(C=1.0))).fit(
-        E_train, Y[train]
-    )
-    scores[f"CNN embedding ({E_train.shape[1]}-d) + SVM"] = svm.decision_function(
-        E_test
-    )
+    svm = OneVsRestClassifier(make_pipeline(StandardScaler(), SVC(C=1.0)))
+    svm.fit(E_train, Y[train])
+    name = f"CNN embedding ({E_train.shape[1]}-d) + SVM"
+    scores[name] = svm.decision_function(E_test)
+    return cnn_name, scores
+
+
+def _evaluate(scores, cnn_name, Y_test, tags, timing, t):
+    """Step 5's table: overall and per-tag scores of every model."""
+    from sklearn_rfcnn.metrics import per_tag_report, per_tag_scores
+
     results, per_tag = {}, {}
     with warnings.catch_warnings():
         # tags without a positive test clip (tiny --quick runs) are skipped
@@ -384,46 +374,66 @@ def run(args):
             ]
         report_text = per_tag_report(Y_test, scores[cnn_name], target_names=tags)
     timing["evaluate_s"] = time.perf_counter() - t
-    table = _table(results)
-    print()
-    print(table)
-    print("(mAP = macro average precision = MediaEval's PR-AUC-macro)")
-    print()
+    # the results table is output, not progress: no time stamps
+    print(f"\n{_table(results)}")
+    print("(mAP = macro average precision = MediaEval's PR-AUC-macro)\n")
+    return results, per_tag, report_text
 
-    # 6. report ----------------------------------------------------------------
-    out.mkdir(parents=True, exist_ok=True)
-    history = [
+
+def _write_plots(out, pipe, data, test, per_tag, description, tags):
+    """The report's three plots, each written whole (``utils._atomic``)."""
+    from sklearn_rfcnn.plotting import (
+        plot_per_tag_scores,
+        plot_receptive_field,
+        plot_training_curve,
+    )
+    from sklearn_rfcnn.utils._atomic import atomic_file
+
+    history = _history(pipe[-1])
+    Y_test = data.target[test]
+    example = int(test[np.argmax(Y_test.sum(axis=1))])
+    example_tags = [tg for tg, on in zip(tags, data.target[example]) if on]
+    spectrogram = pipe.named_steps["mel"].transform(data.waveforms[[example]])[0]
+    with atomic_file(out / "training_curve.png") as path:
+        plot_training_curve(history, ylabel="binary cross-entropy", path=path)
+    with atomic_file(out / "per_tag_ap.png") as path:
+        plot_per_tag_scores(per_tag, tags, chance=Y_test.mean(axis=0), path=path)
+    with atomic_file(out / "receptive_field.png") as path:
+        plot_receptive_field(
+            spectrogram,
+            description,
+            subtitle=f"test clip tagged: {', '.join(example_tags) or 'none'}",
+            path=path,
+        )
+
+
+def _history(clf):
+    return [
         {k: row.get(k) for k in ("epoch", "train_loss", "valid_loss", "dur")}
         for row in clf.history_
     ]
-    plot_training_curve(
-        history, ylabel="binary cross-entropy", path=out / "training_curve.png"
-    )
-    plot_per_tag_scores(
-        per_tag, tags, chance=Y_test.mean(axis=0), path=out / "per_tag_ap.png"
-    )
-    example = int(test[np.argmax(Y_test.sum(axis=1))])
-    example_tags = [tg for tg, on in zip(tags, Y[example]) if on]
-    plot_receptive_field(
-        S[example],
-        description,
-        subtitle=f"test clip tagged: {', '.join(example_tags) or 'none'}",
-        path=out / "receptive_field.png",
-    )
-    (out / "per_tag_report.txt").write_text(
-        f"{cnn_name} on {len(test)} test clips\n\n{report_text}\n"
-    )
-    timing["total_s"] = time.perf_counter() - start
-    metrics = {
+
+
+def _metrics(args, cfg, pipe, device, data, split, report):
+    """``metrics.json``: settings (the front end's read from the pipeline)."""
+    from sklearn_rfcnn import __version__
+
+    train, test = split
+    results, per_tag, description, timing = report
+    tags = [str(t) for t in data.target_names]
+    Y_test = data.target[test]
+    mel = pipe.named_steps["mel"]
+    rf = pipe[-1].receptive_field_
+    return {
         "sklearn_rfcnn_version": __version__,
-        "mode": mode,
+        "mode": "quick" if args.quick else "default",
         "device": device,
         "torch_threads": _torch_threads(),
         "config": {
             **cfg,
-            "sr": _SR,
-            "hop_length": _HOP,
-            "n_fft": _N_FFT,
+            "sr": mel.sr,
+            "hop_length": mel.hop_length,
+            "n_fft": mel.n_fft,
             "random_state": args.random_state,
             "channels_last": channels_last_param(args),
             "precision": args.precision,
@@ -447,16 +457,50 @@ def run(args):
             name: dict(zip(tags, [None if np.isnan(v) else float(v) for v in vals]))
             for name, vals in per_tag.items()
         },
-        "history": history,
+        "history": _history(pipe[-1]),
         "timing_s": timing,
         "notes": "mAP is the macro mean of per-tag average precision "
         "(sklearn.metrics.average_precision_score), which is MediaEval's "
         "PR-AUC-macro; 'PR-AUC (trapezoid)' integrates each precision-recall "
         "curve with the trapezoidal rule.",
     }
-    tmp = out / "metrics.json.tmp"
-    tmp.write_text(json.dumps(metrics, indent=2))
-    os.replace(tmp, out / "metrics.json")
+
+
+def run(args):
+    """Run the demo; returns 0 (library errors propagate to the CLI handler)."""
+    log = ProgressLog(elapsed=True)
+    cfg, out = _check_run(args)
+    from sklearn_rfcnn import __version__
+    from sklearn_rfcnn.utils._atomic import atomic_file
+    from sklearn_rfcnn.utils._torch import resolve_device
+
+    device = resolve_device(args.device)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    timing = {}
+    mode = "quick" if args.quick else "default"
+    log(f"sklearn-rfcnn {__version__} demo ({mode} size) on device {device!r}")
+    data, train, test = _render(cfg, args, log, timing)
+    pipe = _make_pipeline(cfg, args, device)
+    Z_train, Z_test, description = _train(pipe, data, train, test, cfg, log, timing)
+    log("[5/6] evaluating on the test clips")
+    t = time.perf_counter()
+    cnn_name, scores = _compare(pipe, data, train, test, Z_train, Z_test, cfg)
+    tags = [str(t) for t in data.target_names]
+    results, per_tag, report_text = _evaluate(
+        scores, cnn_name, data.target[test], tags, timing, t
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    _write_plots(out, pipe, data, test, per_tag, description, tags)
+    with atomic_file(out / "per_tag_report.txt") as path:
+        path.write_text(f"{cnn_name} on {len(test)} test clips\n\n{report_text}\n")
+    timing["total_s"] = log.seconds()
+    report = (results, per_tag, description, timing)
+    metrics = _metrics(args, cfg, pipe, device, data, (train, test), report)
+    with atomic_file(out / "metrics.json") as path:
+        path.write_text(json.dumps(metrics, indent=2))
     log(
         f"[6/6] report written to {out}/ (metrics.json, per_tag_report.txt, "
         "training_curve.png, per_tag_ap.png, receptive_field.png)"

@@ -6,11 +6,11 @@ The trained CP-ResNet is used as a feature extractor
 the matching file paths, one per line, to ``<name>.paths.txt`` beside it.
 """
 
-import sys
 from pathlib import Path
 
 import numpy as np
 
+from sklearn_rfcnn.cli._log import ProgressLog
 from sklearn_rfcnn.cli._model import (
     check_output_file,
     collect_audio_paths,
@@ -53,8 +53,7 @@ def run(args):
     from sklearn_rfcnn.cli import CLIError
     from sklearn_rfcnn.estimators import RFCNNEmbedder
 
-    def log(message):
-        print(message, file=sys.stderr, flush=True)
+    log = ProgressLog("stderr")
 
     out = Path(args.output).expanduser()
     if out.suffix != ".npy":

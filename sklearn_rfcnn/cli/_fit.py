@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sklearn_rfcnn.cli._log import ProgressLog
 from sklearn_rfcnn.cli._model import (
     check_device,
     check_output_folder,
@@ -157,8 +158,7 @@ def run(args):
     from sklearn_rfcnn.inspection import describe_pipeline
     from sklearn_rfcnn.transformers import AudioLoader, BandStandardizer, MelSpectrogram
 
-    def log(message):
-        print(message, flush=True)
+    log = ProgressLog()
 
     # everything that can be checked is checked before any file is read
     out = Path(args.output).expanduser()

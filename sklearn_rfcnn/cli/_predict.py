@@ -16,6 +16,7 @@ import io
 import sys
 from pathlib import Path
 
+from sklearn_rfcnn.cli._log import ProgressLog
 from sklearn_rfcnn.cli._model import (
     check_output_file,
     collect_audio_paths,
@@ -86,8 +87,7 @@ def run(args):
     """Predict and write the CSV; returns 0."""
     from sklearn_rfcnn.cli import CLIError
 
-    def log(message):
-        print(message, file=sys.stderr, flush=True)
+    log = ProgressLog("stderr")
 
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise CLIError(f"--threshold={args.threshold} must lie in [0, 1].")
