@@ -77,29 +77,9 @@ _N_FFT = 2048
 _TEST_FRACTION = 0.25
 
 
-def add_parser(subparsers):
-    """Register the ``demo`` subcommand on an argparse ``subparsers`` object."""
+def _add_size_args(p):
+    """The options that size the run (each overrides ``DEFAULTS`` / ``QUICK``)."""
     d = DEFAULTS
-    p = subparsers.add_parser(
-        "demo",
-        help="train and evaluate a CP-ResNet tagger on the embedded dataset and "
-        "write a report",
-        description="Render the embedded instrument-mixture dataset (cached), "
-        "train a CP-ResNet tagger, evaluate it on held-out clips beside an "
-        "MFCC + logistic-regression baseline and beside CNN embeddings + SVM, "
-        "print mAP / PR-AUC / ROC-AUC and write a report folder (metrics.json "
-        "and PNG plots). The default size takes under 10 minutes on 2 CPU "
-        "cores (the first run also renders and caches the clips, about a "
-        "minute); --quick takes seconds.",
-    )
-    p.add_argument(
-        "--quick",
-        action="store_true",
-        help=f"a tiny smoke-test run ({QUICK['n_clips']} clips of "
-        f"{QUICK['duration']:g} s, {len(QUICK['instruments'])} tags, width "
-        f"{QUICK['width']}, {QUICK['epochs']} epochs); explicit options below "
-        "still override it",
-    )
     p.add_argument(
         "--n-clips",
         type=int,
@@ -150,6 +130,31 @@ def add_parser(subparsers):
         help="cache folder for the rendered clips (default: $RFCNN_DATA_HOME or "
         "~/rfcnn_data)",
     )
+
+
+def add_parser(subparsers):
+    """Register the ``demo`` subcommand on an argparse ``subparsers`` object."""
+    p = subparsers.add_parser(
+        "demo",
+        help="train and evaluate a CP-ResNet tagger on the embedded dataset and "
+        "write a report",
+        description="Render the embedded instrument-mixture dataset (cached), "
+        "train a CP-ResNet tagger, evaluate it on held-out clips beside an "
+        "MFCC + logistic-regression baseline and beside CNN embeddings + SVM, "
+        "print mAP / PR-AUC / ROC-AUC and write a report folder (metrics.json "
+        "and PNG plots). The default size takes under 10 minutes on 2 CPU "
+        "cores (the first run also renders and caches the clips, about a "
+        "minute); --quick takes seconds.",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"a tiny smoke-test run ({QUICK['n_clips']} clips of "
+        f"{QUICK['duration']:g} s, {len(QUICK['instruments'])} tags, width "
+        f"{QUICK['width']}, {QUICK['epochs']} epochs); explicit options below "
+        "still override it",
+    )
+    _add_size_args(p)
     add_random_state(p, default=0, what="the dataset, the split and training")
     add_device_args(p, what="train and predict")
     p.add_argument(

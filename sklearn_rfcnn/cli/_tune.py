@@ -46,31 +46,8 @@ def _key_value(text):
     return key.strip(), value
 
 
-def add_parser(subparsers):
-    """Register the ``tune`` subcommand on an argparse ``subparsers`` object."""
-    p = subparsers.add_parser(
-        "tune",
-        help="run one worker of a shared Optuna study (or report on it)",
-        description="Join a shared Optuna study and run cross-validated trials "
-        "of an RF-CNN over the receptive-field search space (no refit), or "
-        "with --report print the best trials and write plots.",
-    )
-    p.add_argument("--study", required=True, help="study name shared by workers")
-    p.add_argument(
-        "--storage",
-        default=None,
-        help="RDB URL (postgresql://..., mysql://..., sqlite:///...) or a "
-        "journal file path; default: DATA_HOME/optuna/STUDY.journal",
-    )
-    p.add_argument("--data-home", default=None, help="default: $RFCNN_DATA_HOME")
-    p.add_argument(
-        "--report", action="store_true", help="report on the study instead of tuning"
-    )
-    p.add_argument(
-        "--output", default="rfcnn-tune-report", help="report folder for --report"
-    )
-    p.add_argument("--top", type=int, default=5, help="best trials listed")
-    src = p.add_argument_group("data (worker mode)")
+def _add_data_args(src):
+    """Where a worker's clips come from: an ``.npz`` file or the demo data."""
     src.add_argument("--data", default=None, help=".npz file with arrays X and y")
     src.add_argument(
         "--demo-data",
@@ -82,7 +59,10 @@ def add_parser(subparsers):
     add_sr(src)
     src.add_argument("--hop-length", type=int, default=512, help="STFT hop")
     src.add_argument("--n-mels", type=int, default=128, help="demo mel bands")
-    s = p.add_argument_group("search (worker mode)")
+
+
+def _add_search_args(s):
+    """The search a worker runs: space, budget, pruning and scoring."""
     s.add_argument(
         "--n-trials",
         type=int,
@@ -142,6 +122,34 @@ def add_parser(subparsers):
     s.add_argument("--n-jobs", type=int, default=1, help="worker processes here")
     add_random_state(s, default=None, what="the search (sampler)")
     s.add_argument("-v", "--verbose", action="count", default=0)
+
+
+def add_parser(subparsers):
+    """Register the ``tune`` subcommand on an argparse ``subparsers`` object."""
+    p = subparsers.add_parser(
+        "tune",
+        help="run one worker of a shared Optuna study (or report on it)",
+        description="Join a shared Optuna study and run cross-validated trials "
+        "of an RF-CNN over the receptive-field search space (no refit), or "
+        "with --report print the best trials and write plots.",
+    )
+    p.add_argument("--study", required=True, help="study name shared by workers")
+    p.add_argument(
+        "--storage",
+        default=None,
+        help="RDB URL (postgresql://..., mysql://..., sqlite:///...) or a "
+        "journal file path; default: DATA_HOME/optuna/STUDY.journal",
+    )
+    p.add_argument("--data-home", default=None, help="default: $RFCNN_DATA_HOME")
+    p.add_argument(
+        "--report", action="store_true", help="report on the study instead of tuning"
+    )
+    p.add_argument(
+        "--output", default="rfcnn-tune-report", help="report folder for --report"
+    )
+    p.add_argument("--top", type=int, default=5, help="best trials listed")
+    _add_data_args(p.add_argument_group("data (worker mode)"))
+    _add_search_args(p.add_argument_group("search (worker mode)"))
     p.set_defaults(run=run)
     return p
 
@@ -324,26 +332,16 @@ def _worker(args):
         raise
 
 
-def _run_worker(args, started):
-    import numpy as np
+def _make_search(args):
+    """The search a worker runs, from the options; ``(search, clf, fixed, space)``."""
     from sklearn.pipeline import Pipeline
 
     from sklearn_rfcnn.cli import CLIError
     from sklearn_rfcnn.estimators import RFCNNClassifier
-    from sklearn_rfcnn.search import (
-        RFOptunaSearchCV,
-        rf_search_space,
-        run_worker,
-    )
+    from sklearn_rfcnn.search import RFOptunaSearchCV, rf_search_space
     from sklearn_rfcnn.search._spaces import RHO_RANGE
     from sklearn_rfcnn.transformers import BandStandardizer
-    from sklearn_rfcnn.utils._warnings import warnings_once
 
-    # Where a worker's start-up goes (printed with -v; benchmarks/bench_search.py
-    # reads it): the imports above (torch, scikit-learn, skorch, optuna) are
-    # most of it.
-    startup = _Stopwatch(started)
-    startup.lap("imports")
     # a malformed --set fails before any storage is opened or study created
     try:
         fixed = dict(_key_value(t) for t in args.fixed)
@@ -389,6 +387,37 @@ def _run_worker(args, started):
         grace_period=args.grace_period,
         verbose=args.verbose,
     )
+    return search, clf, fixed, space
+
+
+def _print_outcome(args, study, n_trials):
+    """The study's trial counts and its best trial so far."""
+    states = {}
+    for t in study.get_trials(deepcopy=False):
+        states[t.state.name] = states.get(t.state.name, 0) + 1
+    done = states.get("COMPLETE", 0) + states.get("PRUNED", 0)
+    total = "" if n_trials is None else f"/{n_trials}"
+    print(
+        f"study {args.study}: {done}{total} trials finished "
+        f"({', '.join(f'{k.lower()}: {v}' for k, v in sorted(states.items()))})"
+    )
+    if done and states.get("COMPLETE"):
+        best = study.best_trial
+        print(f"best so far: trial {best.number}, score {best.value:.4f}")
+        print(f"    {json.dumps(best.params, default=str)}")
+
+
+def _run_worker(args, started):
+    import numpy as np
+
+    from sklearn_rfcnn.search import run_worker
+    from sklearn_rfcnn.utils._warnings import warnings_once
+
+    # Where a worker's start-up goes (printed with -v; benchmarks/bench_search.py
+    # reads it): the imports (torch, scikit-learn, skorch, optuna) are most of it.
+    startup = _Stopwatch(started)
+    search, clf, fixed, space = _make_search(args)
+    startup.lap("imports")
     # every parameter is checked before any data are read or a study created
     check_options(
         search,
@@ -422,19 +451,7 @@ def _run_worker(args, started):
         print(f"worker start-up: {startup}", flush=True)
     with warnings_once("trials"):  # not once per fold and trial
         study = run_worker(search, X, y)
-    states = {}
-    for t in study.get_trials(deepcopy=False):
-        states[t.state.name] = states.get(t.state.name, 0) + 1
-    done = states.get("COMPLETE", 0) + states.get("PRUNED", 0)
-    total = "" if n_trials is None else f"/{n_trials}"
-    print(
-        f"study {args.study}: {done}{total} trials finished "
-        f"({', '.join(f'{k.lower()}: {v}' for k, v in sorted(states.items()))})"
-    )
-    if done and states.get("COMPLETE"):
-        best = study.best_trial
-        print(f"best so far: trial {best.number}, score {best.value:.4f}")
-        print(f"    {json.dumps(best.params, default=str)}")
+    _print_outcome(args, study, search.n_trials)
     return 0
 
 
