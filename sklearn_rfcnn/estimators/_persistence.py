@@ -400,124 +400,28 @@ class _PersistenceMixin:
 
     @classmethod
     def _load_checked(cls, folder, config_file):
+        """Every check of the model file, in order, then the estimator.
+
+        Field checks (:data:`_CONFIG_CHECKS`, :data:`_FITTED_CHECKS`), the
+        checksums, the declared sizes against the weights, every tensor shape
+        on a network built on torch's ``meta`` device, and only then the real
+        network.
+        """
         where = os.fspath(config_file)
 
         def bad(field, problem):
             return DataError(f"{where!r}: {field} {problem}; save the model again.")
 
-        config = read_json_file(config_file, where)
-        if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
-            raise DataError(f"{where!r} is not an sklearn-rfcnn model.")
-        version = config.get("format_version", 0)
-        if not isinstance(version, int):
-            raise bad("format_version", f"is {version!r}, not an integer")
-        if version > FORMAT_VERSION:
-            raise DataError(
-                f"{where!r} has format version {version}; upgrade sklearn-rfcnn "
-                "to load it."
-            )
-        name = config.get("estimator")
-        if name is not None and name != cls.__name__:
-            raise DataError(
-                f"{where!r} holds a {name}, not a {cls.__name__}; load it with "
-                f"{name}.load()."
-            )
-        params = config.get("params")
-        fitted = config.get("fitted")
-        if not isinstance(params, dict):
-            raise bad("'params'", "is missing or not an object")
-        if not isinstance(fitted, dict):
-            raise bad("'fitted'", "is missing or not an object")
-
-        # weights: a regular file of the recorded size, read once, checked
-        # against the checksum before any network is built
+        config, version = _read_config(cls, config_file, where, bad)
         weights_file = folder / WEIGHTS_FILE
-        size = config.get("weights_size")
-        if size is not None and (
-            not isinstance(size, int) or isinstance(size, bool) or size < 0
-        ):
-            raise bad("'weights_size'", f"is {size!r}, not a byte count")
-        try:
-            weights = read_regular(weights_file, max_bytes=MAX_WEIGHTS_BYTES, size=size)
-        except DataError as exc:
-            raise DataError(
-                f"{exc} The model folder is incomplete or damaged."
-            ) from None
+        weights = _read_weights(weights_file, config.get("weights_size"))
         digest = hashlib.sha256(weights).hexdigest()
-
-        # parameters, with the constraints fit uses
-        params = _with_model_defaults(dict(params), config, version, bad)
-        unknown = sorted(set(params) - set(cls._get_param_names()))
-        if unknown:
-            raise bad(f"params {unknown}", f"are not parameters of {cls.__name__}")
-        cw = params.get("class_weight")
-        if isinstance(cw, dict) and "items" in cw:
-            try:
-                params["class_weight"] = {
-                    (k if not isinstance(k, list) else tuple(k)): v
-                    for k, v in cw["items"]
-                }
-            except (TypeError, ValueError):
-                raise bad("params 'class_weight'", "is not a list of pairs") from None
-        estimator = cls(**params)
-        try:
-            estimator._validate_params()
-        except InvalidParameterError as exc:
-            raise DataError(f"{where!r}: field 'params': {exc}") from None
-
-        # fitted fields
-        for key in ("classes", "n_outputs", "clip_shape", "multilabel", "rng_state"):
-            if fitted.get(key) is None:
-                raise bad(f"fitted field {key!r}", "is missing")
-        for key, (attr, _, decode) in _ENCODERS.items():
-            if fitted.get(key) is not None:
-                try:
-                    value = decode(fitted[key])
-                except (TypeError, ValueError, KeyError) as exc:
-                    raise bad(
-                        f"fitted field {key!r}", f"is malformed ({exc})"
-                    ) from None
-                setattr(estimator, attr, value)
-        if not hasattr(estimator, "front_end_checksum_"):  # None, or an older file
-            estimator.front_end_checksum_ = None
-        _check_fitted_fields(estimator, fitted, bad)
-
-        # checksums, before any network or tensor is built
-        stored_digest = config.get("weights_sha256")
-        if stored_digest is not None and stored_digest != digest:
-            raise DataError(
-                f"{os.fspath(weights_file)!r} does not match its checksum in "
-                f"{where!r}: the weights were changed after save(); save the "
-                "model again."
-            )
-        stored = config.get("checksum")
-        if stored is not None and stored != _config_checksum(config, digest):
-            raise DataError(
-                f"{where!r} does not match its checksum: the configuration (e.g. "
-                "the order of 'classes') was edited after save(); save the model "
-                "again."
-            )
-
-        # the weights, then the network the configuration declares: first
-        # capped by what the weights hold, then built without memory (on
-        # torch's "meta" device) to compare every shape, and only then for real
-        try:
-            state = torch.load(
-                io.BytesIO(weights), map_location="cpu", weights_only=True
-            )
-        except Exception as exc:
-            raise DataError(
-                f"{os.fspath(weights_file)!r} is not a weights file written by "
-                f"save() ({type(exc).__name__}: {exc}); the file is truncated or "
-                "damaged."
-            ) from None
-        if not isinstance(state, dict) or not all(
-            isinstance(v, torch.Tensor) for v in state.values()
-        ):
-            raise DataError(
-                f"{os.fspath(weights_file)!r} does not hold a dict of tensors; "
-                "save the model again."
-            )
+        estimator = _estimator_from_params(cls, config, version, where, bad)
+        fitted = config["fitted"]
+        _check_table(fitted, _FITTED_CHECKS, bad)
+        _set_fitted(estimator, fitted, bad)
+        _check_checksums(config, digest, weights_file, where)
+        state = _read_state(weights, weights_file)
         _check_declared_sizes(estimator, state, bad)
         try:
             with torch.device("meta"), _SkipInitOnMeta():
@@ -531,35 +435,201 @@ class _PersistenceMixin:
             estimator._clip_shape[0], estimator.n_outputs_
         )
         module.load_state_dict(state)
-        try:
-            device = resolve_device(estimator.device)
-        except ParameterError:
-            warnings.warn(
-                f"the model was saved with device={estimator.device!r}, which is "
-                "not available here; loading it on the CPU.",
-                RFCNNWarning,
-                stacklevel=4,
-            )
-            device = "cpu"
-        rng = np.random.default_rng()
-        try:
-            rng.bit_generator.state = fitted["rng_state"]
-        except (TypeError, ValueError, KeyError) as exc:
-            raise bad("fitted field 'rng_state'", f"is malformed ({exc})") from None
-        class_weight = fitted.get("class_weight")
-        if class_weight is not None:
-            class_weight = np.asarray(class_weight, dtype=np.float32)
-        net = estimator._build_net(module, device, rng, class_weight)
-        net.initialize()
-        history = fitted.get("history", [])
-        if not isinstance(history, list) or not all(
-            isinstance(row, dict) for row in history
-        ):
-            raise bad("fitted field 'history'", "is not a list of epoch records")
-        net.history = History(history)
-        estimator.net_ = net
-        estimator.history_ = net.history
+        _attach_net(estimator, module, fitted, bad)
         return estimator
+
+
+def _is_byte_count(value):
+    return value is None or (
+        isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    )
+
+
+def _is_epoch_records(value):
+    return isinstance(value, list) and all(isinstance(row, dict) for row in value)
+
+
+#: Checks of ``config.json``'s own fields: (field, as shown, check, problem).
+#: A problem may name the value as ``{value!r}``.
+_CONFIG_CHECKS = (
+    (
+        "format_version",
+        "format_version",
+        lambda v: isinstance(v, int),
+        "is {value!r}, not an integer",
+    ),
+    (
+        "params",
+        "'params'",
+        lambda v: isinstance(v, dict),
+        "is missing or not an object",
+    ),
+    (
+        "fitted",
+        "'fitted'",
+        lambda v: isinstance(v, dict),
+        "is missing or not an object",
+    ),
+    (
+        "weights_size",
+        "'weights_size'",
+        _is_byte_count,
+        "is {value!r}, not a byte count",
+    ),
+)
+
+#: Checks of the ``fitted`` fields before any is decoded (the decoders of
+#: :data:`_ENCODERS` and :func:`_check_fitted_fields` check the rest).
+_FITTED_CHECKS = (
+    *(
+        (key, f"fitted field {key!r}", lambda v: v is not None, "is missing")
+        for key in ("classes", "n_outputs", "clip_shape", "multilabel", "rng_state")
+    ),
+    (
+        "history",
+        "fitted field 'history'",
+        lambda v: v is None or _is_epoch_records(v),
+        "is not a list of epoch records",
+    ),
+)
+
+
+def _check_table(record, table, bad):
+    """Walk a table of field checks over ``record``; raise on the first failure."""
+    for field, shown, check, problem in table:
+        value = record.get(field)
+        if not check(value):
+            raise bad(shown, problem.format(value=value))
+
+
+def _read_config(cls, config_file, where, bad):
+    """``config.json``: an sklearn-rfcnn model of a known version for ``cls``."""
+    config = read_json_file(config_file, where)
+    if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
+        raise DataError(f"{where!r} is not an sklearn-rfcnn model.")
+    config.setdefault("format_version", 0)
+    _check_table(config, _CONFIG_CHECKS, bad)
+    version = config["format_version"]
+    if version > FORMAT_VERSION:
+        raise DataError(
+            f"{where!r} has format version {version}; upgrade sklearn-rfcnn to load it."
+        )
+    name = config.get("estimator")
+    if name is not None and name != cls.__name__:
+        raise DataError(
+            f"{where!r} holds a {name}, not a {cls.__name__}; load it with "
+            f"{name}.load()."
+        )
+    return config, version
+
+
+def _read_weights(weights_file, size):
+    """The weights file's bytes: a regular file of the recorded size, read once."""
+    try:
+        return read_regular(weights_file, max_bytes=MAX_WEIGHTS_BYTES, size=size)
+    except DataError as exc:
+        raise DataError(f"{exc} The model folder is incomplete or damaged.") from None
+
+
+def _estimator_from_params(cls, config, version, where, bad):
+    """An unfitted estimator from ``params``, with the constraints fit uses."""
+    params = _with_model_defaults(dict(config["params"]), config, version, bad)
+    unknown = sorted(set(params) - set(cls._get_param_names()))
+    if unknown:
+        raise bad(f"params {unknown}", f"are not parameters of {cls.__name__}")
+    cw = params.get("class_weight")
+    if isinstance(cw, dict) and "items" in cw:
+        try:
+            params["class_weight"] = {
+                (k if not isinstance(k, list) else tuple(k)): v for k, v in cw["items"]
+            }
+        except (TypeError, ValueError):
+            raise bad("params 'class_weight'", "is not a list of pairs") from None
+    estimator = cls(**params)
+    try:
+        estimator._validate_params()
+    except InvalidParameterError as exc:
+        raise DataError(f"{where!r}: field 'params': {exc}") from None
+    return estimator
+
+
+def _set_fitted(estimator, fitted, bad):
+    """Decode the fitted fields onto ``estimator`` and check them together."""
+    for key, (attr, _, decode) in _ENCODERS.items():
+        if fitted.get(key) is not None:
+            try:
+                value = decode(fitted[key])
+            except (TypeError, ValueError, KeyError) as exc:
+                raise bad(f"fitted field {key!r}", f"is malformed ({exc})") from None
+            setattr(estimator, attr, value)
+    if not hasattr(estimator, "front_end_checksum_"):  # None, or an older file
+        estimator.front_end_checksum_ = None
+    _check_fitted_fields(estimator, fitted, bad)
+
+
+def _check_checksums(config, digest, weights_file, where):
+    """The weights' and the configuration's checksums, before any tensor is built."""
+    stored_digest = config.get("weights_sha256")
+    if stored_digest is not None and stored_digest != digest:
+        raise DataError(
+            f"{os.fspath(weights_file)!r} does not match its checksum in "
+            f"{where!r}: the weights were changed after save(); save the "
+            "model again."
+        )
+    stored = config.get("checksum")
+    if stored is not None and stored != _config_checksum(config, digest):
+        raise DataError(
+            f"{where!r} does not match its checksum: the configuration (e.g. "
+            "the order of 'classes') was edited after save(); save the model "
+            "again."
+        )
+
+
+def _read_state(weights, weights_file):
+    """The state dict in the weights' bytes: tensors only (``weights_only``)."""
+    try:
+        state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise DataError(
+            f"{os.fspath(weights_file)!r} is not a weights file written by "
+            f"save() ({type(exc).__name__}: {exc}); the file is truncated or "
+            "damaged."
+        ) from None
+    if not isinstance(state, dict) or not all(
+        isinstance(v, torch.Tensor) for v in state.values()
+    ):
+        raise DataError(
+            f"{os.fspath(weights_file)!r} does not hold a dict of tensors; "
+            "save the model again."
+        )
+    return state
+
+
+def _attach_net(estimator, module, fitted, bad):
+    """The skorch net around the loaded ``module``, on this machine's device."""
+    try:
+        device = resolve_device(estimator.device)
+    except ParameterError:
+        warnings.warn(
+            f"the model was saved with device={estimator.device!r}, which is "
+            "not available here; loading it on the CPU.",
+            RFCNNWarning,
+            stacklevel=6,
+        )
+        device = "cpu"
+    rng = np.random.default_rng()
+    try:
+        rng.bit_generator.state = fitted["rng_state"]
+    except (TypeError, ValueError, KeyError) as exc:
+        raise bad("fitted field 'rng_state'", f"is malformed ({exc})") from None
+    class_weight = fitted.get("class_weight")
+    if class_weight is not None:
+        class_weight = np.asarray(class_weight, dtype=np.float32)
+    net = estimator._build_net(module, device, rng, class_weight)
+    net.initialize()
+    net.history = History(fitted.get("history") or [])
+    estimator.net_ = net
+    estimator.history_ = net.history
 
 
 def _check_fitted_fields(est, fitted, bad):
