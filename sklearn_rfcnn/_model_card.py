@@ -505,6 +505,31 @@ def estimator_card(est, folder_name, metrics=None, *, license=None, datasets=Non
     return "\n".join(lines) + "\n"
 
 
+def _pipeline_labels(facts, final, cnn):
+    """The card's label sections: the final step's outputs and the CNN's labels."""
+    if facts is not None and final is cnn:
+        return [*_labels_section(facts), ""]
+    classes = getattr(final, "classes_", None)
+    lines = ["## Labels", ""]
+    if classes is not None:
+        rows = list(enumerate(np.asarray(classes).tolist()))
+        lines += [
+            f"Outputs of the final step ({type(final).__name__}), in order:",
+            "",
+            _table(("output", "label"), rows),
+        ]
+    else:
+        lines.append(
+            f"The final step ({type(final).__name__}) has no labels "
+            "(a transformer or regressor)."
+        )
+    lines.append("")
+    if facts is not None:
+        lines += _labels_section(facts, heading="Labels the CNN was trained on")
+        lines.append("")
+    return lines
+
+
 def pipeline_card(
     folder_name,
     steps,
@@ -557,27 +582,7 @@ def pipeline_card(
         "`sklearn_rfcnn.save_pipeline`.",
         "",
     ]
-    if facts is not None and final is cnn:
-        lines += [*_labels_section(facts), ""]
-    else:
-        classes = getattr(final, "classes_", None)
-        lines += ["## Labels", ""]
-        if classes is not None:
-            rows = list(enumerate(np.asarray(classes).tolist()))
-            lines += [
-                f"Outputs of the final step ({type(final).__name__}), in order:",
-                "",
-                _table(("output", "label"), rows),
-            ]
-        else:
-            lines.append(
-                f"The final step ({type(final).__name__}) has no labels "
-                "(a transformer or regressor)."
-            )
-        lines.append("")
-        if facts is not None:
-            lines += _labels_section(facts, heading="Labels the CNN was trained on")
-            lines.append("")
+    lines += _pipeline_labels(facts, final, cnn)
     lines += [
         "## Front end",
         "",

@@ -42,14 +42,8 @@ from sklearn_rfcnn.utils._atomic import (
 __all__ = ["save_pipeline"]
 
 
-def _write(pipe, folder, arrays, prefix):
-    """Write ``pipe``'s steps into ``folder``; returns the JSON description."""
-    if not isinstance(pipe, Pipeline):
-        raise ParameterError(
-            f"pipe must be a sklearn.pipeline.Pipeline, got {type(pipe).__name__}; "
-            "wrap a single estimator with make_pipeline(...), or use the "
-            "estimator's own save(path)."
-        )
+def _pipeline_settings(pipe):
+    """The Pipeline's own parameters (not its steps), checked to be storable."""
     params = pipe.get_params(deep=False)
     memory = params.get("memory")
     if not (memory is None or isinstance(memory, str)):
@@ -64,6 +58,36 @@ def _write(pipe, folder, arrays, prefix):
         raise ParameterError(
             f"a Pipeline parameter cannot be stored as JSON ({exc})."
         ) from None
+    return settings
+
+
+def _skops_bytes(where, step):
+    """A scikit-learn step as skops bytes, refused if it needs untrusted types."""
+    _check_fitted(where, step)
+    sio = _import_skops(where, type(step).__name__)
+    data = sio.dumps(step)
+    untrusted = [
+        t for t in sio.get_untrusted_types(data=data) if t not in _SKOPS_TRUSTED
+    ]
+    if untrusted:
+        raise ParameterError(
+            f"step {where!r} ({type(step).__name__}) holds types that "
+            f"cannot be loaded safely without pickle: {untrusted}; replace "
+            "the step with a scikit-learn or sklearn-rfcnn one, or save the "
+            "pipeline with joblib (pickle) instead."
+        )
+    return data
+
+
+def _write(pipe, folder, arrays, prefix):
+    """Write ``pipe``'s steps into ``folder``; returns the JSON description."""
+    if not isinstance(pipe, Pipeline):
+        raise ParameterError(
+            f"pipe must be a sklearn.pipeline.Pipeline, got {type(pipe).__name__}; "
+            "wrap a single estimator with make_pipeline(...), or use the "
+            "estimator's own save(path)."
+        )
+    settings = _pipeline_settings(pipe)
     steps = []
     for i, (name, step) in enumerate(pipe.steps):
         where = f"{prefix}{name}"
@@ -98,19 +122,7 @@ def _write(pipe, folder, arrays, prefix):
                 pipeline=_write(step, sub, arrays, f"{where}__"),
             )
         elif isinstance(step, BaseEstimator):
-            _check_fitted(where, step)
-            sio = _import_skops(where, type(step).__name__)
-            data = sio.dumps(step)
-            untrusted = [
-                t for t in sio.get_untrusted_types(data=data) if t not in _SKOPS_TRUSTED
-            ]
-            if untrusted:
-                raise ParameterError(
-                    f"step {where!r} ({type(step).__name__}) holds types that "
-                    f"cannot be loaded safely without pickle: {untrusted}; replace "
-                    "the step with a scikit-learn or sklearn-rfcnn one, or save the "
-                    "pipeline with joblib (pickle) instead."
-                )
+            data = _skops_bytes(where, step)
             (folder / STEPS_DIR).mkdir(exist_ok=True)
             (folder / (rel + ".skops")).write_bytes(data)
             entry.update(
