@@ -40,6 +40,141 @@ def _check_duplicate_rows(filenames, target, path):
             )
 
 
+def _read_rows(path):
+    """The manifest's header and non-empty rows, as stripped cells."""
+    if path.is_dir():
+        raise DataError(
+            f"manifest {str(path)!r} is a folder; pass the CSV file itself. {_LAYOUT}"
+        )
+    if not path.exists():
+        raise DataError(f"manifest {str(path)!r} does not exist.")
+    text = _read_text(path, "manifest", _LAYOUT, "a CSV file")
+    reader = csv.reader(io.StringIO(text))
+    try:
+        rows = [r for r in reader if any(c.strip() for c in r)]
+    except csv.Error as exc:
+        raise DataError(
+            f"manifest {str(path)!r} line {reader.line_num}: {exc} (a cell is "
+            "too long or a quote is not closed); fix the row. " + _LAYOUT
+        ) from None
+    if not rows:
+        raise DataError(f"manifest {str(path)!r} is empty; it needs a header row.")
+    header = [h.strip() for h in rows[0]]
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise DataError(
+            f"manifest {str(path)!r}: the header names the columns {repeated} more "
+            "than once, so their values cannot be told apart; rename or merge "
+            "them."
+        )
+    return header, rows[1:]
+
+
+def _columns(path, header, lower, body):
+    """The path column and the label columns."""
+    path_col = next((lower.index(c) for c in _PATH_COLUMNS if c in lower), None)
+    if path_col is None:
+        raise DataError(
+            f"manifest {str(path)!r} has no path column (header {header}); name "
+            "it 'path', 'filename' or 'file'."
+        )
+    if not body:
+        raise DataError(f"manifest {str(path)!r} lists no audio files.")
+    others = [j for j in range(len(header)) if j != path_col]
+    if not others:
+        raise DataError(
+            f"manifest {str(path)!r} has no label column; add 'tags', 'label' or "
+            "one 0/1 column per tag."
+        )
+    return path_col, others
+
+
+def _filenames(path, header, body, path_col):
+    """The audio paths, relative ones taken from the manifest's folder."""
+    base = path.parent
+    filenames = []
+    for i, row in enumerate(body, start=2):
+        if len(row) != len(header):
+            raise DataError(
+                f"manifest {str(path)!r} line {i} has {len(row)} fields; the "
+                f"header has {len(header)}."
+            )
+        p = Path(row[path_col].strip()).expanduser()
+        filenames.append(str(p if p.is_absolute() else base / p))
+    return filenames
+
+
+def _known_labels(path, allowed):
+    """A check that a label is in the given tag set (any label without one)."""
+
+    def check_known(label, line):
+        if allowed is not None and label not in allowed:
+            import difflib
+
+            close = difflib.get_close_matches(label, allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise DataError(
+                f"manifest {str(path)!r} line {line}: {label!r} is not in the tag "
+                f"set {allowed}{hint}."
+            )
+
+    return check_known
+
+
+def _tag_lists(path, body, j, separator, allowed, check_known):
+    """``path,tags``: a 0/1 tag matrix and its tag names."""
+    lists = [[t.strip() for t in row[j].split(separator) if t.strip()] for row in body]
+    for line, labels in enumerate(lists, start=2):
+        for label in labels:
+            check_known(label, line)
+    names = allowed or sorted({t for labels in lists for t in labels})
+    if not names:
+        raise DataError(f"manifest {str(path)!r} has no tags at all.")
+    column = {t: k for k, t in enumerate(names)}
+    target = np.zeros((len(body), len(names)), dtype=np.int64)
+    for r, labels in enumerate(lists):
+        target[r, [column[t] for t in labels]] = 1
+    return target, names
+
+
+def _labels(path, body, j, allowed, check_known):
+    """``path,label``: one label per row and the class names."""
+    labels = [row[j].strip() for row in body]
+    for line, label in enumerate(labels, start=2):
+        if not label:
+            raise DataError(f"manifest {str(path)!r} line {line} has an empty label.")
+        check_known(label, line)
+    return np.array(labels, dtype=object), allowed or sorted(set(labels))
+
+
+def _indicators(path, header, body, others, allowed):
+    """``path,<tag1>,<tag2>,...``: the 0/1 columns, in the given tag set's order."""
+    names = [header[j] for j in others]
+    if allowed is not None:
+        extra = [n for n in names if n not in allowed]
+        if extra:
+            raise DataError(
+                f"manifest {str(path)!r} has tag columns {extra} that are not "
+                f"in the tag set {allowed}."
+            )
+    target = np.zeros((len(body), len(names)), dtype=np.int64)
+    for r, row in enumerate(body):
+        for k, j in enumerate(others):
+            cell = row[j].strip()
+            if cell not in ("0", "1"):
+                raise DataError(
+                    f"manifest {str(path)!r} line {r + 2}, column "
+                    f"{header[j]!r}: {cell!r} is not 0 or 1."
+                )
+            target[r, k] = int(cell)
+    if allowed is not None:  # reorder/extend to the given tag set
+        full = np.zeros((len(body), len(allowed)), dtype=np.int64)
+        for k, n in enumerate(names):
+            full[:, allowed.index(n)] = target[:, k]
+        target, names = full, allowed
+    return target, names
+
+
 def load_manifest(path, *, tags=None, separator=";", on_missing="raise"):
     """Read a CSV manifest of audio paths and their labels or tags.
 
@@ -106,123 +241,22 @@ def load_manifest(path, *, tags=None, separator=";", on_missing="raise"):
     """
     _check_on_missing(on_missing)
     path = Path(os.fspath(path)).expanduser()
-    if path.is_dir():
-        raise DataError(
-            f"manifest {str(path)!r} is a folder; pass the CSV file itself. {_LAYOUT}"
-        )
-    if not path.exists():
-        raise DataError(f"manifest {str(path)!r} does not exist.")
-    text = _read_text(path, "manifest", _LAYOUT, "a CSV file")
-    reader = csv.reader(io.StringIO(text))
-    try:
-        rows = [r for r in reader if any(c.strip() for c in r)]
-    except csv.Error as exc:
-        raise DataError(
-            f"manifest {str(path)!r} line {reader.line_num}: {exc} (a cell is "
-            "too long or a quote is not closed); fix the row. " + _LAYOUT
-        ) from None
-    if not rows:
-        raise DataError(f"manifest {str(path)!r} is empty; it needs a header row.")
-    header = [h.strip() for h in rows[0]]
-    body = rows[1:]
-    repeated = sorted({h for h in header if header.count(h) > 1})
-    if repeated:
-        raise DataError(
-            f"manifest {str(path)!r}: the header names the columns {repeated} more "
-            "than once, so their values cannot be told apart; rename or merge "
-            "them."
-        )
+    header, body = _read_rows(path)
     lower = [h.lower() for h in header]
-    path_col = next((lower.index(c) for c in _PATH_COLUMNS if c in lower), None)
-    if path_col is None:
-        raise DataError(
-            f"manifest {str(path)!r} has no path column (header {header}); name "
-            "it 'path', 'filename' or 'file'."
-        )
-    if not body:
-        raise DataError(f"manifest {str(path)!r} lists no audio files.")
-    others = [j for j in range(len(header)) if j != path_col]
-    if not others:
-        raise DataError(
-            f"manifest {str(path)!r} has no label column; add 'tags', 'label' or "
-            "one 0/1 column per tag."
-        )
-    base = path.parent
-    filenames = []
-    for i, row in enumerate(body, start=2):
-        if len(row) != len(header):
-            raise DataError(
-                f"manifest {str(path)!r} line {i} has {len(row)} fields; the "
-                f"header has {len(header)}."
-            )
-        p = Path(row[path_col].strip()).expanduser()
-        filenames.append(str(p if p.is_absolute() else base / p))
+    path_col, others = _columns(path, header, lower, body)
+    filenames = _filenames(path, header, body, path_col)
     allowed = None if tags is None else [str(t) for t in tags]
-
-    def check_known(label, line):
-        if allowed is not None and label not in allowed:
-            import difflib
-
-            close = difflib.get_close_matches(label, allowed, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise DataError(
-                f"manifest {str(path)!r} line {line}: {label!r} is not in the tag "
-                f"set {allowed}{hint}."
-            )
-
+    check_known = _known_labels(path, allowed)
     if len(others) == 1 and lower[others[0]] in ("tags", "label", "labels", "class"):
         j = others[0]
         multilabel = lower[j] in ("tags", "labels")
         if multilabel:
-            lists = [
-                [t.strip() for t in row[j].split(separator) if t.strip()]
-                for row in body
-            ]
-            for line, labels in enumerate(lists, start=2):
-                for label in labels:
-                    check_known(label, line)
-            names = allowed or sorted({t for labels in lists for t in labels})
-            if not names:
-                raise DataError(f"manifest {str(path)!r} has no tags at all.")
-            column = {t: k for k, t in enumerate(names)}
-            target = np.zeros((len(body), len(names)), dtype=np.int64)
-            for r, labels in enumerate(lists):
-                target[r, [column[t] for t in labels]] = 1
+            target, names = _tag_lists(path, body, j, separator, allowed, check_known)
         else:
-            labels = [row[j].strip() for row in body]
-            for line, label in enumerate(labels, start=2):
-                if not label:
-                    raise DataError(
-                        f"manifest {str(path)!r} line {line} has an empty label."
-                    )
-                check_known(label, line)
-            names = allowed or sorted(set(labels))
-            target = np.array(labels, dtype=object)
+            target, names = _labels(path, body, j, allowed, check_known)
     else:
-        names = [header[j] for j in others]
-        if allowed is not None:
-            extra = [n for n in names if n not in allowed]
-            if extra:
-                raise DataError(
-                    f"manifest {str(path)!r} has tag columns {extra} that are not "
-                    f"in the tag set {allowed}."
-                )
         multilabel = True
-        target = np.zeros((len(body), len(names)), dtype=np.int64)
-        for r, row in enumerate(body):
-            for k, j in enumerate(others):
-                cell = row[j].strip()
-                if cell not in ("0", "1"):
-                    raise DataError(
-                        f"manifest {str(path)!r} line {r + 2}, column "
-                        f"{header[j]!r}: {cell!r} is not 0 or 1."
-                    )
-                target[r, k] = int(cell)
-        if allowed is not None:  # reorder/extend to the given tag set
-            full = np.zeros((len(body), len(allowed)), dtype=np.int64)
-            for k, n in enumerate(names):
-                full[:, allowed.index(n)] = target[:, k]
-            target, names = full, allowed
+        target, names = _indicators(path, header, body, others, allowed)
     _check_duplicate_rows(filenames, target, path)
     filenames = np.array(filenames, dtype=object)
     keep = _missing_audio(
