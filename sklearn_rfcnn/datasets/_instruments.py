@@ -260,104 +260,127 @@ def _window(rng, lo, hi, span):
     return start, start + span
 
 
+def _drum_notes(rng, beat, base_vel, duration):
+    """A drum kit's notes: kick, snare, hats, the odd crash and tom fill."""
+    notes = []
+    step = beat / 2 if rng.random() < 0.5 else beat / 4
+    per_beat = round(beat / step)
+    hat = _RIDE if rng.random() < 0.25 else _HATS[int(rng.integers(2))]
+    snare = _SNARES[int(rng.integers(2))]
+    n_steps = int(np.ceil(duration / step))
+    if rng.random() < 0.5:
+        notes.append((_CRASH, _velocity(rng, base_vel, True), 0.0, 0.3))
+    for k in range(n_steps):
+        t = k * step
+        in_beat, beat_idx = k % per_beat, (k // per_beat) % 4
+        if (in_beat == 0 and beat_idx in (0, 2)) or rng.random() < 0.08:
+            notes.append((_KICK, _velocity(rng, base_vel, in_beat == 0), t, t + 0.1))
+        if in_beat == 0 and beat_idx in (1, 3):
+            notes.append((snare, _velocity(rng, base_vel, True), t, t + 0.1))
+        if rng.random() < 0.85:
+            key = _OPEN_HAT if rng.random() < 0.07 else hat
+            notes.append((key, _velocity(rng, base_vel - 15), t, t + 0.08))
+        if t > duration - beat and rng.random() < 0.3:
+            tom = _TOMS[int(rng.integers(len(_TOMS)))]
+            notes.append((tom, _velocity(rng, base_vel), t, t + 0.1))
+    return notes
+
+
+def _chord_at(song, t):
+    chords = song["chords"]
+    return chords[min(int(t // song["chord_len"]), len(chords) - 1)]
+
+
+def _melody_notes(rng, lo, hi, song, base_vel, duration):
+    """A stepwise melody in the song's key, with rests."""
+    root, scale, beat = song["root"], song["scale"], song["beat"]
+    notes = []
+    wlo, whi = _window(rng, lo, hi, 19)
+    pitches = _key_pitches(root, scale, wlo, whi)
+    idx = int(rng.integers(len(pitches)))
+    step = beat / 2
+    t = 0.0
+    while t < duration - 0.05:
+        length = step * int(rng.choice([1, 2, 2, 3, 4]))
+        if notes and rng.random() < 0.12:  # a rest
+            t += length
+            continue
+        notes.append(
+            (int(pitches[idx]), _velocity(rng, base_vel), t, t + length * 0.95)
+        )
+        idx = int(
+            np.clip(idx + rng.choice([-2, -1, -1, 0, 1, 1, 2]), 0, len(pitches) - 1)
+        )
+        t += length
+    return notes
+
+
+def _harmony_notes(rng, role, lo, hi, song, base_vel, duration):
+    """Chords, a pad or an arpeggio over the song's chord sequence."""
+    root, scale, beat = song["root"], song["scale"], song["beat"]
+    chord_len = song["chord_len"]
+    notes = []
+    wlo, whi = _window(rng, lo, hi, 14 if role != "arpeggio" else 19)
+    seventh = bool(rng.random() < 0.3)
+    if role == "arpeggio":
+        step = beat / 2 if rng.random() < 0.6 else beat / 4
+    elif role == "chords":
+        step = beat * float(rng.choice([0.5, 1.0, 2.0]))
+    else:
+        step = chord_len
+    t = 0.0
+    k = 0
+    while t < duration - 0.05:
+        pcs = _chord_pcs(root, scale, _chord_at(song, t), seventh)
+        tones = [p for p in range(wlo, whi + 1) if p % 12 in pcs]
+        if not tones:  # window narrower than the chord: widen downwards
+            tones = [p for p in range(lo, hi + 1) if p % 12 in pcs][:4]
+        if role == "arpeggio":
+            pitch = tones[k % len(tones)]
+            notes.append(
+                (pitch, _velocity(rng, base_vel, k % 4 == 0), t, t + step * 0.9)
+            )
+        else:
+            voicing = tones[: 3 + seventh] if role == "chords" else tones[:4]
+            vel = _velocity(rng, base_vel, role == "chords" and k % 2 == 0)
+            for pitch in voicing:
+                notes.append((pitch, vel, t, t + step * 0.95))
+        t += step
+        k += 1
+    return notes
+
+
+def _bass_notes(rng, lo, hi, song, base_vel, duration):
+    """A bass line on the chords' roots (and fifths)."""
+    root, scale, beat = song["root"], song["scale"], song["beat"]
+    notes = []
+    wlo, whi = _window(rng, lo, hi, 14)
+    step = beat * float(rng.choice([0.5, 1.0, 2.0]))
+    t = 0.0
+    k = 0
+    while t < duration - 0.05:
+        pcs = _chord_pcs(root, scale, _chord_at(song, t), False)
+        tone_pc = pcs[0] if k % 4 != 3 or rng.random() < 0.5 else pcs[2]
+        candidates = [p for p in range(wlo, whi + 1) if p % 12 == tone_pc]
+        pitch = candidates[0] if candidates else lo + (tone_pc - lo) % 12
+        notes.append((pitch, _velocity(rng, base_vel, k % 2 == 0), t, t + step * 0.9))
+        t += step
+        k += 1
+    return notes
+
+
 def _compose_part(rng, role, pitch_range, song, duration):
     """Notes ``(pitch, velocity, start, end)`` of one part."""
     lo, hi = pitch_range
-    beat = song["beat"]
     base_vel = float(rng.uniform(55, 115))
-    notes = []
     if role == "drums":
-        step = beat / 2 if rng.random() < 0.5 else beat / 4
-        per_beat = round(beat / step)
-        hat = _RIDE if rng.random() < 0.25 else _HATS[int(rng.integers(2))]
-        snare = _SNARES[int(rng.integers(2))]
-        n_steps = int(np.ceil(duration / step))
-        if rng.random() < 0.5:
-            notes.append((_CRASH, _velocity(rng, base_vel, True), 0.0, 0.3))
-        for k in range(n_steps):
-            t = k * step
-            in_beat, beat_idx = k % per_beat, (k // per_beat) % 4
-            if (in_beat == 0 and beat_idx in (0, 2)) or rng.random() < 0.08:
-                notes.append(
-                    (_KICK, _velocity(rng, base_vel, in_beat == 0), t, t + 0.1)
-                )
-            if in_beat == 0 and beat_idx in (1, 3):
-                notes.append((snare, _velocity(rng, base_vel, True), t, t + 0.1))
-            if rng.random() < 0.85:
-                key = _OPEN_HAT if rng.random() < 0.07 else hat
-                notes.append((key, _velocity(rng, base_vel - 15), t, t + 0.08))
-            if t > duration - beat and rng.random() < 0.3:
-                tom = _TOMS[int(rng.integers(len(_TOMS)))]
-                notes.append((tom, _velocity(rng, base_vel), t, t + 0.1))
-        return notes
-
-    root, scale, chords = song["root"], song["scale"], song["chords"]
-    chord_len = song["chord_len"]
-
-    def chord_at(t):
-        return chords[min(int(t // chord_len), len(chords) - 1)]
-
+        return _drum_notes(rng, song["beat"], base_vel, duration)
     if role == "melody":
-        wlo, whi = _window(rng, lo, hi, 19)
-        pitches = _key_pitches(root, scale, wlo, whi)
-        idx = int(rng.integers(len(pitches)))
-        step = beat / 2
-        t = 0.0
-        while t < duration - 0.05:
-            length = step * int(rng.choice([1, 2, 2, 3, 4]))
-            if notes and rng.random() < 0.12:  # a rest
-                t += length
-                continue
-            notes.append(
-                (int(pitches[idx]), _velocity(rng, base_vel), t, t + length * 0.95)
-            )
-            idx = int(
-                np.clip(idx + rng.choice([-2, -1, -1, 0, 1, 1, 2]), 0, len(pitches) - 1)
-            )
-            t += length
+        notes = _melody_notes(rng, lo, hi, song, base_vel, duration)
     elif role in ("chords", "pad", "arpeggio"):
-        wlo, whi = _window(rng, lo, hi, 14 if role != "arpeggio" else 19)
-        seventh = bool(rng.random() < 0.3)
-        if role == "arpeggio":
-            step = beat / 2 if rng.random() < 0.6 else beat / 4
-        elif role == "chords":
-            step = beat * float(rng.choice([0.5, 1.0, 2.0]))
-        else:
-            step = chord_len
-        t = 0.0
-        k = 0
-        while t < duration - 0.05:
-            pcs = _chord_pcs(root, scale, chord_at(t), seventh)
-            tones = [p for p in range(wlo, whi + 1) if p % 12 in pcs]
-            if not tones:  # window narrower than the chord: widen downwards
-                tones = [p for p in range(lo, hi + 1) if p % 12 in pcs][:4]
-            if role == "arpeggio":
-                pitch = tones[k % len(tones)]
-                notes.append(
-                    (pitch, _velocity(rng, base_vel, k % 4 == 0), t, t + step * 0.9)
-                )
-            else:
-                voicing = tones[: 3 + seventh] if role == "chords" else tones[:4]
-                vel = _velocity(rng, base_vel, role == "chords" and k % 2 == 0)
-                for pitch in voicing:
-                    notes.append((pitch, vel, t, t + step * 0.95))
-            t += step
-            k += 1
+        notes = _harmony_notes(rng, role, lo, hi, song, base_vel, duration)
     elif role == "bass":
-        wlo, whi = _window(rng, lo, hi, 14)
-        step = beat * float(rng.choice([0.5, 1.0, 2.0]))
-        t = 0.0
-        k = 0
-        while t < duration - 0.05:
-            pcs = _chord_pcs(root, scale, chord_at(t), False)
-            tone_pc = pcs[0] if k % 4 != 3 or rng.random() < 0.5 else pcs[2]
-            candidates = [p for p in range(wlo, whi + 1) if p % 12 == tone_pc]
-            pitch = candidates[0] if candidates else lo + (tone_pc - lo) % 12
-            notes.append(
-                (pitch, _velocity(rng, base_vel, k % 2 == 0), t, t + step * 0.9)
-            )
-            t += step
-            k += 1
+        notes = _bass_notes(rng, lo, hi, song, base_vel, duration)
     else:  # pragma: no cover - the table only names the roles above
         raise AssertionError(role)
     return [(p, v, s, min(e, duration)) for p, v, s, e in notes if s < duration]

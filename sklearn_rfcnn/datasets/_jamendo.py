@@ -90,6 +90,56 @@ def _read_jamendo_tsv(path, name, layout):
     return rows
 
 
+def _split_parts(rows, split_dir, stem, main_tsv, split, name, layout):
+    """The part (train, validation, test) of every track of ``split``."""
+    position = {track: i for i, (track, *_rest) in enumerate(rows)}
+    split_of = np.full(len(rows), "", dtype=object)
+    split_file = {}
+    for part in ("train", "validation", "test"):
+        path = _require_file(split_dir / f"{stem}-{part}.tsv", name, layout)
+        split_file[part] = path
+        conflicts = {}
+        for track, *_rest in _read_jamendo_tsv(path, name, layout):
+            if track not in position:
+                raise DataError(
+                    f"{name}: {str(path)!r} lists track {track!r}, which is not "
+                    f"in {str(main_tsv)!r}; are both from the same release?"
+                )
+            earlier = split_of[position[track]]
+            if earlier and earlier != part:
+                conflicts[track] = earlier
+            split_of[position[track]] = part
+        if conflicts:
+            listed = "; ".join(
+                f"{t!r} ({was} in {str(split_file[was])!r} and {part} in {str(path)!r})"
+                for t, was in conflicts.items()
+            )
+            raise DataError(
+                f"{name}: {len(conflicts)} track(s) of split-{split} are in more "
+                f"than one part: {_shorten(listed)}; the official parts are "
+                "disjoint. Are the split files from one release?"
+            )
+
+    return split_of
+
+
+def _tag_matrix(rows, prefix):
+    """The 0/1 tag matrix of the tracks and the tag names (``prefix`` removed)."""
+
+    def clean(tag):
+        if prefix is not None and tag.startswith(prefix):
+            return tag[len(prefix) :]
+        return tag
+
+    tag_lists = [[clean(t) for t in r[3]] for r in rows]
+    names = sorted({t for tags in tag_lists for t in tags})
+    column = {t: j for j, t in enumerate(names)}
+    target = np.zeros((len(rows), len(names)), dtype=np.int64)
+    for i, tags in enumerate(tag_lists):
+        target[i, [column[t] for t in tags]] = 1
+    return target, names
+
+
 def load_mtg_jamendo(
     root, subset="moodtheme", split=0, audio_dir=None, *, on_missing="raise"
 ):
@@ -186,45 +236,8 @@ default="moodtheme"
         raise DataError(
             f"{name}: split={split} has no folder {str(split_dir)!r}.\n{layout}"
         )
-    position = {track: i for i, (track, *_rest) in enumerate(rows)}
-    split_of = np.full(len(rows), "", dtype=object)
-    split_file = {}
-    for part in ("train", "validation", "test"):
-        path = _require_file(split_dir / f"{stem}-{part}.tsv", name, layout)
-        split_file[part] = path
-        conflicts = {}
-        for track, *_rest in _read_jamendo_tsv(path, name, layout):
-            if track not in position:
-                raise DataError(
-                    f"{name}: {str(path)!r} lists track {track!r}, which is not "
-                    f"in {str(main_tsv)!r}; are both from the same release?"
-                )
-            earlier = split_of[position[track]]
-            if earlier and earlier != part:
-                conflicts[track] = earlier
-            split_of[position[track]] = part
-        if conflicts:
-            listed = "; ".join(
-                f"{t!r} ({was} in {str(split_file[was])!r} and {part} in {str(path)!r})"
-                for t, was in conflicts.items()
-            )
-            raise DataError(
-                f"{name}: {len(conflicts)} track(s) of split-{split} are in more "
-                f"than one part: {_shorten(listed)}; the official parts are "
-                "disjoint. Are the split files from one release?"
-            )
-
-    def clean(tag):
-        if prefix is not None and tag.startswith(prefix):
-            return tag[len(prefix) :]
-        return tag
-
-    tag_lists = [[clean(t) for t in r[3]] for r in rows]
-    names = sorted({t for tags in tag_lists for t in tags})
-    column = {t: j for j, t in enumerate(names)}
-    target = np.zeros((len(rows), len(names)), dtype=np.int64)
-    for i, tags in enumerate(tag_lists):
-        target[i, [column[t] for t in tags]] = 1
+    split_of = _split_parts(rows, split_dir, stem, main_tsv, split, name, layout)
+    target, names = _tag_matrix(rows, prefix)
     filenames = np.array([str(audio_dir / rel) for _t, rel, *_r in rows], dtype=object)
     keep = _missing_audio(filenames, on_missing, name, "\n" + layout)
     return Bunch(

@@ -120,6 +120,55 @@ def _read_class_map(path, n_columns, npz_path, name, layout):
     return [by_index[j][0] for j in range(n)]
 
 
+def _check_keys(keys, npz_path, name):
+    """Every sample key is a safe OpenMIC key, and none repeats."""
+    unsafe = [k for k in keys.tolist() if not _SAFE_KEY.fullmatch(k)]
+    if unsafe:
+        raise DataError(
+            f"{name}: sample_key in {str(npz_path)!r} holds {len(unsafe)} key(s) "
+            f"that are not OpenMIC sample keys (e.g. {unsafe[0]!r}): a key is a "
+            "name like '000046_3840' (letters, digits, '_', '-', '.', no '..' "
+            "and no '/'), so that its audio file stays under ROOT/audio. Is the "
+            "archive from the official release?"
+        )
+    repeated = _repeats(keys.tolist())
+    if repeated:
+        listed = "; ".join(f"{k!r} at rows {rows}" for k, rows in repeated.items())
+        raise DataError(
+            f"{name}: sample_key in {str(npz_path)!r} repeats {len(repeated)} "
+            f"key(s): {_shorten(listed)}; each clip must appear once (is the "
+            "archive from one release?)."
+        )
+
+
+def _split_of_keys(keys, parts, name, layout):
+    """The split of every sample key, from the partition files."""
+    split = np.full(len(keys), "", dtype=object)
+    position = {k: i for i, k in enumerate(keys)}
+    listed_in = {}
+    for part, path in parts.items():
+        listed = _read_key_list(path, name, layout)
+        unknown = [k for k in listed if k not in position]
+        if unknown:
+            raise DataError(
+                f"{name}: {str(path)!r} lists {len(unknown)} keys that are not in "
+                f"openmic-2018.npz, e.g. {unknown[:3]}; are the partitions from "
+                "the same release?"
+            )
+        both = sorted({k for k in listed if k in listed_in})
+        if both:
+            raise DataError(
+                f"{name}: {len(both)} key(s) are listed in both "
+                f"{str(parts['train'])!r} and {str(path)!r}: {_shorten(both)}; a "
+                "clip belongs to one split. Are both partition files from the "
+                "same release?"
+            )
+        for k in listed:
+            listed_in[k] = part
+            split[position[k]] = part
+    return split
+
+
 def load_openmic(root, *, on_missing="raise"):
     """Load a local copy of OpenMIC-2018 (instrument tagging, partial labels).
 
@@ -215,47 +264,9 @@ def load_openmic(root, *, on_missing="raise"):
             f"{name}: Y_true {y_true.shape}, Y_mask {y_mask.shape} and sample_key "
             f"({len(keys)},) in {str(npz_path)!r} do not agree."
         )
-    unsafe = [k for k in keys.tolist() if not _SAFE_KEY.fullmatch(k)]
-    if unsafe:
-        raise DataError(
-            f"{name}: sample_key in {str(npz_path)!r} holds {len(unsafe)} key(s) "
-            f"that are not OpenMIC sample keys (e.g. {unsafe[0]!r}): a key is a "
-            "name like '000046_3840' (letters, digits, '_', '-', '.', no '..' "
-            "and no '/'), so that its audio file stays under ROOT/audio. Is the "
-            "archive from the official release?"
-        )
-    repeated = _repeats(keys.tolist())
-    if repeated:
-        listed = "; ".join(f"{k!r} at rows {rows}" for k, rows in repeated.items())
-        raise DataError(
-            f"{name}: sample_key in {str(npz_path)!r} repeats {len(repeated)} "
-            f"key(s): {_shorten(listed)}; each clip must appear once (is the "
-            "archive from one release?)."
-        )
+    _check_keys(keys, npz_path, name)
     names = _read_class_map(map_path, y_true.shape[1], npz_path, name, layout)
-    split = np.full(len(keys), "", dtype=object)
-    position = {k: i for i, k in enumerate(keys)}
-    listed_in = {}
-    for part, path in parts.items():
-        listed = _read_key_list(path, name, layout)
-        unknown = [k for k in listed if k not in position]
-        if unknown:
-            raise DataError(
-                f"{name}: {str(path)!r} lists {len(unknown)} keys that are not in "
-                f"openmic-2018.npz, e.g. {unknown[:3]}; are the partitions from "
-                "the same release?"
-            )
-        both = sorted({k for k in listed if k in listed_in})
-        if both:
-            raise DataError(
-                f"{name}: {len(both)} key(s) are listed in both "
-                f"{str(parts['train'])!r} and {str(path)!r}: {_shorten(both)}; a "
-                "clip belongs to one split. Are both partition files from the "
-                "same release?"
-            )
-        for k in listed:
-            listed_in[k] = part
-            split[position[k]] = part
+    split = _split_of_keys(keys, parts, name, layout)
     filenames = np.array(
         [str(root / "audio" / k[:3] / f"{k}.ogg") for k in keys], dtype=object
     )
