@@ -12,10 +12,9 @@ import numpy as np
 
 from sklearn_rfcnn.cli._log import ProgressLog
 from sklearn_rfcnn.cli._model import (
+    add_model_and_audio_args,
     check_output_file,
-    collect_audio_paths,
-    load_clips,
-    read_model,
+    model_and_audio,
 )
 
 __all__ = ["add_parser", "run"]
@@ -33,15 +32,10 @@ def add_parser(subparsers):
         "Folders among the inputs are searched recursively for "
         "wav/flac/ogg/mp3 files.",
     )
-    p.add_argument("model", metavar="MODEL", help="model folder from 'rfcnn fit'")
-    p.add_argument("inputs", metavar="AUDIO", nargs="+", help="audio files or folders")
-    p.add_argument("-o", "--output", required=True, help="the .npy file to write")
-    p.add_argument(
-        "--skip-bad",
-        action="store_true",
-        help="leave missing or unreadable files out (listed on standard error "
-        "and absent from the paths file) instead of stopping with an error",
+    add_model_and_audio_args(
+        p, skipped_where="standard error and absent from the paths file"
     )
+    p.add_argument("-o", "--output", required=True, help="the .npy file to write")
     p.set_defaults(run=run)
     return p
 
@@ -60,9 +54,7 @@ def run(args):
         raise CLIError(f"--output {str(out)!r} must end in .npy.")
     check_output_file(out)
     check_output_file(out.with_suffix(".paths.txt"), what="the paths file")
-    pipe, _ = read_model(args.model)
-    paths = collect_audio_paths(args.inputs)
-    waves, kept = load_clips(paths, pipe[0], skip_bad=args.skip_bad, log=log)
+    pipe, _, paths, waves, kept = model_and_audio(args, log)
     # the saved front end, then the trained network as a feature extractor
     embed = Pipeline(
         [

@@ -16,12 +16,14 @@ from pathlib import Path
 
 __all__ = [
     "LEGACY_MODEL_FILE",
+    "add_model_and_audio_args",
     "check_device",
     "check_output_file",
     "check_output_folder",
     "cli_language",
     "collect_audio_paths",
     "load_clips",
+    "model_and_audio",
     "read_model",
 ]
 
@@ -212,3 +214,31 @@ def read_model(folder):
             "'rfcnn predict' and 'rfcnn embed' need one written by 'rfcnn fit'."
         )
     return pipe, metadata
+
+
+def add_model_and_audio_args(p, *, skipped_where):
+    """The arguments of a command that runs a saved model on audio files.
+
+    ``MODEL`` (a folder from ``rfcnn fit``), ``AUDIO ...`` (files or folders)
+    and ``--skip-bad``; ``skipped_where`` says where skipped files are listed.
+    """
+    p.add_argument("model", metavar="MODEL", help="model folder from 'rfcnn fit'")
+    p.add_argument("inputs", metavar="AUDIO", nargs="+", help="audio files or folders")
+    p.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help=f"leave missing or unreadable files out (listed on {skipped_where}) "
+        "instead of stopping with an error",
+    )
+
+
+def model_and_audio(args, log):
+    """The saved pipeline and the decoded audio of ``args``.
+
+    Returns ``(pipe, metadata, paths, waves, kept)``: ``waves`` are the clips
+    of ``paths[kept]`` after the pipeline's loader.
+    """
+    pipe, metadata = read_model(args.model)
+    paths = collect_audio_paths(args.inputs)
+    waves, kept = load_clips(paths, pipe[0], skip_bad=args.skip_bad, log=log)
+    return pipe, metadata, paths, waves, kept

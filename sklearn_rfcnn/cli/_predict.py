@@ -18,10 +18,9 @@ from pathlib import Path
 
 from sklearn_rfcnn.cli._log import ProgressLog
 from sklearn_rfcnn.cli._model import (
+    add_model_and_audio_args,
     check_output_file,
-    collect_audio_paths,
-    load_clips,
-    read_model,
+    model_and_audio,
 )
 
 __all__ = ["add_parser", "run"]
@@ -39,8 +38,7 @@ def add_parser(subparsers):
         "by ';', or the most probable class). Folders among the inputs are "
         "searched recursively for wav/flac/ogg/mp3 files.",
     )
-    p.add_argument("model", metavar="MODEL", help="model folder from 'rfcnn fit'")
-    p.add_argument("inputs", metavar="AUDIO", nargs="+", help="audio files or folders")
+    add_model_and_audio_args(p, skipped_where="standard error")
     p.add_argument(
         "-o",
         "--output",
@@ -53,12 +51,6 @@ def add_parser(subparsers):
         default=None,
         help="probability above which a tag is predicted (tagging models only; "
         "default: the threshold saved with the model)",
-    )
-    p.add_argument(
-        "--skip-bad",
-        action="store_true",
-        help="leave missing or unreadable files out (listed on standard error) "
-        "instead of stopping with an error",
     )
     p.set_defaults(run=run)
     return p
@@ -100,9 +92,7 @@ def run(args):
                 f"{args.model!r}; write the CSV elsewhere (the model's own files "
                 "must stay as saved)."
             )
-    pipe, metadata = read_model(args.model)
-    paths = collect_audio_paths(args.inputs)
-    waves, kept = load_clips(paths, pipe[0], skip_bad=args.skip_bad, log=log)
+    pipe, metadata, paths, waves, kept = model_and_audio(args, log)
     model = pipe[1:]  # the saved pipeline after its AudioLoader
     clf_name, clf = pipe.steps[-1]
     if args.threshold is not None:

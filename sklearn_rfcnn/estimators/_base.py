@@ -83,17 +83,6 @@ __all__ = []
 #: Smallest probability returned for multi-label output (strictly inside (0, 1)).
 _PROBA_EPS = np.finfo(np.float64).eps
 
-_MODEL_PARAMS = (
-    "rho",
-    "rho_f",
-    "rho_t",
-    "width",
-    "depth",
-    "frequency_aware",
-    "shake_shake",
-    "head",
-)
-
 
 #: Fitted state of every RF-CNN estimator besides ``net_`` and ``history_``:
 #: what :meth:`RFCNNEmbedder.from_classifier` shares and ``save``/``load``
