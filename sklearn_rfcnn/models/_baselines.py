@@ -48,6 +48,15 @@ class _BaselineMixin(FeatureMapAliasMixin):
         """Logits ``(B, n_classes)`` for ``x`` of shape ``(B, in_channels, F, T)``."""
         return self.forward_head(self.forward_features(x))
 
+    def _init_convs_and_norms(self) -> None:
+        """torchvision's init: Kaiming-normal (fan_out) convs, BN weight 1, bias 0."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
     def get_classifier(self) -> nn.Module:
         """The final linear layer."""
         return self.fc
@@ -140,12 +149,7 @@ class VGGCNN(_BaselineMixin, nn.Module):
 
     def init_weights(self) -> None:
         """Kaiming-normal (fan_out) convs, BN 1/0, linear N(0, 0.01²) with zero bias."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        self._init_convs_and_norms()
         nn.init.normal_(self.fc.weight, 0.0, 0.01)
         nn.init.zeros_(self.fc.bias)
 
@@ -268,12 +272,7 @@ class ResNet(_BaselineMixin, nn.Module):
 
     def init_weights(self) -> None:
         """torchvision's init: Kaiming-normal (fan_out) convs, BN 1/0."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        self._init_convs_and_norms()
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Last feature map ``(B, 8 width, ~F/32, ~T/32)``."""
