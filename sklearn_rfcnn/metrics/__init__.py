@@ -6,24 +6,6 @@ OpenMIC-2018, and scorers usable by name in scikit-learn searches through
 :func:`get_scorer`.
 """
 
-from sklearn_rfcnn.metrics._tagging import (
-    SCORERS,
-    get_scorer,
-    get_scorer_names,
-    mean_average_precision,
-    per_tag_report,
-    per_tag_scores,
-    pr_auc_macro,
-    roc_auc_macro,
-)
-
-__all__ = [
-    "SCORERS",
-    "get_scorer",
-    "get_scorer_names",
-    "mean_average_precision",
-    "per_tag_report",
-    "per_tag_scores",
-    "pr_auc_macro",
-    "roc_auc_macro",
-]
+# the public names of _tagging, listed once there
+from sklearn_rfcnn.metrics._tagging import *  # noqa: F403
+from sklearn_rfcnn.metrics._tagging import __all__  # noqa: F401

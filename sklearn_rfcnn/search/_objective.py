@@ -51,22 +51,16 @@ def _suggest(trial, name, distribution):
     """Sample one parameter through the public ``suggest_*`` API."""
     optuna = _import_optuna()
     d = optuna.distributions
-    if isinstance(distribution, d.FloatDistribution):
-        return trial.suggest_float(
-            name,
-            distribution.low,
-            distribution.high,
-            step=distribution.step,
-            log=distribution.log,
-        )
-    if isinstance(distribution, d.IntDistribution):
-        return trial.suggest_int(
-            name,
-            distribution.low,
-            distribution.high,
-            step=distribution.step,
-            log=distribution.log,
-        )
+    numeric = (
+        (d.FloatDistribution, trial.suggest_float),
+        (d.IntDistribution, trial.suggest_int),
+    )
+    for kind, suggest in numeric:
+        if isinstance(distribution, kind):
+            low, high = distribution.low, distribution.high
+            return suggest(
+                name, low, high, step=distribution.step, log=distribution.log
+            )
     if isinstance(distribution, d.CategoricalDistribution):
         return trial.suggest_categorical(name, distribution.choices)
     raise ParameterError(  # pragma: no cover - optuna has only these three
