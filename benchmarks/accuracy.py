@@ -73,21 +73,10 @@ FULL = dict(
     seeds=(0, 1, 2),
     device="cpu",
 )
-QUICK = dict(
-    FULL,
-    n_clips=12,
-    n_train=8,
-    duration=2.0,
-    n_mels=32,
-    crop_frames=32,
-    max_epochs=1,
-    batch_size=8,
-    width=4,
-    rhos=(0, 4),
-    axis_rhos=(2,),
-    baseline_widths=(4,),
-    seeds=(0, 1),
-)
+#: a smoke test of every kind of row (the test suite): tiny clips, one epoch
+QUICK = dict(FULL, n_clips=12, n_train=8, duration=2.0, n_mels=32, crop_frames=32)
+QUICK.update(max_epochs=1, batch_size=8, width=4, rhos=(0, 4), axis_rhos=(2,))
+QUICK.update(baseline_widths=(4,), seeds=(0, 1))
 #: the standard-width regime on one GPU (``--device cuda``)
 CUDA = dict(FULL, n_mels=256, width=128, baseline_widths=(64, 128), device="cuda")
 
@@ -344,8 +333,8 @@ def summary(cfg, path):
     return "\n".join(lines)
 
 
-def _sweep_points(records, axis):
-    """(RF seconds, mean, std) of the runs of one swept axis."""
+def _sweep_points(records, axis, x="rf_time_s"):
+    """(RF along ``x``, mean, std) of the runs of one swept axis."""
     d = f"rho_f={DEFAULT_RHO} "
     groups = {}
     for r in records:
@@ -361,7 +350,7 @@ def _sweep_points(records, axis):
         groups.setdefault(r["row"], []).append(r)
     return sorted(
         (
-            rs[0]["rf_time_s"],
+            rs[0][x],
             float(np.mean([x["map_in_timbre"] for x in rs])),
             float(np.std([x["map_in_timbre"] for x in rs])),
         )
@@ -370,22 +359,26 @@ def _sweep_points(records, axis):
 
 
 def plot(records, path):
-    """mAP against the time RF in seconds, one line per swept axis."""
+    """mAP against the RF per axis: time (seconds) and frequency (mel bands)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    fig = Figure(figsize=(10, 4.5), layout="constrained")
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    for axis in ("rho", "rho_f", "rho_t"):
-        pts = _sweep_points(records, axis)
-        if pts:
-            x, m, s = zip(*pts)
-            ax.errorbar(x, m, yerr=s, fmt="o-", capsize=3, label=f"{axis} sweep")
-    ax.set_xlabel("receptive field along time (s)")
-    ax.set_ylabel("mAP in timbre (mean ± std over seeds)")
-    ax.legend()
-    ax.grid(alpha=0.3)
+    panels = (
+        ("rf_time_s", ("rho", "rho_t"), "receptive field along time (s)"),
+        ("rf_freq_px", ("rho", "rho_f"), "receptive field along frequency (mel bands)"),
+    )
+    for ax, (x, axes, label) in zip(fig.subplots(1, 2, sharey=True), panels):
+        for axis in axes:
+            pts = _sweep_points(records, axis, x)
+            if pts:
+                xs, m, s = zip(*pts)
+                ax.errorbar(xs, m, yerr=s, fmt="o-", capsize=3, label=f"{axis} sweep")
+        ax.set_xlabel(label)
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.axes[0].set_ylabel("mAP in timbre (mean ± std over seeds)")
     fig.savefig(path, dpi=120)
 
 
