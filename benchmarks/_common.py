@@ -16,7 +16,13 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["RESULTS_DIR", "format_machine", "machine_info", "write_results"]
+__all__ = [
+    "RESULTS_DIR",
+    "format_machine",
+    "machine_info",
+    "read_jsonl",
+    "write_results",
+]
 
 #: Where benchmark results are written (committed for published runs).
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -122,3 +128,11 @@ def write_results(name, results, *, started, path=None):
     tmp.write_text(json.dumps(doc, indent=2, default=float) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def read_jsonl(path):
+    """The records of a JSON-lines results file (``[]`` when it is missing)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line]

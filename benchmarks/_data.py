@@ -83,32 +83,25 @@ def load_spectrograms(
         return f["S"], f["Y"], f["names"], data
 
 
-def load_features(
-    soundfont,
-    *,
-    n_clips=900,
-    n_train=630,
-    duration=5.0,
-    n_mels=128,
-    n_fft=1024,
-    random_state=10,
-    verbose=True,
-):
+def load_features(soundfont, *, n_train=630, **kwargs):
     """Standardised mel spectrograms and tags of one SoundFont, train/test split.
+
+    Parameters
+    ----------
+    soundfont : str
+        A key of :data:`SOUNDFONTS`.
+    n_train : int, default=630
+        The first ``n_train`` clips train (and fit the standardiser); the rest
+        are the test part.
+    **kwargs
+        ``n_clips``, ``duration``, ``n_mels``, ``n_fft``, ``random_state``,
+        ``verbose``: as :func:`load_spectrograms` (same defaults).
 
     Returns
     -------
     X_train, Y_train, X_test, Y_test, target_names
     """
-    S, Y, names, _ = load_spectrograms(
-        soundfont,
-        n_clips=n_clips,
-        duration=duration,
-        n_mels=n_mels,
-        n_fft=n_fft,
-        random_state=random_state,
-        verbose=verbose,
-    )
+    S, Y, names, _ = load_spectrograms(soundfont, **kwargs)
     norm = BandStandardizer().fit(S[:n_train])
     return (
         norm.transform(S[:n_train]),

@@ -1,39 +1,41 @@
-"""The paper's claims, re-tested on the embedded instrument-tagging data.
+"""The paper's claims at a regime that can decide them (issue 25, study v2).
 
-Every row trains on the same 600 clips and is scored on the same 250 held-out
-clips (a fixed train / validation / test split of ``make_instrument_mixtures``
-from the bundled TimGM6mb SoundFont; the 150 validation clips are used only by
-the Optuna search), with the same front end (3 s at 22.05 kHz, 128-band
-perceptual mel spectrograms, per-band standardisation) and the same training
-budget for every CNN (``max_epochs`` epochs, batch 32, the library's default
-recipe).  Three seeds each; mAP (macro average precision), PR-AUC macro
-(trapezoid) and ROC-AUC macro as mean +- std over seeds.
+Regime: 10 s clips (22.05 kHz, 128-band perceptual mel, hop 512: 431 frames)
+rendered by ``make_instrument_mixtures`` from two General-MIDI SoundFonts
+(TimGM6mb and Debian's csound ``sf_GMbank.sf2``, ``n_clips`` each; the first
+``n_train`` of each train every row), CNNs trained on random crops of
+``crop_frames`` frames and predicting with sliding windows, so receptive
+fields of several seconds fit inside a clip.  Every row is scored (macro mAP)
+on the held-out clips of both training SoundFonts (in timbre) and on the same
+pieces rendered from FluidR3_GM, a SoundFont no row trained on (unseen).
 
-Rows:
+Rows (:func:`tasks`), in the order they run so that a partial run informs:
 
-* classical: MFCC statistics + logistic regression, + RBF SVM;
-* baselines: VGG-style CNN and ResNet-18 / ResNet-34 (un-regularised), each at
-  its standard width;
-* CP-ResNet over a rho sweep (receptive field from too small to too large),
-  with frequency awareness (CP-FAResNet) and with Shake-Shake;
-* the CNN as a feature extractor: ``RFCNNEmbedder`` -> ``StandardScaler`` ->
-  SVM, trained on in-sample embeddings (of the clips the CNN was trained on)
-  and on cross-fitted (out-of-fold) embeddings;
-* one ``RFOptunaSearchCV`` run over ``rf_search_space()`` (seed 0 only).
+1. ``rho``: CP-ResNet over a rho sweep 0 ... 20, seed 0;
+2. ``rho_f`` / ``rho_t``: one axis swept, the other held at ``DEFAULT_RHO``;
+3. baselines: VGG-style, ResNet-18 and ResNet-34 at their standard width 64
+   and at the CP-ResNet's width (equal compute);
+4. CP-FAResNet and Shake-Shake at ``DEFAULT_RHO`` (fixed up front, not
+   chosen from test scores);
+5. ``search``: ``RFOptunaSearchCV`` with a time budget equal to the wall time
+   of the seed's rho grid (as in ``search_vs_grid.py``);
+6. seeds 1 and 2 of the rho sweep and of the narrow baselines.
 
-Generalisation across SoundFonts: every model trained on TimGM6mb clips is also
-scored on the same test pieces rendered from Debian's ``csound-soundfont``
-General-MIDI bank (``apt-get install csound-soundfont``); where it is missing
-that part is skipped with a message.
+Each finished run (row x seed) is appended as one JSON line to
+``results/accuracy_v2.jsonl`` with its scores, parameters, forward FLOPs per
+clip (``torch.utils.flop_counter.FlopCounterMode``), fit and predict time; a
+re-run skips the runs there.  ``--summary`` prints the Markdown table (mean
++- std over seeds, missing rows marked) and draws the plot of mAP against the
+RF in seconds per axis from whatever has finished.  ``--estimate`` prints the
+full run's time from the cost model in :func:`estimate_seconds`.
 
 Usage::
 
-    python benchmarks/accuracy.py            # the full run (see README.md)
-    python benchmarks/accuracy.py --quick    # a smoke test of every row
-
-Writes ``benchmarks/results/accuracy.json`` (``--quick``:
-``accuracy_quick.json``) and beside it the plot ``accuracy_rf.png`` (score
-against receptive field in seconds).
+    OMP_NUM_THREADS=1 python benchmarks/accuracy.py --estimate
+    OMP_NUM_THREADS=1 python benchmarks/accuracy.py --jobs 2
+    python benchmarks/accuracy.py --summary
+    python benchmarks/accuracy.py --device cuda   # width 128, 256 mels, one GPU
+    python benchmarks/accuracy.py --quick --out /tmp/acc.jsonl
 """
 
 import argparse
@@ -46,438 +48,360 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import format_machine, machine_info, write_results
+from _common import RESULTS_DIR, format_machine, machine_info, read_jsonl
 from _data import available_soundfonts, load_spectrograms
 
-from sklearn_rfcnn import BandStandardizer, RFCNNClassifier, RFCNNEmbedder
-from sklearn_rfcnn.metrics import (
-    mean_average_precision,
-    pr_auc_macro,
-    roc_auc_macro,
-)
-from sklearn_rfcnn.receptive_field import describe_receptive_field
-from sklearn_rfcnn.utils._stratify import multilabel_holdout
+from sklearn_rfcnn import BandStandardizer, RFCNNClassifier
+from sklearn_rfcnn.metrics import mean_average_precision
+from sklearn_rfcnn.receptive_field import DEFAULT_RHO, describe_receptive_field
 
 SR, HOP, N_FFT = 22050, 512, 1024
+TRAIN_FONTS, UNSEEN_FONT = ("timgm6mb", "csound"), "fluidr3"
 
 FULL = dict(
-    n_clips=1000,
-    n_val=150,
-    n_test=250,
-    duration=3.0,
+    n_clips=520,
+    n_train=400,
+    duration=10.0,
     n_mels=128,
-    max_epochs=20,
+    crop_frames=215,
+    max_epochs=15,
+    batch_size=32,
     width=16,
+    rhos=(0, 2, 4, 6, 8, 10, 12, 14, 16, 20),
+    axis_rhos=(2, 5, 14, 20),
+    baseline_widths=(16, 64),
     seeds=(0, 1, 2),
-    rhos=(0, 2, 4, 6, 8, 12),
-    variant_rho=6,
-    n_trials=8,
-    crossfit_folds=3,
-    # standard widths (64) cost 15x (VGG) and 3-5x (ResNet) a CP-ResNet epoch
-    # here: scaled so that every CNN row fits the 2-core budget
-    baseline_width={"vgg_cnn": 8, "resnet18": 16, "resnet34": 16},
-    jobs=2,
+    device="cpu",
 )
-QUICK = dict(
-    n_clips=60,
-    n_val=12,
-    n_test=16,
-    duration=1.0,
-    n_mels=32,
-    max_epochs=1,
-    width=4,
-    seeds=(0,),
-    rhos=(0, 4),
-    variant_rho=2,
-    n_trials=2,
-    crossfit_folds=2,
-    baseline_width={"vgg_cnn": 2, "resnet18": 2, "resnet34": 2},
-    jobs=1,
-)
+#: a smoke test of every kind of row (the test suite): tiny clips, one epoch
+QUICK = dict(FULL, n_clips=12, n_train=8, duration=2.0, n_mels=32, crop_frames=32)
+QUICK.update(max_epochs=1, batch_size=8, width=4, rhos=(0, 4), axis_rhos=(2,))
+QUICK.update(baseline_widths=(4,), seeds=(0, 1))
+#: the standard-width regime on one GPU (``--device cuda``)
+CUDA = dict(FULL, n_mels=256, width=128, baseline_widths=(64, 128), device="cuda")
+
+#: v1 (3 s clips, 600 clips x 20 epochs, 2 jobs on 2 AMD EPYC cores): seconds
+#: per fit and the width it ran at, per architecture (results/accuracy_v1.json).
+V1_COST = {
+    "cp_resnet": (80.0, 16),
+    "vgg_cnn": (245.0, 8),
+    "resnet18": (96.0, 16),
+    "resnet34": (165.0, 16),
+}
+V1_WORK = 600 * 20 * 130  # clips x epochs x frames per v1 fit
 
 
-# --------------------------------------------------------------------------
-# data
-# --------------------------------------------------------------------------
-def mfcc_statistics(waveforms, sr):
-    """Mean and std of 20 MFCCs and their deltas: the classical baseline."""
-    import librosa
+def tasks(cfg):
+    """``(row, params, seed)`` for every run, claim rows first."""
+    d = DEFAULT_RHO
+    first = [(f"rho={rho}", {"rho": rho}) for rho in cfg["rhos"]]
+    first += [
+        (f"rho_f={r} rho_t={d}", {"rho_f": r, "rho_t": d}) for r in cfg["axis_rhos"]
+    ]
+    first += [
+        (f"rho_f={d} rho_t={r}", {"rho_f": d, "rho_t": r}) for r in cfg["axis_rhos"]
+    ]
+    narrow = []
+    for arch in ("vgg_cnn", "resnet18", "resnet34"):
+        for w in cfg["baseline_widths"]:
+            first.append((f"{arch} width={w}", {"arch": arch, "width": w}))
+            if w == min(cfg["baseline_widths"]):
+                narrow.append(first[-1])
+    first.append((f"CP-FAResNet rho={d}", {"rho": d, "frequency_aware": True}))
+    first.append((f"Shake-Shake rho={d}", {"rho": d, "shake_shake": True}))
+    first.append(("RFOptunaSearchCV (time = rho grid)", {"search": True}))
+    sweep = first[: len(cfg["rhos"])]
+    out = [(row, params, cfg["seeds"][0]) for row, params in first]
+    for seed in cfg["seeds"][1:]:
+        out += [(row, params, seed) for row, params in sweep + narrow]
+    return out
 
-    mfcc = librosa.feature.mfcc(y=np.asarray(waveforms), sr=sr, n_mfcc=20)
-    delta = librosa.feature.delta(mfcc, axis=-1)
-    parts = [mfcc.mean(-1), mfcc.std(-1), delta.mean(-1), delta.std(-1)]
-    return np.concatenate(parts, axis=1)
+
+def estimate_seconds(cfg, params):
+    """Cost model of one fit on one CPU core (2 jobs on 2 cores).
+
+    v1's measured fit time of the architecture, scaled by the work
+    (training clips x epochs x crop frames against v1's 600 x 20 x 130) and
+    by (width / v1 width) ** 2 (convolution FLOPs); CP-ResNet rows by rho as
+    in v1's sweep (0.7 at rho 0-4, 1 at 6-12, +4 % per rho above 12); the
+    frequency-aware variant x 1.5, Shake-Shake x 1.9 (v1's ratios).
+    """
+    arch = params.get("arch", "cp_resnet")
+    base, w0 = V1_COST[arch]
+    work = len(TRAIN_FONTS) * cfg["n_train"] * cfg["max_epochs"] * cfg["crop_frames"]
+    s = base * work / V1_WORK * (params.get("width", cfg["width"]) / w0) ** 2
+    rho = max(params.get("rho", 0), params.get("rho_f", 0), params.get("rho_t", 0))
+    if arch == "cp_resnet":
+        s *= 0.7 if rho <= 4 else 1.0 + 0.04 * max(rho - 12, 0)
+    if params.get("frequency_aware"):
+        s *= 1.5
+    if params.get("shake_shake"):
+        s *= 1.9
+    return s
 
 
-def load_data(cfg, soundfont, split=None):
-    """Spectrograms, tags, MFCC statistics and the fixed split for a SoundFont."""
-    S, Y, names, audio = load_spectrograms(
-        soundfont,
-        n_clips=cfg["n_clips"],
-        duration=cfg["duration"],
-        n_mels=cfg["n_mels"],
-        n_fft=N_FFT,
-        random_state=0,
-        verbose=False,
+def estimate(cfg, todo):
+    """Seconds of the runs ``todo`` on 2 processes; prints the basis."""
+    grid = sum(estimate_seconds(cfg, {"rho": r}) for r in cfg["rhos"])
+    each = [grid if p.get("search") else estimate_seconds(cfg, p) for _, p, _ in todo]
+    total = max(sum(each) / 2, max(each, default=0.0))  # the longest fit bounds it
+    print(
+        f"estimate: {len(todo)} runs, {sum(each) / 3600:.1f} core-hours, "
+        f"{total / 3600:.1f} h with --jobs 2 (cost model: v1 fit times scaled by "
+        "clips x epochs x crop frames and width^2; see estimate_seconds)",
+        flush=True,
     )
-    if split is None:
-        rest, test = multilabel_holdout(Y, cfg["n_test"], random_state=0)
-        train_i, val_i = multilabel_holdout(Y[rest], cfg["n_val"], random_state=0)
-        split = {"train": rest[train_i], "val": rest[val_i], "test": test}
-    mfcc = mfcc_statistics(audio.waveforms, audio.sr)
-    return {"S": S, "Y": Y, "mfcc": mfcc, "names": names, "split": split}
+    return total
 
 
-def scores(Y, score):
-    return {
-        "map": float(mean_average_precision(Y, score)),
-        "pr_auc": float(pr_auc_macro(Y, score, method="trapezoid")),
-        "roc_auc": float(roc_auc_macro(Y, score)),
-    }
+def load_data(cfg):
+    """Standardised training clips of both fonts, and the test clips per font."""
+    parts = {}
+    for font in available_soundfonts([*TRAIN_FONTS, UNSEEN_FONT]):
+        S, Y, _, _ = load_spectrograms(
+            font,
+            n_clips=cfg["n_clips"],
+            duration=cfg["duration"],
+            n_mels=cfg["n_mels"],
+            n_fft=N_FFT,
+            random_state=25,
+            verbose=False,
+        )
+        parts[font] = (S, Y)
+    n = cfg["n_train"]
+    S_tr = np.concatenate([parts[f][0][:n] for f in TRAIN_FONTS if f in parts])
+    Y_tr = np.concatenate([parts[f][1][:n] for f in TRAIN_FONTS if f in parts])
+    norm = BandStandardizer().fit(S_tr)
+    tests = {f: (norm.transform(S[n:]), Y[n:]) for f, (S, Y) in parts.items()}
+    return norm.transform(S_tr), Y_tr, tests
 
 
-# --------------------------------------------------------------------------
-# models
-# --------------------------------------------------------------------------
-def cnn(cfg, seed, **params):
+def forward_flops(clf, n_mels, n_frames):
+    """Forward FLOPs of one clip through the fitted network."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    module = clf.net_.module_
+    param = next(module.parameters())
+    x = torch.zeros(1, 1, n_mels, n_frames, device=param.device, dtype=param.dtype)
+    module.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        module(x)
+    return int(counter.get_total_flops())
+
+
+def make_clf(cfg, params, seed):
+    """The row's classifier over the study's shared budget."""
     base = dict(
         width=cfg["width"],
         max_epochs=cfg["max_epochs"],
-        batch_size=32,
+        batch_size=cfg["batch_size"],
+        crop_frames=cfg["crop_frames"],
+        precision="auto",
+        device=cfg["device"],
         verbose=0,
-        device="cpu",
         random_state=seed,
     )
-    arch = params.get("arch", "cp_resnet")
-    if arch != "cp_resnet":
-        base["width"] = cfg["baseline_width"][arch]
     return RFCNNClassifier(**{**base, **params})
 
 
-def ovr_svm(seed):
-    from sklearn.multiclass import OneVsRestClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import SVC
+def fit_row(cfg, params, seed, data, budget_s=None):
+    """Fit one run; return the fitted classifier and the record's extra fields."""
+    X, Y, _ = data
+    if not params.get("search"):
+        return make_clf(cfg, params, seed).fit(X, Y), {}
+    from sklearn_rfcnn.search import RFOptunaSearchCV
 
-    return make_pipeline(
-        StandardScaler(), OneVsRestClassifier(SVC(C=1.0, random_state=seed))
-    )
-
-
-def ovr_logreg(seed):
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.multiclass import OneVsRestClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    return make_pipeline(
-        StandardScaler(),
-        OneVsRestClassifier(LogisticRegression(C=0.1, max_iter=2000)),
-    )
-
-
-def decision(model, X):
-    if hasattr(model, "predict_proba") and not hasattr(model, "decision_function"):
-        return model.predict_proba(X)
-    return model.decision_function(X)
+    search = RFOptunaSearchCV(
+        make_clf(cfg, {}, seed),
+        n_trials=None if budget_s else 2,
+        timeout=budget_s,
+        scoring="average_precision",
+        random_state=seed,
+    ).fit(X, Y)
+    states = list(search.cv_results_["state"])
+    extra = {
+        "budget_s": budget_s,
+        "best_params": dict(search.best_params_),
+        "trials_run": len(states),
+        "trials_pruned": states.count("PRUNED"),
+    }
+    return search.best_estimator_, extra
 
 
-def crossfit_embeddings(cfg, seed, X, Y, params):
-    """Out-of-fold embeddings of X: each fold embedded by a CNN not trained on it."""
-    from sklearn.model_selection import KFold
-
-    out = None
-    folds = KFold(cfg["crossfit_folds"], shuffle=True, random_state=seed)
-    for train, held in folds.split(X):
-        emb = RFCNNEmbedder(**cnn(cfg, seed, **params).get_params())
-        emb.fit(X[train], Y[train])
-        Z = emb.transform(X[held])
-        if out is None:
-            out = np.zeros((len(X), Z.shape[1]), dtype=np.float32)
-        out[held] = Z
-    return out
-
-
-# --------------------------------------------------------------------------
-# the study
-# --------------------------------------------------------------------------
-def rows(cfg):
-    """(name, kind, params) for every row, in the order they are reported."""
-    out = [
-        ("MFCC + logistic regression", "mfcc_logreg", {}),
-        ("MFCC + SVM", "mfcc_svm", {}),
-        ("VGG-style CNN", "cnn", {"arch": "vgg_cnn"}),
-        ("ResNet-18", "cnn", {"arch": "resnet18"}),
-        ("ResNet-34", "cnn", {"arch": "resnet34"}),
-    ]
-    for rho in cfg["rhos"]:
-        out.append((f"CP-ResNet rho={rho}", "cnn", {"rho": rho}))
-    r = cfg["variant_rho"]
-    out.append((f"CP-FAResNet rho={r}", "cnn", {"rho": r, "frequency_aware": True}))
-    out.append(
-        (f"CP-ResNet Shake-Shake rho={r}", "cnn", {"rho": r, "shake_shake": True})
-    )
-    out.append((f"CP-ResNet rho={r} embedding + SVM", "embed", {"rho": r}))
-    out.append(("RFOptunaSearchCV over rf_search_space()", "optuna", {}))
-    return out
-
-
-def _both(model_score, Y, te, X, Xo):
-    """Scores on the test clips, and on their other-SoundFont rendering."""
-    result = {"test": scores(Y[te], model_score(X[te]))}
-    if Xo is not None:
-        result["other_soundfont"] = scores(Y[te], model_score(Xo[te]))
-    return result
-
-
-def run_row(kind, params, cfg, seed, data, other):
-    """Fit one row for one seed; return ``(scores, extra)``.
-
-    ``scores`` maps a variant name (``""`` for the row itself) to the test
-    scores and those on the other SoundFont.
-    """
+def run_one(cfg, row, params, seed, budget_s=None):
+    """One row x seed, in a worker process; returns its JSON record."""
     import torch
 
     torch.set_num_threads(1)
-    sp = data["split"]
-    tr, te = sp["train"], sp["test"]
-    Y = data["Y"]
-    if kind in ("mfcc_logreg", "mfcc_svm"):
-        model = (ovr_logreg if kind == "mfcc_logreg" else ovr_svm)(seed)
-        model.fit(data["mfcc"][tr], Y[tr])
-        Xo = None if other is None else other["mfcc"]
-        score = lambda Z: decision(model, Z)  # noqa: E731
-        return {"": _both(score, Y, te, data["mfcc"], Xo)}, {}
-    norm = BandStandardizer().fit(data["S"][tr])
-    X = norm.transform(data["S"])
-    Xo = norm.transform(other["S"]) if other is not None else None
-    if kind == "cnn":
-        clf = cnn(cfg, seed, **params).fit(X[tr], Y[tr])
-        rf = clf.receptive_field_
-        desc = describe_receptive_field(rf, sr=SR, hop_length=HOP, n_mels=cfg["n_mels"])
-        extra = {
-            "rf_px": int(rf.time),
-            "rf_seconds": float(desc.time_seconds),
-            "n_params": int(sum(p.numel() for p in clf.net_.module_.parameters())),
-            "width": int(clf.net_.module_.width),
-        }
-        return {"": _both(clf.predict_proba, Y, te, X, Xo)}, extra
-    if kind == "embed":
-        clf = cnn(cfg, seed, **params).fit(X[tr], Y[tr])
-        emb = RFCNNEmbedder.from_classifier(clf)
-        out = {"CNN alone": _both(clf.predict_proba, Y, te, X, Xo)}
-        for variant, Z_train in (
-            ("in-sample", emb.transform(X[tr])),
-            ("cross-fitted", crossfit_embeddings(cfg, seed, X[tr], Y[tr], params)),
-        ):
-            svm = ovr_svm(seed).fit(Z_train, Y[tr])
-            score = lambda Z, svm=svm: decision(svm, emb.transform(Z))  # noqa: E731
-            out[variant] = _both(score, Y, te, X, Xo)
-        return out, {}
-    if kind == "optuna":
-        from sklearn.model_selection import PredefinedSplit
-
-        from sklearn_rfcnn.metrics import get_scorer
-        from sklearn_rfcnn.search import RFOptunaSearchCV, rf_search_space
-
-        va = sp["val"]
-        idx = np.concatenate([tr, va])
-        fold = np.r_[np.full(len(tr), -1), np.zeros(len(va), dtype=int)]
-        space = rf_search_space(
-            "", rho=(min(cfg["rhos"]), max(cfg["rhos"])), width=(cfg["width"],)
-        )
-        search = RFOptunaSearchCV(
-            cnn(cfg, seed),
-            space,
-            n_trials=cfg["n_trials"],
-            cv=PredefinedSplit(fold),
-            scoring=get_scorer("mean_average_precision"),
-            refit=False,
-            random_state=seed,
-        )
-        search.fit(X[idx], Y[idx])
-        clf = cnn(cfg, seed, **search.best_params_).fit(X[tr], Y[tr])
-        extra = {"best_params": search.best_params_}
-        return {"": _both(clf.predict_proba, Y, te, X, Xo)}, extra
-    raise ValueError(kind)
-
-
-def _timed(func, *args):
+    data = load_data(cfg)
     start = time.perf_counter()
-    res, extra = func(*args)
-    return res, extra, time.perf_counter() - start
+    clf, extra = fit_row(cfg, params, seed, data, budget_s)
+    fit_s = time.perf_counter() - start
+    start = time.perf_counter()
+    scores = {
+        f: float(mean_average_precision(Y, clf.predict_proba(X)))
+        for f, (X, Y) in data[2].items()
+    }
+    predict_s = time.perf_counter() - start
+    rf = clf.receptive_field_
+    desc = describe_receptive_field(rf, sr=SR, hop_length=HOP, n_mels=cfg["n_mels"])
+    n_frames = data[0].shape[-1]
+    return {
+        "row": row,
+        "seed": seed,
+        "params": params,
+        "map_in_timbre": float(np.mean([scores[f] for f in TRAIN_FONTS])),
+        "map_unseen": scores.get(UNSEEN_FONT),
+        "map_per_font": scores,
+        "rf_time_s": float(desc.time_seconds),
+        "rf_freq_px": int(rf.freq),
+        "rf_time_px": int(rf.time),
+        "n_params": int(sum(p.numel() for p in clf.net_.module_.parameters())),
+        "flops_per_clip": forward_flops(clf, cfg["n_mels"], n_frames),
+        "fit_s": round(fit_s, 1),
+        "predict_s": round(predict_s, 1),
+        **extra,
+    }
 
 
-def summarise(per_seed):
-    out = {}
-    for part in ("test", "other_soundfont"):
-        if part not in per_seed[0]:
+def _append(out, record):
+    with Path(out).open("a") as f:
+        f.write(json.dumps(record) + "\n")
+    print(
+        f"{record['row']:34s} seed {record['seed']}: mAP {record['map_in_timbre']:.3f}"
+        f" (unseen {record['map_unseen']}) {record['fit_s']:.0f} s",
+        flush=True,
+    )
+
+
+def run(cfg, out, jobs):
+    """Run every unfinished run of ``tasks(cfg)``, appending to ``out``."""
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = {(r["row"], r["seed"]) for r in read_jsonl(out)}
+    todo = [t for t in tasks(cfg) if (t[0], t[2]) not in done]
+    print(f"skipped {len(tasks(cfg)) - len(todo)} finished run(s) in {out}")
+    estimate(cfg, todo)
+    if not todo:
+        return
+    load_data(cfg)  # render and cache the features before the workers
+    searches = [t for t in todo if t[1].get("search")]
+    todo = [t for t in todo if not t[1].get("search")]
+    with ProcessPoolExecutor(max(jobs, 1)) as pool:
+        futures = [pool.submit(run_one, cfg, *t) for t in todo]
+        for fut in as_completed(futures):
+            _append(out, fut.result())
+    for row, params, seed in searches:  # after the grid: its wall time is T
+        grid = [
+            r["fit_s"] + r["predict_s"]
+            for r in read_jsonl(out)
+            if r["seed"] == seed and r["row"].startswith("rho=")
+        ]
+        _append(out, run_one(cfg, row, params, seed, budget_s=sum(grid) or None))
+
+
+def _mean_std(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return "n/a"
+    return f"{np.mean(values):.3f} ± {np.std(values):.3f}"
+
+
+def summary(cfg, path):
+    """The Markdown table of the finished runs (missing rows marked)."""
+    records = read_jsonl(path)
+    lines = [
+        "| row | seeds | RF freq (px) / time (s) | params | GFLOPs/clip | fit (s) "
+        "| mAP in timbre | mAP unseen (FluidR3) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in dict.fromkeys(t[0] for t in tasks(cfg)):
+        rs = [r for r in records if r["row"] == row]
+        if not rs:
+            lines.append(f"| {row} | (missing) | | | | | | |")
             continue
-        out[part] = {
-            m: {
-                "mean": float(np.mean([r[part][m] for r in per_seed])),
-                "std": float(np.std([r[part][m] for r in per_seed])),
-            }
-            for m in ("map", "pr_auc", "roc_auc")
-        }
-    return out
+        r = rs[0]
+        lines.append(
+            f"| {row} | {len(rs)} | {r['rf_freq_px']} / {r['rf_time_s']:.2f} "
+            f"| {r['n_params']:,} | {r['flops_per_clip'] / 1e9:.3f} "
+            f"| {np.mean([x['fit_s'] for x in rs]):.0f} "
+            f"| {_mean_std([x['map_in_timbre'] for x in rs])} "
+            f"| {_mean_std([x['map_unseen'] for x in rs])} |"
+        )
+    return "\n".join(lines)
 
 
-def plot(results, chance, path):
+def _sweep_points(records, axis, x="rf_time_s"):
+    """(RF along ``x``, mean, std) of the runs of one swept axis."""
+    d = f"rho_f={DEFAULT_RHO} "
+    groups = {}
+    for r in records:
+        p = r["params"]
+        if axis == "rho" and set(p) == {"rho"}:
+            pass
+        elif axis == "rho_f" and "rho_f" in p and p.get("rho_t") == DEFAULT_RHO:
+            pass
+        elif axis == "rho_t" and r["row"].startswith(d):
+            pass
+        else:
+            continue
+        groups.setdefault(r["row"], []).append(r)
+    return sorted(
+        (
+            rs[0][x],
+            float(np.mean([x["map_in_timbre"] for x in rs])),
+            float(np.std([x["map_in_timbre"] for x in rs])),
+        )
+        for rs in groups.values()
+    )
+
+
+def plot(records, path):
+    """mAP against the RF per axis: time (seconds) and frequency (mel bands)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    fig = Figure(figsize=(10, 4.5), layout="constrained")
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    sweep = [r for r in results if r["name"].startswith("CP-ResNet rho=")]
-    sweep = [r for r in sweep if "embedding" not in r["name"]]
-    x = [r["rf_seconds"] for r in sweep]
-    m = [r["summary"]["test"]["map"]["mean"] for r in sweep]
-    s = [r["summary"]["test"]["map"]["std"] for r in sweep]
-    ax.errorbar(x, m, yerr=s, fmt="o-", capsize=3, label="CP-ResNet (rho sweep)")
-    for r, xi, mi in zip(sweep, x, m):
-        ax.annotate(
-            r["name"].split()[-1],
-            (xi, mi),
-            textcoords="offset points",
-            xytext=(4, 4),
-            fontsize=8,
-        )
-    styles = iter(["--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)), (0, (1, 1))] * 3)
-    k = 0
-    for r in results:
-        if r in sweep or "summary" not in r:
-            continue
-        keys = ("MFCC", "VGG", "ResNet-", "FAResNet", "Shake", "SVM (")
-        if not any(k in r["name"] for k in keys) or "CNN alone" in r["name"]:
-            continue
-        ax.axhline(
-            r["summary"]["test"]["map"]["mean"],
-            ls=next(styles, "--"),
-            lw=1,
-            label=r["name"],
-            color=f"C{k % 9 + 1}",
-        )
-        k += 1
-    ax.axhline(chance, color="black", lw=1, label="chance (mean tag prevalence)")
-    ax.set_xscale("log")
-    ax.set_xlabel("receptive field along time (seconds, log scale)")
-    ax.set_ylabel("test mAP (mean over seeds)")
-    ax.set_title("Instrument tagging: mAP against the receptive field")
-    ax.legend(fontsize=7, loc="lower right")
-    ax.grid(alpha=0.3)
+    panels = (
+        ("rf_time_s", ("rho", "rho_t"), "receptive field along time (s)"),
+        ("rf_freq_px", ("rho", "rho_f"), "receptive field along frequency (mel bands)"),
+    )
+    for ax, (x, axes, label) in zip(fig.subplots(1, 2, sharey=True), panels):
+        for axis in axes:
+            pts = _sweep_points(records, axis, x)
+            if pts:
+                xs, m, s = zip(*pts)
+                ax.errorbar(xs, m, yerr=s, fmt="o-", capsize=3, label=f"{axis} sweep")
+        ax.set_xlabel(label)
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.axes[0].set_ylabel("mAP in timbre (mean ± std over seeds)")
     fig.savefig(path, dpi=120)
-
-
-def markdown(doc):
-    """The results of a run as a Markdown table (``--report``)."""
-    other = doc["results"]["other_soundfont"]
-    head = "| model | RF (s) | mAP | PR-AUC | ROC-AUC |"
-    sep = "|---|---|---|---|---|"
-    if other:
-        head += f" mAP on {other} |"
-        sep += "---|"
-    lines = [head, sep]
-    for r in doc["results"]["rows"]:
-        t = r["summary"]["test"]
-        cells = [
-            r["name"],
-            f"{r['rf_seconds']:.2f}" if "rf_seconds" in r else "",
-            *(
-                f"{t[m]['mean']:.3f} ± {t[m]['std']:.3f}"
-                for m in ("map", "pr_auc", "roc_auc")
-            ),
-        ]
-        if other:
-            o = r["summary"]["other_soundfont"]["map"]
-            cells.append(f"{o['mean']:.3f} ± {o['std']:.3f}")
-        lines.append("| " + " | ".join(cells) + " |")
-    chance = doc["results"]["chance_map"]
-    lines.append(f"\nChance level (mean tag prevalence in the test part): {chance:.3f}")
-    return "\n".join(lines)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke test")
-    parser.add_argument(
-        "--report", metavar="JSON", help="print a written run as Markdown and exit"
-    )
-    parser.add_argument("--only", nargs="*", help="run only rows whose name has this")
-    parser.add_argument("--out", default=None, help="JSON output path")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--out", default=None, help="the JSON-lines results file")
+    parser.add_argument("--estimate", action="store_true")
+    parser.add_argument("--summary", action="store_true")
     args = parser.parse_args(argv)
-    if args.report:  # the table, and the plot drawn again beside the JSON
-        path = Path(args.report)
-        doc = json.loads(path.read_text())
-        print(markdown(doc))
-        res = doc["results"]
-        plot(res["rows"], res["chance_map"], path.with_name(path.stem + "_rf.png"))
-        return None
-    cfg = QUICK if args.quick else FULL
-    started = time.time()
-    info = machine_info()
-    print(format_machine(info), flush=True)
-    data = load_data(cfg, "timgm6mb")
-    other = None
-    if available_soundfonts(["csound"]):
-        other = load_data(cfg, "csound", split=data["split"])
-    sp = data["split"]
-    print(
-        f"{len(data['Y'])} clips: train {len(sp['train'])}, validation "
-        f"{len(sp['val'])}, test {len(sp['test'])}; {data['Y'].shape[1]} tags",
-        flush=True,
-    )
-    chance = float(data["Y"][sp["test"]].mean(axis=0).mean())
-    from joblib import Parallel, delayed
-
-    todo = []
-    for name, kind, params in rows(cfg):
-        if args.only and not any(o in name for o in args.only):
-            continue
-        seeds = cfg["seeds"][:1] if kind == "optuna" else cfg["seeds"]
-        todo.extend((name, kind, params, seed) for seed in seeds)
-    t0 = time.perf_counter()
-    done = Parallel(n_jobs=cfg["jobs"], return_as="generator")(
-        delayed(_timed)(run_row, kind, params, cfg, seed, data, other)
-        for name, kind, params, seed in todo
-    )
-    collected = {}
-    for (name, kind, params, seed), (res, extra, seconds) in zip(todo, done):
-        print(f"  {name} seed {seed}: {seconds:.0f} s", flush=True)
-        for variant, r in res.items():
-            key = name if not variant else f"{name} ({variant})"
-            entry = collected.setdefault(
-                key, {"name": key, "kind": kind, "params": params, "per_seed": []}
-            )
-            entry.update(extra)
-            entry["per_seed"].append({**r, "seed": seed, "seconds": round(seconds, 1)})
-    results = []
-    for entry in collected.values():
-        entry["summary"] = summarise(entry["per_seed"])
-        results.append(entry)
-        t = entry["summary"]["test"]["map"]
-        o = entry["summary"].get("other_soundfont", {}).get("map")
-        line = f"{entry['name']:58s} mAP {t['mean']:.3f} +- {t['std']:.3f}"
-        if o:
-            line += f" | csound {o['mean']:.3f} +- {o['std']:.3f}"
-        print(line, flush=True)
-    print(f"total {time.perf_counter() - t0:.0f} s", flush=True)
-    doc = {
-        "config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()},
-        "chance_map": chance,
-        "other_soundfont": "csound" if other is not None else None,
-        "rows": results,
-    }
-    name = "accuracy_quick" if args.quick else "accuracy"
-    path = write_results(name, doc, started=started, path=args.out)
-    figure = path.with_name(path.stem + "_rf.png")
-    if any(r["name"].startswith("CP-ResNet rho=") for r in results):
-        plot(results, chance, figure)
-        print(f"wrote {figure}")
-    print(f"wrote {path}")
-    return doc
+    cfg = QUICK if args.quick else CUDA if args.device == "cuda" else FULL
+    name = "accuracy_quick" if args.quick else "accuracy_v2"
+    out = Path(args.out or RESULTS_DIR / f"{name}.jsonl")
+    if args.estimate:
+        estimate(cfg, tasks(cfg))
+        return
+    if not args.summary:
+        print(format_machine(machine_info()), flush=True)
+        run(cfg, out, args.jobs)
+    print(summary(cfg, out))
+    plot(read_jsonl(out), out.with_name(out.stem + "_rf.png"))
 
 
 if __name__ == "__main__":

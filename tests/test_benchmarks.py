@@ -36,18 +36,27 @@ def _read_results(out, name):
 
 
 @pytest.mark.slow
-def test_accuracy_quick_runs_and_writes_valid_json(tmp_path):
-    out = tmp_path / "accuracy_quick.json"
+def test_accuracy_quick_runs_every_kind_of_row_and_resumes(tmp_path):
+    out = tmp_path / "accuracy_quick.jsonl"
     env = {"RFCNN_DATA_HOME": str(tmp_path / "data")}
-    _run_quick("accuracy.py", "--out", str(out), env=env, timeout=900)
-    doc = _read_results(out, "accuracy_quick")
-    names = [r["name"] for r in doc["results"]["rows"]]
-    assert any(n.startswith("MFCC") for n in names)
-    assert any(n.startswith("CP-ResNet rho=") for n in names)
-    assert any("Optuna" in n for n in names)
-    for row in doc["results"]["rows"]:
-        assert 0.0 <= row["summary"]["test"]["map"]["mean"] <= 1.0
+    args = ("--out", str(out), "--jobs", "1")
+    first = _run_quick("accuracy.py", *args, env=env, timeout=900)
+    assert "skipped 0 finished run(s)" in first.stdout
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    rows = {r["row"] for r in records}
+    for kind in ("rho=", "rho_f=2 ", "rho_t=2", "vgg_cnn", "resnet18", "resnet34"):
+        assert any(kind in row for row in rows), kind
+    for kind in ("CP-FAResNet", "Shake-Shake", "RFOptunaSearchCV"):
+        assert any(row.startswith(kind) for row in rows), kind
+    for r in records:
+        assert 0.0 <= r["map_in_timbre"] <= 1.0
+        assert r["flops_per_clip"] > 0 and r["n_params"] > 0 and r["fit_s"] >= 0
     assert out.with_name("accuracy_quick_rf.png").stat().st_size > 0
+    # a second run finds every run finished: it retrains nothing
+    second = _run_quick("accuracy.py", *args, env=env, timeout=900)
+    assert f"skipped {len(records)} finished run(s)" in second.stdout
+    assert len(out.read_text().splitlines()) == len(records)
+    assert "| rho=0 | 2 |" in second.stdout  # the table: seeds per row
 
 
 @pytest.mark.slow
