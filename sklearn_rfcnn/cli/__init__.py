@@ -85,6 +85,30 @@ def _one_line(exc):
     return " ".join(text.split())
 
 
+def _failure(command, exc):
+    """The one-line message and the exit status of a failed subcommand."""
+    from sklearn_rfcnn.exceptions import RFCNNError
+
+    prefix = f"rfcnn {command}: error:"
+    if isinstance(exc, KeyboardInterrupt):
+        return f"rfcnn {command}: interrupted", 130
+    if isinstance(exc, ImportError):
+        return (
+            f"{prefix} {_one_line(exc)} (install the optional extra "
+            "that provides it, e.g. pip install 'sklearn-rfcnn[tune,data,plot]')",
+            2,
+        )
+    # ValueError covers scikit-learn's InvalidParameterError and decoding
+    # errors; OSError unwritable, special or vanished paths.
+    if isinstance(exc, CLIError | RFCNNError | OSError | ValueError | MemoryError):
+        return f"{prefix} {_one_line(exc)}", 2
+    return (
+        f"{prefix} unexpected {type(exc).__name__}: {_one_line(exc)} (rerun "
+        "with --debug to see the traceback, and please report it)",
+        1,
+    )
+
+
 def main(argv=None):
     """Run the ``rfcnn`` command line; returns the exit status.
 
@@ -94,47 +118,20 @@ def main(argv=None):
     also prints one line (with a hint to rerun with ``--debug``) and
     returns 1; Ctrl-C returns 130.
     """
-    from sklearn_rfcnn.exceptions import RFCNNError
-
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
     debug = bool(getattr(args, "debug", False))
-    prefix = f"rfcnn {args.command}: error:"
     try:
         status = args.run(args)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Exception) as exc:
         if debug:
             raise
-        print(f"rfcnn {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except ImportError as exc:
-        if debug:
-            raise
-        print(
-            f"{prefix} {_one_line(exc)} (install the optional extra "
-            "that provides it, e.g. pip install 'sklearn-rfcnn[tune,data,plot]')",
-            file=sys.stderr,
-        )
-        return 2
-    except (CLIError, RFCNNError, OSError, ValueError, MemoryError) as exc:
-        # ValueError covers scikit-learn's InvalidParameterError and decoding
-        # errors; OSError unwritable, special or vanished paths.
-        if debug:
-            raise
-        print(f"{prefix} {_one_line(exc)}", file=sys.stderr)
-        return 2
-    except Exception as exc:
-        if debug:
-            raise
-        print(
-            f"{prefix} unexpected {type(exc).__name__}: {_one_line(exc)} (rerun "
-            "with --debug to see the traceback, and please report it)",
-            file=sys.stderr,
-        )
-        return 1
+        message, code = _failure(args.command, exc)
+        print(message, file=sys.stderr)
+        return code
     return 0 if status is None else int(status)
 
 
