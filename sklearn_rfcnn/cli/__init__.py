@@ -1,8 +1,9 @@
 """The ``rfcnn`` command line.
 
-Each subcommand lives in its own private module that defines
-``add_parser(subparsers)`` and a ``run(args)`` function; :data:`SUBCOMMANDS`
-lists them in help order.  Expected failures (errors the library raises on
+Each subcommand lives in its own private module that declares ``HELP`` and
+``DESCRIPTION`` and defines ``add_arguments(parser)`` and ``run(args)``;
+:func:`build_parser` registers them all the same way, in the help order of
+:data:`SUBCOMMANDS`.  Expected failures (errors the library raises on
 bad input, unwritable or special paths, damaged model folders) are printed as
 one clear line and exit with status 2, never as a traceback; ``--debug``
 (before or after the subcommand) shows the traceback.
@@ -55,15 +56,18 @@ def build_parser():
             if exc.name == module_name:  # subcommand not shipped yet
                 continue
             raise
-        sub_parser = module.add_parser(sub)
-        if sub_parser is not None:
-            # also after the subcommand; SUPPRESS keeps a leading --debug
-            sub_parser.add_argument(
-                "--debug",
-                action="store_true",
-                default=argparse.SUPPRESS,
-                help=_DEBUG_HELP,
-            )
+        sub_parser = sub.add_parser(
+            _name, help=module.HELP, description=module.DESCRIPTION
+        )
+        module.add_arguments(sub_parser)
+        sub_parser.set_defaults(run=module.run)
+        # also after the subcommand; SUPPRESS keeps a leading --debug
+        sub_parser.add_argument(
+            "--debug",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help=_DEBUG_HELP,
+        )
     return parser
 
 

@@ -38,7 +38,7 @@ from sklearn_rfcnn.cli._options import (
 )
 from sklearn_rfcnn.receptive_field import DEFAULT_RHO
 
-__all__ = ["add_parser", "run"]
+__all__ = ["DESCRIPTION", "HELP", "add_arguments", "run"]
 
 #: The default run, sized to finish within about ten minutes on two CPU cores.
 #: Measured on a busy 2-core machine with ``--threads 1``: 7 min 24 s (8 s per
@@ -132,20 +132,23 @@ def _add_size_args(p):
     )
 
 
-def add_parser(subparsers):
-    """Register the ``demo`` subcommand on an argparse ``subparsers`` object."""
-    p = subparsers.add_parser(
-        "demo",
-        help="train and evaluate a CP-ResNet tagger on the embedded dataset and "
-        "write a report",
-        description="Render the embedded instrument-mixture dataset (cached), "
-        "train a CP-ResNet tagger, evaluate it on held-out clips beside an "
-        "MFCC + logistic-regression baseline and beside CNN embeddings + SVM, "
-        "print mAP / PR-AUC / ROC-AUC and write a report folder (metrics.json "
-        "and PNG plots). The default size takes under 10 minutes on 2 CPU "
-        "cores (the first run also renders and caches the clips, about a "
-        "minute); --quick takes seconds.",
-    )
+#: ``rfcnn demo --help``: the one-line help and the description.
+HELP = (
+    "train and evaluate a CP-ResNet tagger on the embedded dataset and write a report"
+)
+DESCRIPTION = (
+    "Render the embedded instrument-mixture dataset (cached), "
+    "train a CP-ResNet tagger, evaluate it on held-out clips beside an "
+    "MFCC + logistic-regression baseline and beside CNN embeddings + SVM, "
+    "print mAP / PR-AUC / ROC-AUC and write a report folder (metrics.json "
+    "and PNG plots). The default size takes under 10 minutes on 2 CPU "
+    "cores (the first run also renders and caches the clips, about a "
+    "minute); --quick takes seconds."
+)
+
+
+def add_arguments(p):
+    """Add the arguments of ``rfcnn demo`` to its parser."""
     p.add_argument(
         "--quick",
         action="store_true",
@@ -165,8 +168,6 @@ def add_parser(subparsers):
         "machine busy with other work, --threads 1 avoids oversubscription, "
         "which can slow training by an order of magnitude",
     )
-    p.set_defaults(run=run)
-    return p
 
 
 def _settings(args):

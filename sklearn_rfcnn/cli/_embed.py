@@ -17,27 +17,27 @@ from sklearn_rfcnn.cli._model import (
     model_and_audio,
 )
 
-__all__ = ["add_parser", "run"]
+__all__ = ["DESCRIPTION", "HELP", "add_arguments", "run"]
 
 
-def add_parser(subparsers):
-    """Register the ``embed`` subcommand on an argparse ``subparsers`` object."""
-    p = subparsers.add_parser(
-        "embed",
-        help="write CNN embeddings of audio files to a .npy file",
-        description="Load a model folder written by 'rfcnn fit' and write the "
-        "pooled CP-ResNet embedding of every audio file as a float32 array "
-        "of shape (n_files, 4 * width) to OUTPUT (.npy), and the file paths in "
-        "the same order, one per line, to OUTPUT with the suffix '.paths.txt'. "
-        "Folders among the inputs are searched recursively for "
-        "wav/flac/ogg/mp3 files.",
-    )
+#: ``rfcnn embed --help``: the one-line help and the description.
+HELP = "write CNN embeddings of audio files to a .npy file"
+DESCRIPTION = (
+    "Load a model folder written by 'rfcnn fit' and write the "
+    "pooled CP-ResNet embedding of every audio file as a float32 array "
+    "of shape (n_files, 4 * width) to OUTPUT (.npy), and the file paths in "
+    "the same order, one per line, to OUTPUT with the suffix '.paths.txt'. "
+    "Folders among the inputs are searched recursively for "
+    "wav/flac/ogg/mp3 files."
+)
+
+
+def add_arguments(p):
+    """Add the arguments of ``rfcnn embed`` to its parser."""
     add_model_and_audio_args(
         p, skipped_where="standard error and absent from the paths file"
     )
     p.add_argument("-o", "--output", required=True, help="the .npy file to write")
-    p.set_defaults(run=run)
-    return p
 
 
 def run(args):

@@ -14,22 +14,24 @@ graph; its saved steps are described in the model's ``front_end`` metadata.
 import sys
 from pathlib import Path
 
-__all__ = ["add_parser", "run"]
+__all__ = ["DESCRIPTION", "HELP", "add_arguments", "run"]
 
 
-def add_parser(subparsers):
-    """Register the ``export`` subcommand on an argparse ``subparsers`` object."""
-    p = subparsers.add_parser(
-        "export",
-        help="write a trained model's network as an ONNX file",
-        description="Load a model folder written by 'rfcnn fit' (or by an "
-        "estimator's save()) and write its network as an ONNX graph from a "
-        "float32 spectrogram batch (batch, channels, bands, frames) -- dynamic "
-        "batch and frame axes -- to the class/tag probabilities (or, with "
-        "--embeddings, the pooled embeddings). The front end (audio loading, "
-        "mel spectrogram, band standardisation) is not part of the graph. "
-        "Needs the optional extra: pip install 'sklearn-rfcnn[onnx]'.",
-    )
+#: ``rfcnn export --help``: the one-line help and the description.
+HELP = "write a trained model's network as an ONNX file"
+DESCRIPTION = (
+    "Load a model folder written by 'rfcnn fit' (or by an "
+    "estimator's save()) and write its network as an ONNX graph from a "
+    "float32 spectrogram batch (batch, channels, bands, frames) -- dynamic "
+    "batch and frame axes -- to the class/tag probabilities (or, with "
+    "--embeddings, the pooled embeddings). The front end (audio loading, "
+    "mel spectrogram, band standardisation) is not part of the graph. "
+    "Needs the optional extra: pip install 'sklearn-rfcnn[onnx]'."
+)
+
+
+def add_arguments(p):
+    """Add the arguments of ``rfcnn export`` to its parser."""
     p.add_argument(
         "model", metavar="MODEL", help="model folder from 'rfcnn fit' or save()"
     )
@@ -45,8 +47,6 @@ def add_parser(subparsers):
         action="store_true",
         help="replace OUTPUT if it exists",
     )
-    p.set_defaults(run=run)
-    return p
 
 
 def _load_estimator(folder):

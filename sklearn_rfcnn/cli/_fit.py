@@ -31,22 +31,24 @@ from sklearn_rfcnn.cli._options import (
     network_kwargs,
 )
 
-__all__ = ["add_parser", "run"]
+__all__ = ["DESCRIPTION", "HELP", "add_arguments", "run"]
 
 
-def add_parser(subparsers):
-    """Register the ``fit`` subcommand on an argparse ``subparsers`` object."""
-    p = subparsers.add_parser(
-        "fit",
-        help="train a CP-ResNet on an audio folder or a CSV manifest and save it",
-        description="Train a CP-ResNet classifier (one label per file) or tagger "
-        "(several tags per file) and save it, with its audio front end, as a "
-        "model folder for 'rfcnn predict' and 'rfcnn embed'. INPUT is a folder "
-        "with one sub-folder per class (GTZAN style), or a CSV manifest with a "
-        "header: 'path,label' (one class per file), 'path,tags' (tags joined by "
-        "--separator) or 'path,<tag1>,<tag2>,...' (0/1 columns). Relative paths "
-        "in a manifest are relative to its folder.",
-    )
+#: ``rfcnn fit --help``: the one-line help and the description.
+HELP = "train a CP-ResNet on an audio folder or a CSV manifest and save it"
+DESCRIPTION = (
+    "Train a CP-ResNet classifier (one label per file) or tagger "
+    "(several tags per file) and save it, with its audio front end, as a "
+    "model folder for 'rfcnn predict' and 'rfcnn embed'. INPUT is a folder "
+    "with one sub-folder per class (GTZAN style), or a CSV manifest with a "
+    "header: 'path,label' (one class per file), 'path,tags' (tags joined by "
+    "--separator) or 'path,<tag1>,<tag2>,...' (0/1 columns). Relative paths "
+    "in a manifest are relative to its folder."
+)
+
+
+def add_arguments(p):
+    """Add the arguments of ``rfcnn fit`` to its parser."""
     p.add_argument("input", metavar="INPUT", help="class folder or CSV manifest")
     p.add_argument(
         "-o",
@@ -90,8 +92,6 @@ def add_parser(subparsers):
     )
     add_frontend_args(p)
     add_network_args(p, epochs=30, width=32)
-    p.set_defaults(run=run)
-    return p
 
 
 def _read_input(args, log):

@@ -23,21 +23,23 @@ from sklearn_rfcnn.cli._model import (
     model_and_audio,
 )
 
-__all__ = ["add_parser", "run"]
+__all__ = ["DESCRIPTION", "HELP", "add_arguments", "run"]
 
 
-def add_parser(subparsers):
-    """Register the ``predict`` subcommand on an argparse ``subparsers`` object."""
-    p = subparsers.add_parser(
-        "predict",
-        help="write a CSV of tag (or class) probabilities for audio files",
-        description="Load a model folder written by 'rfcnn fit' and write a CSV "
-        "with one row per audio file: 'path', one probability column per tag "
-        "or class, and 'predicted' (the tags whose probability exceeds the "
-        "threshold, joined "
-        "by ';', or the most probable class). Folders among the inputs are "
-        "searched recursively for wav/flac/ogg/mp3 files.",
-    )
+#: ``rfcnn predict --help``: the one-line help and the description.
+HELP = "write a CSV of tag (or class) probabilities for audio files"
+DESCRIPTION = (
+    "Load a model folder written by 'rfcnn fit' and write a CSV "
+    "with one row per audio file: 'path', one probability column per tag "
+    "or class, and 'predicted' (the tags whose probability exceeds the "
+    "threshold, joined "
+    "by ';', or the most probable class). Folders among the inputs are "
+    "searched recursively for wav/flac/ogg/mp3 files."
+)
+
+
+def add_arguments(p):
+    """Add the arguments of ``rfcnn predict`` to its parser."""
     add_model_and_audio_args(p, skipped_where="standard error")
     p.add_argument(
         "-o",
@@ -52,8 +54,6 @@ def add_parser(subparsers):
         help="probability above which a tag is predicted (tagging models only; "
         "default: the threshold saved with the model)",
     )
-    p.set_defaults(run=run)
-    return p
 
 
 #: A cell starting with one of these is a formula to spreadsheet programs.

@@ -15,17 +15,19 @@ from sklearn_rfcnn.receptive_field import (
     resolve_rho,
 )
 
-__all__ = ["add_parser", "run"]
+__all__ = ["DESCRIPTION", "HELP", "add_arguments", "run"]
 
 
-def add_parser(subparsers):
-    """Register the ``rf`` subcommand on an argparse ``subparsers`` object."""
-    p = subparsers.add_parser(
-        "rf",
-        help="print the receptive field of a configuration in pixels, seconds, Hz",
-        description="Print the exact maximum receptive field of a network "
-        "configuration in spectrogram pixels, frames/seconds and mel bins/Hz.",
-    )
+#: ``rfcnn rf --help``: the one-line help and the description.
+HELP = "print the receptive field of a configuration in pixels, seconds, Hz"
+DESCRIPTION = (
+    "Print the exact maximum receptive field of a network "
+    "configuration in spectrogram pixels, frames/seconds and mel bins/Hz."
+)
+
+
+def add_arguments(p):
+    """Add the arguments of ``rfcnn rf`` to its parser."""
     p.add_argument(
         "--arch",
         default="cp_resnet",
@@ -46,8 +48,6 @@ def add_parser(subparsers):
     p.add_argument(
         "--fmax", type=float, default=None, help="highest mel edge, Hz (default sr/2)"
     )
-    p.set_defaults(run=run)
-    return p
 
 
 def _rf_of(args):

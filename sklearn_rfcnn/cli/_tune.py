@@ -32,7 +32,7 @@ from sklearn_rfcnn.cli._options import (
     check_options,
 )
 
-__all__ = ["add_parser", "run"]
+__all__ = ["DESCRIPTION", "HELP", "add_arguments", "run"]
 
 
 def _key_value(text):
@@ -124,15 +124,17 @@ def _add_search_args(s):
     s.add_argument("-v", "--verbose", action="count", default=0)
 
 
-def add_parser(subparsers):
-    """Register the ``tune`` subcommand on an argparse ``subparsers`` object."""
-    p = subparsers.add_parser(
-        "tune",
-        help="run one worker of a shared Optuna study (or report on it)",
-        description="Join a shared Optuna study and run cross-validated trials "
-        "of an RF-CNN over the receptive-field search space (no refit), or "
-        "with --report print the best trials and write plots.",
-    )
+#: ``rfcnn tune --help``: the one-line help and the description.
+HELP = "run one worker of a shared Optuna study (or report on it)"
+DESCRIPTION = (
+    "Join a shared Optuna study and run cross-validated trials "
+    "of an RF-CNN over the receptive-field search space (no refit), or "
+    "with --report print the best trials and write plots."
+)
+
+
+def add_arguments(p):
+    """Add the arguments of ``rfcnn tune`` to its parser."""
     p.add_argument("--study", required=True, help="study name shared by workers")
     p.add_argument(
         "--storage",
@@ -150,8 +152,6 @@ def add_parser(subparsers):
     p.add_argument("--top", type=int, default=5, help="best trials listed")
     _add_data_args(p.add_argument_group("data (worker mode)"))
     _add_search_args(p.add_argument_group("search (worker mode)"))
-    p.set_defaults(run=run)
-    return p
 
 
 def _load_data(args):
