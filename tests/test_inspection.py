@@ -59,7 +59,7 @@ def test_reexported_from_package_and_pointed_to_from_receptive_field():
 
     assert sklearn_rfcnn.describe_pipeline is describe_pipeline
     # the arithmetic layer imports nothing above it: the old path names the new
-    with pytest.raises(AttributeError, match="sklearn_rfcnn.inspection"):
+    with pytest.raises(AttributeError, match=r"sklearn_rfcnn\.inspection"):
         receptive_field.describe_pipeline
     with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
         receptive_field.no_such_name
