@@ -507,9 +507,10 @@ def _read_config(cls, config_file, where, bad):
     config = read_json_file(config_file, where)
     if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
         raise DataError(f"{where!r} is not an sklearn-rfcnn model.")
-    config.setdefault("format_version", 0)
-    _check_table(config, _CONFIG_CHECKS, bad)
-    version = config["format_version"]
+    # the file without format_version is version 0; the config itself is left
+    # as read, since its checksum covers exactly what was saved
+    version = config.get("format_version", 0)
+    _check_table({**config, "format_version": version}, _CONFIG_CHECKS, bad)
     if version > FORMAT_VERSION:
         raise DataError(
             f"{where!r} has format version {version}; upgrade sklearn-rfcnn to load it."
