@@ -9,17 +9,16 @@ fields of several seconds fit inside a clip.  Every row is scored (macro mAP)
 on the held-out clips of both training SoundFonts (in timbre) and on the same
 pieces rendered from FluidR3_GM, a SoundFont no row trained on (unseen).
 
-Rows (:func:`tasks`), in the order they run so that a partial run informs:
+Rows (:func:`stages`), in the order they run so that a partial run informs:
 
-1. ``rho``: CP-ResNet over a rho sweep 0 ... 20, seed 0;
-2. ``rho_f`` / ``rho_t``: one axis swept, the other held at ``DEFAULT_RHO``;
-3. baselines: VGG-style, ResNet-18 and ResNet-34 at their standard width 64
-   and at the CP-ResNet's width (equal compute);
-4. CP-FAResNet and Shake-Shake at ``DEFAULT_RHO`` (fixed up front, not
-   chosen from test scores);
-5. ``search``: ``RFOptunaSearchCV`` with a time budget equal to the wall time
-   of the seed's rho grid (as in ``search_vs_grid.py``);
-6. seeds 1 and 2 of the rho sweep and of the narrow baselines.
+1. claims, 3 seeds each: CP-ResNet over a rho sweep 0 ... 20; ``rho_f`` /
+   ``rho_t`` sweeps (one axis swept, the other held at ``DEFAULT_RHO``);
+   CP-FAResNet and Shake-Shake at ``DEFAULT_RHO`` (fixed up front, not chosen
+   from test scores); ResNet-18, ResNet-34 and VGG-style at the CP-ResNet's
+   width (equal compute);
+2. ``search``: ``RFOptunaSearchCV`` per seed with a time budget equal to the
+   wall time of the seed's rho grid (as in ``search_vs_grid.py``); then the
+   baselines at their standard width 64, seed 0 (the longest runs, last).
 
 Each finished run (row x seed) is appended as one JSON line to
 ``results/accuracy_v2.jsonl`` with its scores, parameters, forward FLOPs per
@@ -91,30 +90,47 @@ V1_COST = {
 V1_WORK = 600 * 20 * 130  # clips x epochs x frames per v1 fit
 
 
-def tasks(cfg):
-    """``(row, params, seed)`` for every run, claim rows first."""
+def stages(cfg):
+    """The runs in the order they go, as ``(stage, [(row, params, seed), ...])``.
+
+    1. ``claims``: every seed of the rows a claim rests on and that are cheap
+       to repeat: the rho sweep, the ``rho_f`` / ``rho_t`` sweeps, CP-FAResNet
+       and Shake-Shake at ``DEFAULT_RHO``, and the baselines at the
+       CP-ResNet's width (equal compute);
+    2. ``search``: ``RFOptunaSearchCV`` per seed, its time budget the wall
+       time of that seed's rho grid from stage 1, then the baselines at their
+       standard width (seed 0; the longest runs come last, so a partial run
+       has every claim row first).
+    """
     d = DEFAULT_RHO
-    first = [(f"rho={rho}", {"rho": rho}) for rho in cfg["rhos"]]
-    first += [
+    rows = [(f"rho={rho}", {"rho": rho}) for rho in cfg["rhos"]]
+    rows += [
         (f"rho_f={r} rho_t={d}", {"rho_f": r, "rho_t": d}) for r in cfg["axis_rhos"]
     ]
-    first += [
+    rows += [
         (f"rho_f={d} rho_t={r}", {"rho_f": d, "rho_t": r}) for r in cfg["axis_rhos"]
     ]
-    narrow = []
-    for arch in ("vgg_cnn", "resnet18", "resnet34"):
-        for w in cfg["baseline_widths"]:
-            first.append((f"{arch} width={w}", {"arch": arch, "width": w}))
-            if w == min(cfg["baseline_widths"]):
-                narrow.append(first[-1])
-    first.append((f"CP-FAResNet rho={d}", {"rho": d, "frequency_aware": True}))
-    first.append((f"Shake-Shake rho={d}", {"rho": d, "shake_shake": True}))
-    first.append(("RFOptunaSearchCV (time = rho grid)", {"search": True}))
-    sweep = first[: len(cfg["rhos"])]
-    out = [(row, params, cfg["seeds"][0]) for row, params in first]
-    for seed in cfg["seeds"][1:]:
-        out += [(row, params, seed) for row, params in sweep + narrow]
-    return out
+    rows.append((f"CP-FAResNet rho={d}", {"rho": d, "frequency_aware": True}))
+    rows.append((f"Shake-Shake rho={d}", {"rho": d, "shake_shake": True}))
+    narrow_w, *wide_ws = sorted(cfg["baseline_widths"])
+    archs = ("resnet18", "resnet34", "vgg_cnn")  # cheapest first
+    rows += [(f"{a} width={narrow_w}", {"arch": a, "width": narrow_w}) for a in archs]
+    claims = [(row, params, seed) for seed in cfg["seeds"] for row, params in rows]
+    search = [
+        ("RFOptunaSearchCV (time = rho grid)", {"search": True}, seed)
+        for seed in cfg["seeds"]
+    ]
+    wide = [
+        (f"{a} width={w}", {"arch": a, "width": w}, cfg["seeds"][0])
+        for w in wide_ws
+        for a in archs
+    ]
+    return [("claims", claims), ("search", search + wide)]
+
+
+def tasks(cfg):
+    """``(row, params, seed)`` for every run, in the order they go."""
+    return [t for _, stage in stages(cfg) for t in stage]
 
 
 def estimate_seconds(cfg, params):
@@ -275,8 +291,18 @@ def _append(out, record):
     )
 
 
+def _grid_seconds(out, seed):
+    """Wall time of one seed's rho grid (fit + predict of its ``rho=`` rows)."""
+    grid = [
+        r["fit_s"] + r["predict_s"]
+        for r in read_jsonl(out)
+        if r["seed"] == seed and r["row"].startswith("rho=")
+    ]
+    return sum(grid) or None
+
+
 def run(cfg, out, jobs):
-    """Run every unfinished run of ``tasks(cfg)``, appending to ``out``."""
+    """Run every unfinished run of ``stages(cfg)``, appending to ``out``."""
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -287,19 +313,21 @@ def run(cfg, out, jobs):
     if not todo:
         return
     load_data(cfg)  # render and cache the features before the workers
-    searches = [t for t in todo if t[1].get("search")]
-    todo = [t for t in todo if not t[1].get("search")]
     with ProcessPoolExecutor(max(jobs, 1)) as pool:
-        futures = [pool.submit(run_one, cfg, *t) for t in todo]
-        for fut in as_completed(futures):
-            _append(out, fut.result())
-    for row, params, seed in searches:  # after the grid: its wall time is T
-        grid = [
-            r["fit_s"] + r["predict_s"]
-            for r in read_jsonl(out)
-            if r["seed"] == seed and r["row"].startswith("rho=")
-        ]
-        _append(out, run_one(cfg, row, params, seed, budget_s=sum(grid) or None))
+        for name, stage in stages(cfg):
+            stage = [t for t in stage if (t[0], t[2]) not in done]
+            print(f"stage {name}: {len(stage)} run(s)", flush=True)
+            futures = [
+                pool.submit(
+                    run_one,
+                    cfg,
+                    *t,
+                    budget_s=_grid_seconds(out, t[2]) if t[1].get("search") else None,
+                )
+                for t in stage
+            ]
+            for fut in as_completed(futures):
+                _append(out, fut.result())
 
 
 def _mean_std(values):

@@ -58,6 +58,15 @@ __all__ = []
 
 CARD_FILE = "README.md"
 
+#: The card's YAML parameters of ``save`` and ``save_pipeline`` (docstrings).
+CARD_YAML_DOC = """
+license : str, default=None
+    License identifier for the card's YAML (e.g. ``"mit"``, the Hub's ids).
+datasets : str or list of str, default=None
+    Data set id(s) for the card's YAML; the first also names the data of the
+    ``model-index`` results.
+"""
+
 #: Architecture parameters shown in the card, read from the built network
 #: where it records them (the effective values, e.g. ``rho=None`` resolved).
 _ARCH_PARAMS = (

@@ -97,6 +97,7 @@ import torch.nn.functional as F
 
 from sklearn_rfcnn.estimators import aggregate_windows, sliding_windows, window_hop
 from sklearn_rfcnn.exceptions import DataError, InputTypeError, ParameterError
+from sklearn_rfcnn.utils._docstrings import fill_doc
 
 __all__ = [
     "MAX_HOP_MS",
@@ -311,20 +312,12 @@ class HEARModel(torch.nn.Module):
         >>> model.spectrogram(audio).shape  # doctest: +SKIP
         torch.Size([2, 1, 32, 63])
         """
-        from sklearn_rfcnn.transformers._mel_torch import mel_from_waveform
+        from sklearn_rfcnn.transformers._mel_torch import mel_of
 
         x = self._check_audio(audio)
         if x.shape[-1] < self.n_fft:  # as MelSpectrogram: zero-pad to one frame
             x = F.pad(x, (0, self.n_fft - x.shape[-1]))
-        M = mel_from_waveform(
-            x,
-            n_fft=self.n_fft,
-            hop_length=self.hop_length,
-            window=self.window,
-            basis=self.basis,
-            offset=self.offset,
-            scale=self.scale,
-        )
+        M = mel_of(self, x)
         return (M[:, None] - self.mean) * self.inv_scale
 
     # -- embeddings -----------------------------------------------------------
@@ -346,6 +339,7 @@ class HEARModel(torch.nn.Module):
         Parameters
         ----------
         audio : torch.Tensor [shape=(n_sounds, n_samples)]
+            Mono float32 waveforms at ``sample_rate``, as for :meth:`spectrogram`.
 
         Returns
         -------
@@ -496,15 +490,22 @@ def _check_model(model):
     model.eval()
 
 
+#: The parameters of the HEAR embedding functions (docstrings).
+_AUDIO_AND_MODEL_DOC = """
+Parameters
+----------
+audio : torch.Tensor [shape=(n_sounds, n_samples)]
+    float32 mono waveforms at ``model.sample_rate``, on the model's device.
+model : HEARModel
+    From :func:`load_model`.
+"""
+
+
+@fill_doc(audio_and_model=_AUDIO_AND_MODEL_DOC)
 def get_scene_embeddings(audio, model):
     """One embedding per sound: the network's pooled features of the whole clip.
 
-    Parameters
-    ----------
-    audio : torch.Tensor [shape=(n_sounds, n_samples)]
-        float32 mono waveforms at ``model.sample_rate``, on the model's device.
-    model : HEARModel
-        From :func:`load_model`.
+    %(audio_and_model)s
 
     Returns
     -------
@@ -525,6 +526,7 @@ def get_scene_embeddings(audio, model):
         return model(audio)
 
 
+@fill_doc(audio_and_model=_AUDIO_AND_MODEL_DOC)
 def get_timestamp_embeddings(audio, model):
     """Embeddings at regular times: the last feature map averaged over frequency.
 
@@ -535,12 +537,7 @@ def get_timestamp_embeddings(audio, model):
     network pass per batch of sounds.  See the module docstring for the
     alignment.
 
-    Parameters
-    ----------
-    audio : torch.Tensor [shape=(n_sounds, n_samples)]
-        float32 mono waveforms at ``model.sample_rate``, on the model's device.
-    model : HEARModel
-        From :func:`load_model`.
+    %(audio_and_model)s
 
     Returns
     -------

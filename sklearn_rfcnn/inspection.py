@@ -94,17 +94,15 @@ def describe_pipeline(pipe) -> RFDescription:
     --------
     >>> import numpy as np
     >>> from sklearn.pipeline import make_pipeline
-    >>> from sklearn_rfcnn import BandStandardizer, MelSpectrogram, RFCNNClassifier
-    >>> waves = np.random.default_rng(0).normal(size=(8, 4000)).astype("float32")
+    >>> from sklearn_rfcnn import MelSpectrogram, RFCNNClassifier
+    >>> waves = np.random.default_rng(0).normal(size=(8, 16000)).astype("float32")
+    >>> clf = RFCNNClassifier(width=4, rho=2, max_epochs=1, verbose=0, random_state=0)
     >>> pipe = make_pipeline(
-    ...     MelSpectrogram(sr=8000, n_fft=256, hop_length=64, n_mels=16),
-    ...     BandStandardizer(),
-    ...     RFCNNClassifier(width=4, rho=2, max_epochs=1, verbose=0, device="cpu",
-    ...                     random_state=0),
+    ...     MelSpectrogram(sr=16000, n_fft=512, hop_length=160, n_mels=32), clf
     ... ).fit(waves, [0, 1] * 4)
     >>> d = describe_pipeline(pipe)
     >>> d.rf, d.time_frames, round(d.time_seconds, 3)
-    (RF(freq=39, time=39), 39, 0.312)
+    (RF(freq=39, time=39), 39, 0.39)
     """
     steps = getattr(pipe, "steps", None)
     if steps is None:

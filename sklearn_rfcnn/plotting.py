@@ -16,7 +16,23 @@ Examples
 
 import numpy as np
 
+from sklearn_rfcnn.utils._docstrings import fill_doc
+
 __all__ = ["plot_per_tag_scores", "plot_receptive_field", "plot_training_curve"]
+
+
+#: The ``path`` parameter and the return value of every plot (docstrings).
+_PATH_AND_FIGURE_DOC = """
+path : str or path-like, default=None
+    Where to save the figure (format from the suffix, e.g. ``.png``); None
+    saves nothing.
+
+Returns
+-------
+fig : matplotlib.figure.Figure
+    The figure (a ``matplotlib.figure.Figure`` without pyplot, so nothing is
+    shown or kept open).
+"""
 
 
 def _figure(figsize):
@@ -39,6 +55,7 @@ def _save(fig, path):
     return fig
 
 
+@fill_doc(path_and_figure=_PATH_AND_FIGURE_DOC)
 def plot_training_curve(
     history, *, ylabel="loss", title="CP-ResNet training curve", path=None
 ):
@@ -53,12 +70,7 @@ def plot_training_curve(
         Label of the loss axis (e.g. ``"binary cross-entropy"``).
     title : str, default="CP-ResNet training curve"
         Figure title.
-    path : str or path-like, default=None
-        Where to save the figure (format from the suffix, e.g. ``.png``).
-
-    Returns
-    -------
-    fig : matplotlib.figure.Figure
+    %(path_and_figure)s
 
     Examples
     --------
@@ -92,6 +104,7 @@ def plot_training_curve(
     return _save(fig, path)
 
 
+@fill_doc(path_and_figure=_PATH_AND_FIGURE_DOC)
 def plot_per_tag_scores(
     scores,
     target_names,
@@ -117,12 +130,7 @@ def plot_per_tag_scores(
         Label of the score axis.
     title : str, default="Per-tag average precision"
         Figure title.
-    path : str or path-like, default=None
-        Where to save the figure.
-
-    Returns
-    -------
-    fig : matplotlib.figure.Figure
+    %(path_and_figure)s
 
     Examples
     --------
@@ -162,6 +170,7 @@ def plot_per_tag_scores(
     return _save(fig, path)
 
 
+@fill_doc(path_and_figure=_PATH_AND_FIGURE_DOC)
 def plot_receptive_field(spectrogram, description, *, subtitle=None, path=None):
     """A spectrogram with the network's receptive field drawn to scale.
 
@@ -175,12 +184,7 @@ def plot_receptive_field(spectrogram, description, *, subtitle=None, path=None):
         spectrogram settings.
     subtitle : str, default=None
         A second title line (e.g. the clip's tags).
-    path : str or path-like, default=None
-        Where to save the figure.
-
-    Returns
-    -------
-    fig : matplotlib.figure.Figure
+    %(path_and_figure)s
 
     Examples
     --------

@@ -11,6 +11,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
 
 from sklearn_rfcnn._model_card import (
+    CARD_YAML_DOC,
     check_card_info,
     check_metrics,
     pipeline_card,
@@ -38,6 +39,7 @@ from sklearn_rfcnn.inspection import describe_pipeline
 from sklearn_rfcnn.utils._atomic import (
     atomic_folder,
 )
+from sklearn_rfcnn.utils._docstrings import fill_doc
 
 __all__ = ["save_pipeline"]
 
@@ -202,6 +204,7 @@ def _card(pipe, folder_name, metadata, metrics, license=None, datasets=None):
     )
 
 
+@fill_doc(card_yaml=CARD_YAML_DOC)
 def save_pipeline(
     pipe,
     path,
@@ -251,17 +254,13 @@ def save_pipeline(
         evaluation results; the YAML's ``pipeline_tag`` is
         ``audio-classification``, or ``feature-extraction`` when the last
         step only transforms.
-    license : str, default=None
-        License identifier for the card's YAML (e.g. ``"mit"``, the Hub's
-        ids).
-    datasets : str or list of str, default=None
-        Data set id(s) for the card's YAML; the first also names the data of
-        the ``model-index`` results.
+    %(card_yaml)s
 
     Returns
     -------
     path : pathlib.Path
-        The folder written.
+        The folder written: ``pipeline.json``, the steps' arrays and files, and
+        the model card.
 
     Raises
     ------

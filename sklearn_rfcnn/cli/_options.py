@@ -199,12 +199,7 @@ def add_frontend_args(p, *, duration=10.0, n_mels=256):
     g.add_argument(
         "--fmin", type=float, default=0.0, help="lowest mel edge in Hz (default: 0)"
     )
-    g.add_argument(
-        "--fmax",
-        type=float,
-        default=None,
-        help="highest mel edge in Hz (default: sr/2)",
-    )
+    g.add_argument("--fmax", type=float, help="highest mel edge in Hz (default: sr/2)")
     g.add_argument(
         "--scale",
         choices=["perceptual", "db", "power"],

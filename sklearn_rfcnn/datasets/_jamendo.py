@@ -110,13 +110,16 @@ def _split_parts(rows, split_dir, stem, main_tsv, split, name, layout):
                 conflicts[track] = earlier
             split_of[position[track]] = part
         if conflicts:
-            listed = "; ".join(
-                f"{t!r} ({was} in {str(split_file[was])!r} and {part} in {str(path)!r})"
-                for t, was in conflicts.items()
+            listed = _shorten(
+                "; ".join(
+                    f"{t!r} ({was} in {str(split_file[was])!r} and {part} in "
+                    f"{str(path)!r})"
+                    for t, was in conflicts.items()
+                )
             )
             raise DataError(
                 f"{name}: {len(conflicts)} track(s) of split-{split} are in more "
-                f"than one part: {_shorten(listed)}; the official parts are "
+                f"than one part: {listed}; the official parts are "
                 "disjoint. Are the split files from one release?"
             )
 

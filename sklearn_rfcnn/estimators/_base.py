@@ -60,13 +60,14 @@ from sklearn_rfcnn.estimators._data import (
 from sklearn_rfcnn.estimators._execution import _ExecutionMixin
 from sklearn_rfcnn.estimators._inputs import _InputsMixin
 from sklearn_rfcnn.estimators._length import check_crop, reduce_windows, window_hop
-from sklearn_rfcnn.estimators._params_doc import _PARAMETERS_DOC
+from sklearn_rfcnn.estimators._params_doc import CLASS_DOCS
 from sklearn_rfcnn.estimators._recipe import _RecipeMixin
 from sklearn_rfcnn.exceptions import (
     ParameterError,
 )
 from sklearn_rfcnn.models import check_model_args
 from sklearn_rfcnn.receptive_field import receptive_field
+from sklearn_rfcnn.utils._docstrings import fill_text
 from sklearn_rfcnn.utils._sklearn_compat import (
     Interval,
     StrOptions,
@@ -114,14 +115,14 @@ class _BaseRFCNN(
     """Common parameters and training of the RF-CNN estimators (private).
 
     See :class:`~sklearn_rfcnn.RFCNNClassifier` for the parameters.  A
-    subclass docstring's ``%(parameters)s`` is replaced by the shared
-    ``Parameters`` section.
+    subclass docstring's ``%(parameters_and_attributes)s`` line is replaced by
+    the shared ``Parameters`` section and the start of ``Attributes``.
     """
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if cls.__doc__ and "%(parameters)s" in cls.__doc__:
-            cls.__doc__ = cls.__doc__.replace("%(parameters)s", _PARAMETERS_DOC)
+        if cls.__doc__:
+            cls.__doc__ = fill_text(cls.__doc__, CLASS_DOCS)
 
     _parameter_constraints = {
         "arch": [str],

@@ -7,14 +7,16 @@ from sklearn.base import ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from sklearn_rfcnn.estimators._base import _BaseRFCNN
-from sklearn_rfcnn.estimators._export import export_onnx, onnx_docstring
+from sklearn_rfcnn.estimators._export import ExportMixin
+from sklearn_rfcnn.estimators._params_doc import METHOD_DOCS
 from sklearn_rfcnn.estimators._persistence import _PersistenceMixin
 from sklearn_rfcnn.exceptions import ParameterError
+from sklearn_rfcnn.utils._docstrings import fill_doc
 
 __all__ = ["RFCNNClassifier"]
 
 
-class RFCNNClassifier(ClassifierMixin, _PersistenceMixin, _BaseRFCNN):
+class RFCNNClassifier(ClassifierMixin, ExportMixin, _PersistenceMixin, _BaseRFCNN):
     """Receptive-field regularised CNN (CP-ResNet) classifier and tagger.
 
     Multi-class classification with a 1-D ``y`` of labels (any labels,
@@ -40,39 +42,11 @@ class RFCNNClassifier(ClassifierMixin, _PersistenceMixin, _BaseRFCNN):
     aggregated per clip (``aggregate``), and :meth:`predict_proba_frames`
     returns the per-window probabilities (a taggram).
 
-    Parameters
-    ----------
-    %(parameters)s
-
-    Attributes
-    ----------
-    net_ : skorch.NeuralNet
-        The trained private skorch net; the torch network is ``net_.module_``.
+    %(parameters_and_attributes)s
     classes_ : ndarray of shape (n_classes,)
         Class labels, or ``arange(n_tags)`` for an indicator ``y``.
     n_outputs_ : int
         Number of classes or tags (network outputs).
-    n_features_in_ : int
-        Number of mel bands of 3-D input (channels of 4-D input, columns of
-        2-D input).
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Column names, when fitted on a DataFrame.
-    receptive_field_ : RF
-        Maximum receptive field of the network in input pixels, a named pair
-        ``(freq, time)``; see :func:`sklearn_rfcnn.inspection.describe_pipeline`
-        for seconds and Hz.
-    front_end_checksum_ : str or None
-        ``front_end_checksum`` of the clip source fitted on (None for arrays,
-        or a source without one); prediction refuses a source whose checksum
-        differs.
-    history_ : skorch.History
-        Per-epoch training record (``train_loss``, ``valid_loss``, ``lr``,
-        ``dur``, ...).
-    precision_ : {"32", "bf16", "16"}
-        The precision the net runs in (``precision`` with "auto" decided for
-        this machine's device; a loaded model decides afresh).
-    channels_last_ : bool
-        Whether the net runs in the channels-last memory format.
 
     See Also
     --------
@@ -103,6 +77,9 @@ class RFCNNClassifier(ClassifierMixin, _PersistenceMixin, _BaseRFCNN):
     RF(freq=39, time=39)
     """
 
+    _onnx_output = "proba"
+
+    @fill_doc(**METHOD_DOCS)
     def predict_proba(self, X):
         """Class probabilities, or per-tag probabilities for tagging.
 
@@ -111,10 +88,7 @@ class RFCNNClassifier(ClassifierMixin, _PersistenceMixin, _BaseRFCNN):
         mean or max) before the softmax/sigmoid; a clip of at most
         ``crop_frames`` frames is one window (tiled up to it when shorter).
 
-        Parameters
-        ----------
-        X : array-like, list of arrays or clip source
-            Spectrograms; clips may differ in length from the training clips.
+        %(X_predict)s
 
         Returns
         -------
@@ -175,11 +149,10 @@ class RFCNNClassifier(ClassifierMixin, _PersistenceMixin, _BaseRFCNN):
         --------
         >>> import numpy as np
         >>> from sklearn_rfcnn import RFCNNClassifier
-        >>> rng = np.random.default_rng(0)
-        >>> X = rng.normal(size=(16, 8, 20)).astype("float32")
+        >>> X = np.random.default_rng(0).normal(size=(16, 8, 20)).astype("float32")
         >>> clf = RFCNNClassifier(width=4, rho=2, max_epochs=1, crop_frames=16,
         ...                       verbose=0, random_state=0).fit(X, [0, 1] * 8)
-        >>> long_clip = rng.normal(size=(8, 64)).astype("float32")
+        >>> long_clip = np.random.default_rng(1).normal(size=(8, 64)).astype("float32")
         >>> [(proba, times)] = clf.predict_proba_frames([long_clip], sr=22050,
         ...                                             hop_length=512)
         >>> proba.shape
@@ -201,13 +174,11 @@ class RFCNNClassifier(ClassifierMixin, _PersistenceMixin, _BaseRFCNN):
             result.append((proba[offsets[i] : offsets[i + 1]], times))
         return result
 
+    @fill_doc(**METHOD_DOCS)
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`.
 
-        Parameters
-        ----------
-        X : array-like or list of arrays
-            Spectrograms.
+        %(X_predict)s
 
         Returns
         -------
@@ -216,13 +187,11 @@ class RFCNNClassifier(ClassifierMixin, _PersistenceMixin, _BaseRFCNN):
         check_is_fitted(self)
         return np.log(self.predict_proba(X))
 
+    @fill_doc(**METHOD_DOCS)
     def predict(self, X):
         """Predicted labels, or a 0/1 indicator matrix for tagging.
 
-        Parameters
-        ----------
-        X : array-like or list of arrays
-            Spectrograms.
+        %(X_predict)s
 
         Returns
         -------
@@ -235,25 +204,6 @@ class RFCNNClassifier(ClassifierMixin, _PersistenceMixin, _BaseRFCNN):
         if self._multilabel:
             return (proba > self._threshold_array()).astype(self._indicator_dtype)
         return self.classes_[np.argmax(proba, axis=1)]
-
-    def export_onnx(self, path):
-        check_is_fitted(self)
-        return export_onnx(self, path, output="proba")
-
-    export_onnx.__doc__ = onnx_docstring(
-        "RFCNNClassifier",
-        "predict_proba",
-        "(3, 2)",
-        what="the network and :meth:`predict_proba`",
-        returns=(
-            '``"probabilities"``, float32 ``(n, n_outputs_)``: the softmax over '
-            "``classes_`` for multi-class models, one sigmoid per tag for "
-            "multi-label ones -- :meth:`predict_proba` in float32"
-        ),
-        decisions="  Decisions (``predict``, ``threshold``) are left to the consumer.",
-        output="predict_proba",
-        see_also="RFCNNEmbedder.export_onnx : The embedding graph.",
-    )
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from sklearn_rfcnn.estimators._length import take_frames, window_starts
 from sklearn_rfcnn.exceptions import DataError
+from sklearn_rfcnn.utils._checks import reject_non_finite
 
 __all__ = []
 
@@ -126,10 +127,11 @@ class _ClipDataset(Dataset):
         return x
 
     def _check_finite(self, x, i):
-        if self.source and not np.isfinite(x).all():
-            raise DataError(
-                f"item {int(self.rows[i])} of the clip source holds NaN or inf; "
-                "fix or drop that clip when building the source."
+        if self.source:
+            reject_non_finite(
+                x,
+                f"item {int(self.rows[i])} of the clip source",
+                "fix or drop that clip when building the source.",
             )
         return x
 
@@ -432,13 +434,7 @@ def _bucket_loader(dataset, batch_size, shuffle=False, pin_memory=False, **kwarg
 
 
 def _train_loader(
-    dataset,
-    batch_size,
-    shuffle=True,
-    pin_memory=False,
-    crop_frames=None,
-    shards=None,
-    **kwargs,
+    dataset, batch_size, shuffle=True, crop_frames=None, shards=None, **kwargs
 ):
     """The training DataLoader (skorch's ``iterator_train``).
 
@@ -447,7 +443,8 @@ def _train_loader(
     (exactly as before crops existed), else length-sorted batches cropped to
     their shortest clip.  ``shards=(num_processes, process_index)`` gives this
     process its part of every batch (:class:`_ShardBatchSampler`; data
-    parallel training); None is the whole batch.
+    parallel training); None is the whole batch.  Other keyword arguments
+    (``pin_memory``, ``num_workers``, ...) go to the ``DataLoader``.
     """
     lengths = dataset.lengths
     if crop_frames is None and len(np.unique(lengths)) <= 1:
@@ -458,18 +455,10 @@ def _train_loader(
         sampler = _CropBatchSampler(lengths, batch_size, crop_frames=crop_frames)
     if shards is not None:
         sampler = _ShardBatchSampler(sampler, *shards)
-    return DataLoader(dataset, batch_sampler=sampler, pin_memory=pin_memory, **kwargs)
+    return DataLoader(dataset, batch_sampler=sampler, **kwargs)
 
 
-def _valid_loader(
-    dataset,
-    batch_size,
-    shuffle=False,
-    pin_memory=False,
-    window=None,
-    hop=None,
-    **kwargs,
-):
+def _valid_loader(dataset, batch_size, shuffle=False, window=None, hop=None, **kwargs):
     """The validation DataLoader (skorch's ``iterator_valid``).
 
     With a ``window`` (``crop_frames``): the sliding windows of each clip,
@@ -477,8 +466,6 @@ def _valid_loader(
     batched by length.
     """
     if window is None:
-        return _bucket_loader(
-            dataset, batch_size, shuffle=False, pin_memory=pin_memory, **kwargs
-        )
+        return _bucket_loader(dataset, batch_size, shuffle=False, **kwargs)
     sampler = _WindowBatchSampler(dataset.lengths, batch_size, window, hop)
-    return DataLoader(dataset, batch_sampler=sampler, pin_memory=pin_memory, **kwargs)
+    return DataLoader(dataset, batch_sampler=sampler, **kwargs)

@@ -5,15 +5,21 @@ from sklearn.utils.validation import check_is_fitted
 
 from sklearn_rfcnn.estimators._base import _FITTED_ATTRIBUTES, _BaseRFCNN
 from sklearn_rfcnn.estimators._classifier import RFCNNClassifier
-from sklearn_rfcnn.estimators._export import export_onnx, onnx_docstring
+from sklearn_rfcnn.estimators._export import ExportMixin
+from sklearn_rfcnn.estimators._params_doc import METHOD_DOCS
 from sklearn_rfcnn.estimators._persistence import _PersistenceMixin
 from sklearn_rfcnn.exceptions import ParameterError
+from sklearn_rfcnn.utils._docstrings import fill_doc
 
 __all__ = ["RFCNNEmbedder"]
 
 
 class RFCNNEmbedder(
-    ClassNamePrefixFeaturesOutMixin, TransformerMixin, _PersistenceMixin, _BaseRFCNN
+    ExportMixin,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _PersistenceMixin,
+    _BaseRFCNN,
 ):
     """Pooled embeddings of a supervised receptive-field regularised CNN.
 
@@ -26,35 +32,11 @@ class RFCNNEmbedder(
     SVC())``, or wrap an already trained classifier with
     :meth:`from_classifier`.
 
-    Parameters
-    ----------
-    %(parameters)s
-
-    Attributes
-    ----------
-    net_ : skorch.NeuralNet
-        The trained private skorch net.
+    %(parameters_and_attributes)s
     classes_ : ndarray of shape (n_classes,)
         Labels of the training targets (``arange(n_tags)`` for tagging).
     n_outputs_ : int
         Number of classes or tags the network was trained on.
-    n_features_in_ : int
-        Number of mel bands of 3-D input (channels of 4-D, columns of 2-D).
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Column names, when fitted on a DataFrame.
-    receptive_field_ : RF
-        Maximum receptive field in input pixels ``(freq, time)``.
-    front_end_checksum_ : str or None
-        ``front_end_checksum`` of the clip source fitted on (None for arrays,
-        or a source without one); ``transform`` refuses a source whose
-        checksum differs.
-    history_ : skorch.History
-        Per-epoch training record.
-    precision_ : {"32", "bf16", "16"}
-        The precision the net runs in (``precision`` with "auto" decided for
-        this machine's device; a loaded model decides afresh).
-    channels_last_ : bool
-        Whether the net runs in the channels-last memory format.
 
     See Also
     --------
@@ -75,6 +57,9 @@ class RFCNNEmbedder(
     array(['rfcnnembedder0', 'rfcnnembedder1'], dtype=object)
     """
 
+    _onnx_output = "features"
+
+    @fill_doc(**METHOD_DOCS)
     def transform(self, X):
         """Pooled embeddings of X.
 
@@ -84,10 +69,7 @@ class RFCNNEmbedder(
         pooled features is the pooled feature of the windows together);
         without it, each clip is embedded whole.
 
-        Parameters
-        ----------
-        X : array-like, list of arrays or clip source
-            Spectrograms; clips may differ in length from the training clips.
+        %(X_predict)s
 
         Returns
         -------
@@ -97,24 +79,6 @@ class RFCNNEmbedder(
         """
         check_is_fitted(self)
         return self._forward(X, features=True)
-
-    def export_onnx(self, path):
-        check_is_fitted(self)
-        return export_onnx(self, path, output="features")
-
-    export_onnx.__doc__ = onnx_docstring(
-        "RFCNNEmbedder",
-        "transform",
-        "(3, 16)",
-        what="the network's embedding (:meth:`transform`)",
-        returns=(
-            '``"embeddings"``, float32 ``(n, n_embedding)``: the network\'s '
-            "pooled embedding (``forward_head(forward_features(x), "
-            "pre_logits=True)``), exactly what :meth:`transform` returns"
-        ),
-        output="transform",
-        see_also="RFCNNClassifier.export_onnx : The probability graph.",
-    )
 
     @classmethod
     def from_classifier(cls, classifier):

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from sklearn_rfcnn._version import __version__
@@ -155,16 +156,77 @@ True
 """
 
 
-def onnx_docstring(cls, method, shape, **parts):
-    """The ``export_onnx`` docstring of an estimator (one text, two graphs).
+#: Per graph output (``export_onnx``'s ``output``), the parts of its docstring:
+#: the estimator, the method the graph reproduces and the example's shape ...
+_DOC_ESTIMATOR = {"proba": "RFCNNClassifier", "features": "RFCNNEmbedder"}
+_DOC_METHOD = {"proba": "predict_proba", "features": "transform"}
+_DOC_SHAPE = {"proba": "(3, 2)", "features": "(3, 16)"}
+#: ... what is written and what the graph returns ...
+_DOC_WHAT = {
+    "proba": "the network and :meth:`predict_proba`",
+    "features": "the network's embedding (:meth:`transform`)",
+}
+_DOC_RETURNS = {
+    "proba": '``"probabilities"``, float32 ``(n, n_outputs_)``: the softmax over '
+    "``classes_`` for multi-class models, one sigmoid per tag for multi-label "
+    "ones -- :meth:`predict_proba` in float32",
+    "features": '``"embeddings"``, float32 ``(n, n_embedding)``: the network\'s '
+    "pooled embedding (``forward_head(forward_features(x), pre_logits=True)``), "
+    "exactly what :meth:`transform` returns",
+}
+#: ... and what is left to the consumer.
+_DOC_DECISIONS = {
+    "proba": "  Decisions (``predict``, ``threshold``) are left to the consumer.",
+    "features": "",
+}
 
-    ``cls`` names the estimator, ``method`` the method the graph reproduces and
-    ``shape`` its output's shape in the example; ``parts`` fill the text.
+
+def onnx_docstring(output):
+    """The ``export_onnx`` docstring of the estimator whose graph is ``output``.
+
+    One text (``_EXPORT_DOC``) for both estimators; the ``_DOC_*`` tables fill
+    in what differs between the probability and the embedding graph.
     """
-    parts.setdefault("decisions", "")
-    text = _EXPORT_DOC.format(cls=cls, method=method, shape=shape, **parts)
+    (other,) = set(_DOC_ESTIMATOR) - {output}
+    text = _EXPORT_DOC.format(
+        cls=_DOC_ESTIMATOR[output],
+        method=_DOC_METHOD[output],
+        shape=_DOC_SHAPE[output],
+        what=_DOC_WHAT[output],
+        returns=_DOC_RETURNS[output],
+        decisions=_DOC_DECISIONS[output],
+        output=_DOC_METHOD[output],
+        see_also=f"{_DOC_ESTIMATOR[other]}.export_onnx : The {OUTPUT_NAMES[other]} "
+        "graph.",
+    )
     body = "\n".join(("        " + line) if line else "" for line in text.splitlines())
     return body.lstrip() + "\n        "
+
+
+class ExportMixin:
+    """``export_onnx`` for an estimator whose class sets ``_onnx_output``.
+
+    Each subclass that sets ``_onnx_output`` (``"proba"`` or ``"features"``)
+    gets its own ``export_onnx`` with the docstring of that graph.
+    """
+
+    _onnx_output = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        output = cls.__dict__.get("_onnx_output")
+        if output is None:
+            return
+
+        def export_onnx_method(self, path):
+            check_is_fitted(self)
+            return export_onnx(self, path, output=output)
+
+        export_onnx_method.__name__ = "export_onnx"
+        export_onnx_method.__qualname__ = f"{cls.__name__}.export_onnx"
+        export_onnx_method.__module__ = cls.__module__
+        export_onnx_method.__doc__ = onnx_docstring(output)
+        cls.export_onnx = export_onnx_method
 
 
 def check_onnx_exporter():

@@ -110,6 +110,20 @@ class _InputsMixin:
                 )
         return X, y
 
+    def _record_clip_shape(self, shape, two_d, *, reset, what, fix):
+        """At fit record the clips' ``(C, F)``; later, raise unless it matches."""
+        if reset:
+            self._clip_shape = shape
+            self._two_d = two_d
+            return
+        if shape != self._clip_shape:
+            fitted = self._clip_shape
+            raise DataError(
+                f"{what} has clips of {shape[0]} channel(s) x {shape[1]} band(s), "
+                f"but {type(self).__name__} was fitted on {fitted[0]} channel(s) x "
+                f"{fitted[1]} band(s); {fix}"
+            )
+
     def _check_clips(self, X, *, reset, y="no_validation"):
         """Validate X (and y in fit) and return ``(clips, y, two_d)``.
 
@@ -121,18 +135,14 @@ class _InputsMixin:
         if _is_clip_source(X):
             clips, y = self._check_source(X, reset=reset, y=y)
             shape = tuple(int(v) for v in clips.clip_shape)
-            two_d = False
-            if reset:
-                self._clip_shape = shape
-                self._two_d = False
-            elif shape != self._clip_shape:
-                raise DataError(
-                    f"the clip source X has clips of {shape[0]} channel(s) x "
-                    f"{shape[1]} band(s), but {name} was fitted on "
-                    f"{self._clip_shape[0]} channel(s) x {self._clip_shape[1]} "
-                    "band(s); build the source with the training front end."
-                )
-            return clips, y, two_d
+            self._record_clip_shape(
+                shape,
+                False,
+                reset=reset,
+                what="the clip source X",
+                fix="build the source with the training front end.",
+            )
+            return clips, y, False
         _reject_strings(X, name)
         if (
             isinstance(X, np.ndarray)
@@ -173,16 +183,15 @@ class _InputsMixin:
             clips = np.ascontiguousarray(clips, dtype=np.float32)
         shape = (clips[0].shape[0], clips[0].shape[1]) if len(clips) else None
         if reset:
-            self._clip_shape = shape
-            self._two_d = two_d
             self.front_end_checksum_ = None
-        elif shape != self._clip_shape:
-            raise DataError(
-                f"X has clips of {shape[0]} channel(s) x {shape[1]} band(s), but "
-                f"{name} was fitted on {self._clip_shape[0]} channel(s) x "
-                f"{self._clip_shape[1]} band(s); use the same MelSpectrogram "
-                "settings (n_mels) at fit and predict time."
-            )
+        self._record_clip_shape(
+            shape,
+            two_d,
+            reset=reset,
+            what="X",
+            fix="use the same MelSpectrogram settings (n_mels) at fit and predict "
+            "time.",
+        )
         return clips, y, two_d
 
     def _check_ragged(self, X, *, reset):

@@ -1,4 +1,6 @@
-"""The shared ``Parameters`` section of the RF-CNN estimators' docstrings."""
+"""The shared Parameters and Attributes sections of the estimators' docstrings."""
+
+import textwrap
 
 __all__ = []
 
@@ -207,3 +209,51 @@ _PARAMETERS_DOC = """arch : str, default="cp_resnet"
         Advanced: keyword arguments for the skorch net, e.g.
         ``{"callbacks__early_stopping__patience": 10}`` or
         ``{"iterator_train__num_workers": 2}``."""
+
+#: The fitted attributes both estimators share.
+_FITTED_ATTRIBUTES_DOC = """
+net_ : skorch.NeuralNet
+    The trained private skorch net; the torch network is ``net_.module_``.
+n_features_in_ : int
+    Number of mel bands of 3-D input (channels of 4-D input, columns of 2-D
+    input).
+feature_names_in_ : ndarray of shape (`n_features_in_`,)
+    Column names, when fitted on a DataFrame.
+receptive_field_ : RF
+    Maximum receptive field of the network in input pixels, a named pair
+    ``(freq, time)``; see :func:`sklearn_rfcnn.inspection.describe_pipeline`
+    for seconds and Hz.
+front_end_checksum_ : str or None
+    ``front_end_checksum`` of the clip source fitted on (None for arrays, or a
+    source without one); prediction and ``transform`` refuse a source whose
+    checksum differs.
+history_ : skorch.History
+    Per-epoch training record (``train_loss``, ``valid_loss``, ``lr``,
+    ``dur``, ...).
+precision_ : {"32", "bf16", "16"}
+    The precision the net runs in (``precision`` with "auto" decided for this
+    machine's device; a loaded model decides afresh).
+channels_last_ : bool
+    Whether the net runs in the channels-last memory format.
+"""
+
+#: The ``Parameters`` section of the methods that take only spectrograms.
+_X_PREDICT_DOC = """
+Parameters
+----------
+X : array-like, list of arrays or clip source
+    Spectrograms, as in ``fit``; clips may differ in length from the
+    training clips.
+"""
+
+#: The class docstrings' ``Parameters`` section and the shared start of their
+#: ``Attributes`` (``%(parameters_and_attributes)s``).
+CLASS_DOCS = {
+    "parameters_and_attributes": "Parameters\n----------\n"
+    + textwrap.dedent("    " + _PARAMETERS_DOC).strip()
+    + "\n\nAttributes\n----------\n"
+    + _FITTED_ATTRIBUTES_DOC.strip()
+}
+
+#: The sections above by placeholder name (``fill_doc(**METHOD_DOCS)``).
+METHOD_DOCS = {"X_predict": _X_PREDICT_DOC}

@@ -75,7 +75,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.validation import check_is_fitted
 from skorch.history import History
 
-from sklearn_rfcnn._model_card import estimator_card, write_card
+from sklearn_rfcnn._model_card import CARD_YAML_DOC, estimator_card, write_card
 from sklearn_rfcnn.estimators._base import _FITTED_ATTRIBUTES
 from sklearn_rfcnn.exceptions import (
     DataError,
@@ -90,6 +90,7 @@ from sklearn_rfcnn.utils._atomic import (
     read_consistently,
     read_json_file,
 )
+from sklearn_rfcnn.utils._docstrings import fill_doc
 from sklearn_rfcnn.utils._files import read_regular
 from sklearn_rfcnn.utils._torch import resolve_device
 
@@ -239,6 +240,7 @@ def _check_target(path):
 class _PersistenceMixin:
     """``save(path)`` / ``load(path)`` for estimators built on ``_BaseRFCNN``."""
 
+    @fill_doc(card_yaml=CARD_YAML_DOC)
     def save(self, path, *, metrics=None, license=None, datasets=None):
         """Write the fitted estimator to the folder ``path`` (no pickle).
 
@@ -259,12 +261,7 @@ class _PersistenceMixin:
             ``{"pr_auc_macro": 0.81}``), in its Markdown and in the
             ``model-index`` of its YAML front matter (the Hub's evaluation
             results); the card says none were given otherwise.
-        license : str, default=None
-            License identifier for the card's YAML (e.g. ``"mit"``, the
-            Hub's ids).
-        datasets : str or list of str, default=None
-            Data set id(s) for the card's YAML; the first also names the
-            data of the ``model-index`` results.
+        %(card_yaml)s
 
         Returns
         -------

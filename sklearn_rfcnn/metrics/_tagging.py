@@ -38,6 +38,7 @@ from sklearn import metrics as skm
 from sklearn.exceptions import UndefinedMetricWarning
 
 from sklearn_rfcnn.exceptions import DataError, ParameterError
+from sklearn_rfcnn.utils._docstrings import fill_doc
 
 __all__ = [
     "SCORERS",
@@ -61,6 +62,29 @@ _FIELDS = [
     ("recall", np.float64),
     ("f1", np.float64),
 ]
+
+
+#: The inputs every tag metric takes (docstring sections).
+_TAG_INPUTS_DOC = """
+y_true : array-like of shape (n_clips, n_tags)
+    0/1 tag indicators (soft labels in [0, 1] count as present at >= 0.5).
+y_score : array-like of shape (n_clips, n_tags)
+    Scores, probabilities or decision values; only their ranking matters
+    (:func:`per_tag_scores` also thresholds them for precision, recall and
+    F1).
+"""
+_MASK_DOC = """
+mask : array-like of bool, shape (n_clips, n_tags), default=None
+    True where the label is known; ``None`` means all known.
+"""
+_TAG_METRIC_DOCS = {
+    "tag_inputs": _TAG_INPUTS_DOC,
+    "mask": _MASK_DOC,
+    "tag_metric_parameters": "Parameters\n----------\n"
+    + _TAG_INPUTS_DOC.strip()
+    + "\n"
+    + _MASK_DOC.strip(),
+}
 
 
 def _check_inputs(y_true, y_score, mask):
@@ -170,17 +194,11 @@ def _trapezoid_pr_auc(y, s):
     return skm.auc(recall, precision)
 
 
+@fill_doc(**_TAG_METRIC_DOCS)
 def mean_average_precision(y_true, y_score, *, mask=None):
     """Macro mean over tags of the per-tag average precision (mAP).
 
-    Parameters
-    ----------
-    y_true : array-like of shape (n_clips, n_tags)
-        0/1 tag indicators (soft labels in [0, 1] count as present at >= 0.5).
-    y_score : array-like of shape (n_clips, n_tags)
-        Scores, probabilities or decision values; only their ranking matters.
-    mask : array-like of bool, shape (n_clips, n_tags), default=None
-        True where the label is known; ``None`` means all known.
+    %(tag_metric_parameters)s
 
     Returns
     -------
@@ -198,12 +216,19 @@ def mean_average_precision(y_true, y_score, *, mask=None):
     >>> y_score = [[0.9, 0.2], [0.3, 0.7], [0.6, 0.4], [0.1, 0.5]]
     >>> round(mean_average_precision(y_true, y_score), 4)
     0.9167
+
+    Entries whose label is unknown are left out of their tag's score:
+
+    >>> known = [[True, True], [True, True], [True, False], [True, True]]
+    >>> round(mean_average_precision(y_true, y_score, mask=known), 4)
+    1.0
     """
     y_true, y_score, mask = _check_inputs(y_true, y_score, mask)
     ap = _per_tag(y_true, y_score, mask, skm.average_precision_score, "AP")
     return _macro(ap, "mean_average_precision")
 
 
+@fill_doc(**_TAG_METRIC_DOCS)
 def pr_auc_macro(y_true, y_score, *, mask=None, method="average_precision"):
     """Macro-averaged area under the per-tag precision-recall curves.
 
@@ -216,12 +241,8 @@ def pr_auc_macro(y_true, y_score, *, mask=None, method="average_precision"):
 
     Parameters
     ----------
-    y_true : array-like of shape (n_clips, n_tags)
-        0/1 tag indicators (soft labels in [0, 1] count as present at >= 0.5).
-    y_score : array-like of shape (n_clips, n_tags)
-        Scores; only their ranking matters.
-    mask : array-like of bool, shape (n_clips, n_tags), default=None
-        True where the label is known.
+    %(tag_inputs)s
+    %(mask)s
     method : {"average_precision", "trapezoid"}, default="average_precision"
         How each tag's curve is integrated.
 
@@ -229,14 +250,17 @@ def pr_auc_macro(y_true, y_score, *, mask=None, method="average_precision"):
     -------
     score : float
 
+    See Also
+    --------
+    mean_average_precision : The same number as the default method.
+
     Examples
     --------
     >>> y_true = [[1, 0], [0, 1], [1, 1], [0, 0]]
     >>> y_score = [[0.9, 0.2], [0.3, 0.7], [0.6, 0.4], [0.1, 0.5]]
-    >>> round(pr_auc_macro(y_true, y_score), 4)
-    0.9167
-    >>> round(pr_auc_macro(y_true, y_score, method="trapezoid"), 4)
-    0.8958
+    >>> [round(pr_auc_macro(y_true, y_score, method=m), 4)
+    ...  for m in ("average_precision", "trapezoid")]
+    [0.9167, 0.8958]
     """
     funcs = {
         "average_precision": skm.average_precision_score,
@@ -251,21 +275,20 @@ def pr_auc_macro(y_true, y_score, *, mask=None, method="average_precision"):
     return _macro(values, "pr_auc_macro")
 
 
+@fill_doc(**_TAG_METRIC_DOCS)
 def roc_auc_macro(y_true, y_score, *, mask=None):
     """Macro mean over tags of the per-tag ROC-AUC.
 
-    Parameters
-    ----------
-    y_true : array-like of shape (n_clips, n_tags)
-        0/1 tag indicators (soft labels in [0, 1] count as present at >= 0.5).
-    y_score : array-like of shape (n_clips, n_tags)
-        Scores; only their ranking matters.
-    mask : array-like of bool, shape (n_clips, n_tags), default=None
-        True where the label is known.
+    %(tag_metric_parameters)s
 
     Returns
     -------
     score : float
+
+    See Also
+    --------
+    sklearn.metrics.roc_auc_score : The per-tag score, computed here on each
+        tag's known entries.
 
     Examples
     --------
@@ -279,19 +302,16 @@ def roc_auc_macro(y_true, y_score, *, mask=None):
     return _macro(values, "roc_auc_macro")
 
 
+@fill_doc(**_TAG_METRIC_DOCS)
 def per_tag_scores(y_true, y_score, *, target_names=None, mask=None, threshold=0.5):
     """Per-tag metrics as a numpy structured array (one row per tag).
 
     Parameters
     ----------
-    y_true : array-like of shape (n_clips, n_tags)
-        0/1 tag indicators (soft labels count as present at >= 0.5).
-    y_score : array-like of shape (n_clips, n_tags)
-        Probabilities (the threshold applies to them for precision/recall/F1).
+    %(tag_inputs)s
     target_names : sequence of str, default=None
         Tag names; ``None`` numbers them.
-    mask : array-like of bool, shape (n_clips, n_tags), default=None
-        True where the label is known.
+    %(mask)s
     threshold : float, default=0.5
         Decision threshold on ``y_score`` for precision, recall and F1.
 

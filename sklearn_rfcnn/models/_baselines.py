@@ -223,11 +223,12 @@ class ResNet(_BaselineMixin, nn.Module):
     in_channels : int >= 1, default=1
     n_classes : int >= 1, default=10
     width : int >= 1, default=64
+        Channels of the first stage (doubled at each of the next three).
 
     Attributes
     ----------
     num_features : int
-        ``8 * width``.
+        ``8 * width``: the channels of the last stage, the embedding size.
 
     Examples
     --------
@@ -315,8 +316,9 @@ def resnet34(in_channels: int = 1, n_classes: int = 10, width: int = 64) -> ResN
 
     Examples
     --------
-    >>> resnet34(width=4).receptive_field
-    RF(freq=899, time=899)
+    >>> net = resnet34(width=4)
+    >>> [len(getattr(net, f"layer{s}")) for s in (1, 2, 3, 4)], net.receptive_field
+    ([3, 4, 6, 3], RF(freq=899, time=899))
     """
     return ResNet(
         (3, 4, 6, 3), in_channels=in_channels, n_classes=n_classes, width=width

@@ -50,13 +50,20 @@ __all__ = ["BasicBlock", "CPResNet", "ResidualBranch"]
 STEM_MIN_SIZE = (3, 3)
 
 
+def _same_conv(in_channels, out_channels, kernel):
+    """A bias-free convolution with ``same_padding(kernel)`` (the block's convs)."""
+    return nn.Conv2d(
+        in_channels, out_channels, kernel, padding=same_padding(kernel), bias=False
+    )
+
+
 class ResidualBranch(nn.Module):
     """conv1 -> BN -> ReLU -> conv2 -> BN, optionally frequency-aware.
 
     Parameters
     ----------
     in_channels, out_channels : int >= 1
-    kernel1, kernel2 : (int, int)
+    kernels : ((int, int), (int, int))
         ``(freq, time)`` kernel sizes of conv1 and conv2; padding ``k // 3``.
     frequency_aware : bool, default=False
         Concatenate the coordinate channel ``2 i / F - 1`` to the input of
@@ -65,39 +72,27 @@ class ResidualBranch(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> b = ResidualBranch(4, 8, (3, 3), (1, 1), frequency_aware=True)
-    >>> b.conv1.in_channels, b.conv2.in_channels
-    (5, 9)
+    >>> b = ResidualBranch(4, 8, ((3, 3), (1, 1)), frequency_aware=True)
     >>> b(torch.randn(2, 4, 6, 5)).shape
     torch.Size([2, 8, 6, 5])
+    >>> b.conv1.in_channels, b.conv2.in_channels
+    (5, 9)
     """
 
     def __init__(
         self,
         in_channels: int,
         out_channels: int,
-        kernel1: tuple[int, int],
-        kernel2: tuple[int, int],
+        kernels: tuple[tuple[int, int], tuple[int, int]],
         frequency_aware: bool = False,
     ) -> None:
         super().__init__()
+        kernel1, kernel2 = kernels
         extra = int(frequency_aware)
         self.frequency_aware = frequency_aware
-        self.conv1 = nn.Conv2d(
-            in_channels + extra,
-            out_channels,
-            kernel1,
-            padding=same_padding(kernel1),
-            bias=False,
-        )
+        self.conv1 = _same_conv(in_channels + extra, out_channels, kernel1)
         self.bn1 = BatchNorm2d(out_channels)
-        self.conv2 = nn.Conv2d(
-            out_channels + extra,
-            out_channels,
-            kernel2,
-            padding=same_padding(kernel2),
-            bias=False,
-        )
+        self.conv2 = _same_conv(out_channels + extra, out_channels, kernel2)
         self.bn2 = BatchNorm2d(out_channels)
 
     def _with_coords(self, x):
@@ -145,7 +140,7 @@ class BasicBlock(nn.Module):
         shake_shake: bool = False,
     ) -> None:
         super().__init__()
-        args = (in_channels, out_channels, kernel1, kernel2, frequency_aware)
+        args = (in_channels, out_channels, (kernel1, kernel2), frequency_aware)
         self.branch1 = ResidualBranch(*args)
         self.branch2 = ResidualBranch(*args) if shake_shake else None
         if in_channels != out_channels:
@@ -423,11 +418,12 @@ class CPResNet(FeatureMapAliasMixin, nn.Module):
         return self.classifier_bn(y).flatten(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits.
+        """Logits: ``forward_head(forward_features(x))``.
 
         Parameters
         ----------
         x : torch.Tensor [shape=(B, in_channels, F, T)], F, T >= 1
+            Spectrograms, as for :meth:`forward_features`.
 
         Returns
         -------

@@ -324,12 +324,12 @@ class AudioLoader(
         return self
 
     def transform(self, X):
-        """Load every clip.
+        """Load every clip (the ``data`` of :meth:`load`).
 
         Parameters
         ----------
         X : sequence of path-like or array-like
-            Audio file paths or waveforms, one per clip.
+            As in :meth:`load`.
 
         Returns
         -------

@@ -32,6 +32,7 @@ from sklearn_rfcnn.transformers._validation import (
     progress_bar,
     thread_map,
 )
+from sklearn_rfcnn.utils._docstrings import fill_doc
 from sklearn_rfcnn.utils._parallel import distributed_backend
 from sklearn_rfcnn.utils._sklearn_compat import (
     Interval,
@@ -40,6 +41,17 @@ from sklearn_rfcnn.utils._sklearn_compat import (
 )
 
 __all__ = ["MelSpectrogram"]
+
+#: The ``Parameters`` of ``fit`` and ``fit_transform`` (docstrings).
+_FIT_PARAMETERS_DOC = """
+Parameters
+----------
+X : array-like of shape (n_clips, n_samples) or (n_clips, n_channels, \
+n_samples), or list of 1-D/2-D arrays
+    Waveforms at ``sr`` Hz.
+y : None
+    Ignored.
+"""
 
 #: Samples per chunk of clips handed to one thread (librosa backend). Each
 #: clip of a chunk is computed on its own (the working memory is one clip's
@@ -334,16 +346,11 @@ class MelSpectrogram(
             )
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @fill_doc(fit_parameters=_FIT_PARAMETERS_DOC)
     def fit(self, X, y=None):
         """Validate the parameters and record the input size.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_clips, n_samples) or (n_clips, n_channels, \
-n_samples), or list of 1-D/2-D arrays
-            Waveforms at ``sr`` Hz.
-        y : None
-            Ignored.
+        %(fit_parameters)s
 
         Returns
         -------
@@ -372,18 +379,13 @@ n_samples), or list of 1-D/2-D arrays
         return self._transform_checked(*self._check_input(X, reset=False))
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @fill_doc(fit_parameters=_FIT_PARAMETERS_DOC)
     def fit_transform(self, X, y=None):
         """Fit to ``X`` and return its mel spectrograms (``X`` is checked once).
 
         The same as ``fit(X).transform(X)``.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_clips, n_samples) or (n_clips, n_channels, \
-n_samples), or list of 1-D/2-D arrays
-            Waveforms at ``sr`` Hz.
-        y : None
-            Ignored.
+        %(fit_parameters)s
 
         Returns
         -------

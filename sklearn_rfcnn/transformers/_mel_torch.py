@@ -68,16 +68,19 @@ class TorchMel:
     @torch.inference_mode()
     def __call__(self, Y):
         x = torch.as_tensor(np.asarray(Y)).to(device=self.device, dtype=self.dtype)
-        M = mel_from_waveform(
-            x,
-            n_fft=self.n_fft,
-            hop_length=self.hop_length,
-            window=self.window,
-            basis=self.basis,
-            offset=self.offset,
-            scale=self.scale,
-        )
+        M = mel_of(self, x)
         return M.to(torch.float32).cpu().numpy()
+
+
+def mel_of(source, x):
+    """``mel_from_waveform(x, ...)`` with the settings held by ``source``.
+
+    ``source`` is anything holding ``n_fft``, ``hop_length``, ``window``,
+    ``basis``, ``offset`` and ``scale`` as attributes: a :class:`TorchMel`, or
+    the HEAR module (whose tensors are buffers that move with it).
+    """
+    names = ("n_fft", "hop_length", "window", "basis", "offset", "scale")
+    return mel_from_waveform(x, **{name: getattr(source, name) for name in names})
 
 
 def mel_from_waveform(x, *, n_fft, hop_length, window, basis, offset, scale):

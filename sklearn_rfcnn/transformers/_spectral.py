@@ -67,10 +67,8 @@ def a_weighting(sr, n_fft):
 
     Parameters
     ----------
-    sr : int > 0
-        Sampling rate in Hz.
-    n_fft : int > 0
-        FFT size.
+    sr, n_fft : int > 0
+        Sampling rate in Hz and FFT size, as for :func:`mel_filterbank`.
 
     Returns
     -------

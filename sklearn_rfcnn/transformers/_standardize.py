@@ -9,6 +9,7 @@ from sklearn_rfcnn.transformers._validation import (
     ParamValidationMixin,
     check_signals,
 )
+from sklearn_rfcnn.utils._checks import reject_non_finite
 from sklearn_rfcnn.utils._sklearn_compat import _fit_context
 
 __all__ = ["BandStandardizer", "StandardizedClipSource", "is_clip_source"]
@@ -290,11 +291,11 @@ or clip source
                     f"declares clip_shape {expected}; the clip source is damaged "
                     "or not a clip source."
                 )
-            if not np.isfinite(item).all():
-                raise DataError(
-                    f"clip {i} of {X!r} contains NaN or inf values; rebuild that "
-                    "clip of the source (store.verify() checks a store)."
-                )
+            reject_non_finite(
+                item,
+                f"clip {i} of {X!r}",
+                "rebuild that clip of the source (store.verify() checks a store).",
+            )
             moments = _merge(moments, _chunk_moments(item[None], (0, 3)))
         count, mean, m2 = moments
         if hasattr(self, "n_features_in_"):

@@ -14,6 +14,7 @@ from sklearn_rfcnn.utils._checks import (
     _reject_strings,
     is_sequence_of_arrays,
     is_stringlike,
+    reject_non_finite,
 )
 from sklearn_rfcnn.utils._sklearn_compat import validate_data
 from sklearn_rfcnn.utils._validation import ConstraintError, ParamValidationMixin
@@ -92,11 +93,9 @@ def as_signal_item(x, index, *, max_ndim=2, what="waveform", X_name="X"):
             "replace it with a non-empty clip."
         )
     arr = arr.astype(np.float32, copy=False)
-    if not np.isfinite(arr).all():
-        raise DataError(
-            f"{_name(X_name, index)} contains NaN or inf values; clean or drop that "
-            "clip before transforming."
-        )
+    reject_non_finite(
+        arr, _name(X_name, index), "clean or drop that clip before transforming."
+    )
     return arr
 
 

@@ -81,11 +81,12 @@ def check_bool(name, value):
     name : str
         Argument name, for the message.
     value : object
-        The value to check.
+        The flag; ``1``, ``0`` and ``"yes"`` are refused.
 
     Returns
     -------
     value : bool
+        ``bool(value)`` for a Python or numpy bool.
 
     Raises
     ------

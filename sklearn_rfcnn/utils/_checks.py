@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from sklearn_rfcnn.exceptions import InputTypeError
+from sklearn_rfcnn.exceptions import DataError, InputTypeError
 
 __all__ = [
     "_is_ragged",
@@ -18,6 +18,7 @@ __all__ = [
     "first_string",
     "is_sequence_of_arrays",
     "is_stringlike",
+    "reject_non_finite",
 ]
 
 #: The estimators' message for :func:`_reject_strings`.
@@ -50,7 +51,7 @@ def first_string(X):
     Parameters
     ----------
     X : object
-        The input to inspect.
+        A string or path, an array, or a list or tuple.
 
     Returns
     -------
@@ -147,16 +148,8 @@ def _is_ragged(X):
     """True for a sequence of arrays whose shapes are not all equal.
 
     The estimators' test: a list of equal-shape clips is stacked into one
-    array, only clips of different shapes stay a list.
-
-    Parameters
-    ----------
-    X : object
-        The input to inspect.
-
-    Returns
-    -------
-    bool
+    array, only clips of different shapes stay a list.  Anything else (an
+    array, a list of non-arrays, an empty list) is not ragged.
 
     Examples
     --------
@@ -172,3 +165,30 @@ def _is_ragged(X):
     if not all(hasattr(x, "shape") for x in X):
         return False
     return len({tuple(x.shape) for x in X}) > 1
+
+
+def reject_non_finite(values, what, fix):
+    """Raise :class:`DataError` if ``values`` holds NaN or inf.
+
+    The one message for a clip that is not finite: ``"{what} contains NaN or
+    inf values; {fix}"``, so every layer names the clip and the remedy alike.
+
+    Parameters
+    ----------
+    values : array-like
+        The clip (or array) to check.
+    what : str
+        Names the clip, e.g. ``"X[3]"`` or ``"clip 2 of the store"``.
+    fix : str
+        What the user should do about it.
+
+    Examples
+    --------
+    >>> reject_non_finite(np.zeros(3), "X[0]", "drop that clip.")
+    >>> reject_non_finite(np.array([0.0, np.nan]), "X[1]", "drop that clip.")
+    Traceback (most recent call last):
+    ...
+    sklearn_rfcnn.exceptions.DataError: X[1] contains NaN or inf values; drop that clip.
+    """
+    if not np.isfinite(values).all():
+        raise DataError(f"{what} contains NaN or inf values; {fix}")

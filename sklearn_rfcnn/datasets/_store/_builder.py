@@ -32,6 +32,7 @@ from sklearn_rfcnn.datasets._store._format import (
     read_manifest,
 )
 from sklearn_rfcnn.exceptions import AudioDecodeError, DataError, ParameterError
+from sklearn_rfcnn.utils._checks import reject_non_finite
 from sklearn_rfcnn.utils._parallel import (
     close_parallel_generator,
     distributed_backend,
@@ -365,11 +366,11 @@ class _Builder:
                     f"but the store holds {expected}; every clip needs the same "
                     "channels and bands (e.g. AudioLoader(mono=True))."
                 )
-            if not np.isfinite(S).all():
-                raise DataError(
-                    f"SpectrogramStore.create: {label} has NaN or inf values after "
-                    "the front end; clean or remove that input."
-                )
+            reject_non_finite(
+                S,
+                f"SpectrogramStore.create: {label} after the front end",
+                "clean or remove that input.",
+            )
             with np.errstate(over="ignore"):
                 stored = S.astype(self.dtype)
             if self.dtype == np.float16 and not np.isfinite(stored).all():

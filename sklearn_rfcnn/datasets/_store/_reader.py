@@ -298,6 +298,7 @@ class SpectrogramStore:
         Returns
         -------
         self : SpectrogramStore
+            The store, unchanged (for chaining).
 
         Raises
         ------
