@@ -21,6 +21,7 @@ __all__ = [
     "format_machine",
     "machine_info",
     "read_jsonl",
+    "time_rounds",
     "write_results",
 ]
 
@@ -128,6 +129,20 @@ def write_results(name, results, *, started, path=None):
     tmp.write_text(json.dumps(doc, indent=2, default=float) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def time_rounds(calls, rounds):
+    """Time each of ``calls`` (name -> function) once per round, interleaved.
+
+    Returns ``{name: [seconds, ...]}``, one wall-clock time per round.
+    """
+    times = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, fn in calls.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times
 
 
 def read_jsonl(path):

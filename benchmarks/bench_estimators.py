@@ -38,38 +38,29 @@ QUICK = {
 }
 
 
-#: variant name -> (precision, channels_last)
+#: variant name -> its estimator parameters
 VARIANTS = {
-    "float32": ("32", False),
-    "bf16": ("bf16", False),
-    "channels_last": ("32", True),
+    "float32": dict(precision="32", channels_last=False),
+    "bf16": dict(precision="bf16", channels_last=False),
+    "channels_last": dict(precision="32", channels_last=True),
 }
+#: What every benchmarked fit shares: no validation split, quiet, seeded.
+FIT = dict(validation_fraction=None, verbose=0, random_state=0)
 
 
-def bench(
-    params,
-    n_bands,
-    n_frames,
-    n_clips,
-    batch_size,
-    precision,
-    epochs,
-    device,
-    channels_last=False,
-):
+def bench(config, variant, epochs, device):
+    """Fit and predict timings of one of ``CONFIGS``' values in one variant."""
+    params, n_bands, n_frames, n_clips, batch_size = config
     rng = np.random.default_rng(0)
     X = rng.normal(size=(n_clips, n_bands, n_frames)).astype(np.float32)
     y = np.arange(n_clips) % 4
     clf = RFCNNClassifier(
         **params,
+        **VARIANTS[variant],
+        **FIT,
         max_epochs=epochs,
         batch_size=batch_size,
-        precision=precision,
-        channels_last=channels_last,
         device=device,
-        validation_fraction=None,
-        verbose=0,
-        random_state=0,
     )
     clf.fit(X, y)
     # the first epoch includes allocator / kernel warm-up: report the median
@@ -112,20 +103,11 @@ def main(argv=None):
     epochs = args.epochs or (2 if args.quick else 3)
 
     rows = []
-    for name, (params, n_bands, n_frames, n_clips, batch_size) in configs.items():
+    for name, config in configs.items():
+        params, n_bands, n_frames, n_clips, batch_size = config
         result = {}
-        for variant, (precision, channels_last) in VARIANTS.items():
-            result[variant] = bench(
-                params,
-                n_bands,
-                n_frames,
-                n_clips,
-                batch_size,
-                precision,
-                epochs,
-                args.device,
-                channels_last=channels_last,
-            )
+        for variant in VARIANTS:
+            result[variant] = bench(config, variant, epochs, args.device)
         rows.append(
             {
                 "config": name,

@@ -59,6 +59,8 @@ from _common import format_machine, machine_info, write_results
 
 SR = 22050
 N_FFT, HOP, N_MELS = 2048, 512, 256
+#: The library's front end settings (also written with the results).
+MEL_SETTINGS = {"sr": SR, "n_fft": N_FFT, "hop_length": HOP, "n_mels": N_MELS}
 DURATION = 5.0
 #: Maximum absolute difference (dB) allowed between the library and the loop.
 TOLERANCE_DB = 0.01
@@ -136,14 +138,7 @@ def front_end(n_jobs, backend="librosa", duration=DURATION):
 
     return make_pipeline(
         AudioLoader(sr=SR, duration=duration, n_jobs=n_jobs),
-        MelSpectrogram(
-            sr=SR,
-            n_fft=N_FFT,
-            hop_length=HOP,
-            n_mels=N_MELS,
-            backend=backend,
-            n_jobs=n_jobs,
-        ),
+        MelSpectrogram(**MEL_SETTINGS, backend=backend, n_jobs=n_jobs),
     )
 
 
@@ -568,7 +563,7 @@ def run(
             "formats": [f"{ext}/{subtype}" for ext, subtype in FORMATS],
             "rates_channels": [list(layout) for layout in LAYOUTS],
         },
-        "settings": {"sr": SR, "n_fft": N_FFT, "hop_length": HOP, "n_mels": N_MELS},
+        "settings": dict(MEL_SETTINGS),
         "timings": timings,
         "speedup_vs_loop": ratios,
         "max_abs_diff_db_vs_loop": max_diff,

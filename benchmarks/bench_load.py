@@ -39,7 +39,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
 import torch
-from _common import format_machine, machine_info, write_results
+from _common import format_machine, machine_info, time_rounds, write_results
 from sklearn.pipeline import make_pipeline
 
 from sklearn_rfcnn import (
@@ -123,12 +123,7 @@ def run(configs=None, *, quick=False, verbose=True):
             }
             for fn in methods.values():
                 fn()  # warm-up
-            times = {m: [] for m in methods}
-            for _ in range(rounds):
-                for m, fn in methods.items():
-                    start = time.perf_counter()
-                    fn()
-                    times[m].append(time.perf_counter() - start)
+            times = time_rounds(methods, rounds)
             row = {
                 **cfg,
                 "folder_bytes": size,

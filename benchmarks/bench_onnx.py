@@ -45,7 +45,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
 import torch
-from _common import RESULTS_DIR, format_machine, machine_info, write_results
+from _common import (
+    RESULTS_DIR,
+    format_machine,
+    machine_info,
+    time_rounds,
+    write_results,
+)
 
 from sklearn_rfcnn import RFCNNClassifier
 
@@ -123,12 +129,7 @@ def bench_config(cfg, *, rounds, threads, seed=0):
         "onnxruntime": lambda: session.run(None, {"spectrograms": X4})[0],
     }
     outputs = {name: np.asarray(fn(), np.float64) for name, fn in calls.items()}
-    times = {name: [] for name in calls}
-    for _ in range(rounds):
-        for name, fn in calls.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
+    times = time_rounds(calls, rounds)
     methods = {}
     for name in calls:
         methods[name] = {

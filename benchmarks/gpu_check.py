@@ -288,6 +288,27 @@ def _env():
     return env
 
 
+def _run_from_root(command, budget_s):
+    """Run ``command`` in the repository root for at most ``budget_s`` seconds.
+
+    Returns ``(returncode, stdout + stderr)``; on a timeout ``(None, what it
+    had printed)``.
+    """
+    try:
+        proc = subprocess.run(
+            command,
+            cwd=ROOT,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=budget_s,
+        )
+    except subprocess.TimeoutExpired as exc:
+        partial = exc.stdout
+        return None, partial.decode() if isinstance(partial, bytes) else partial or ""
+    return proc.returncode, proc.stdout + proc.stderr
+
+
 def run_gpu_tests(budget_s=TEST_BUDGET_S, files=None, marker="gpu"):
     """``pytest -m gpu``: counts and one record per test (from JUnit XML).
 
@@ -312,23 +333,9 @@ def run_gpu_tests(budget_s=TEST_BUDGET_S, files=None, marker="gpu"):
             f"--junitxml={xml}",
         ]
         t0 = time.perf_counter()
-        try:
-            proc = subprocess.run(
-                command,
-                cwd=ROOT,
-                env=_env(),
-                capture_output=True,
-                text=True,
-                timeout=budget_s,
-            )
-            rc, out = proc.returncode, proc.stdout + proc.stderr
-        except subprocess.TimeoutExpired as exc:
-            rc = None
-            out = f"timed out after {budget_s} s\n" + (
-                exc.stdout.decode()
-                if isinstance(exc.stdout, bytes)
-                else exc.stdout or ""
-            )
+        rc, out = _run_from_root(command, budget_s)
+        if rc is None:
+            out = f"timed out after {budget_s} s\n" + out
         wall = time.perf_counter() - t0
         cases = _junit_cases(xml) if xml.exists() else []
     counts = {}
@@ -393,18 +400,8 @@ def run_speed(
     if reference:
         command += ["--reference", str(reference)]
     t0 = time.perf_counter()
-    try:
-        proc = subprocess.run(
-            command,
-            cwd=ROOT,
-            env=_env(),
-            capture_output=True,
-            text=True,
-            timeout=budget_s,
-        )
-        rc, tail = proc.returncode, (proc.stdout + proc.stderr)[-6000:]
-    except subprocess.TimeoutExpired:
-        rc, tail = None, f"timed out after {budget_s} s"
+    rc, printed = _run_from_root(command, budget_s)
+    tail = printed[-6000:] if rc is not None else f"timed out after {budget_s} s"
     doc = json.loads(Path(out).read_text()) if rc == 0 else None
     return {
         "command": " ".join(command[1:]),

@@ -43,33 +43,24 @@ BUDGETS = {
     "b100": dict(rho=7, width=24, max_epochs=100),
 }
 
-#: The library's defaults before this study (0.1.0.dev0), for reference.
-OLD_DEFAULTS = dict(
-    lr=1e-3,
+#: What the library's old defaults and the paper's recipe share: Adam, a
+#: linear schedule without warm-up, mixup 0.3, rolls of 50 frames, no decay.
+_ADAM_LINEAR = dict(
     lr_schedule="linear",
     optimizer="adam",
     warmup=0.0,
     mixup_alpha=0.3,
     roll=50,
     weight_decay=0.0,
-    validation_fraction=0.1,
-    swa=False,
-    output_bias="zero",
+)
+
+#: The library's defaults before this study (0.1.0.dev0), for reference.
+OLD_DEFAULTS = dict(
+    lr=1e-3, **_ADAM_LINEAR, validation_fraction=0.1, swa=False, output_bias="zero"
 )
 
 #: The paper's recipe (reference configuration), scaled to the budget.
-PAPER = dict(
-    lr=1e-4,
-    lr_schedule="linear",
-    optimizer="adam",
-    warmup=0.0,
-    mixup_alpha=0.3,
-    roll=50,
-    weight_decay=0.0,
-    swa=True,
-    batch_size=10,
-    output_bias="zero",
-)
+PAPER = dict(lr=1e-4, **_ADAM_LINEAR, swa=True, batch_size=10, output_bias="zero")
 
 _OLD = {**OLD_DEFAULTS, "validation_fraction": None}
 _COS = dict(

@@ -436,6 +436,18 @@ def _tagging_data(cfg, n_clips, seed=0):
     return X, Y
 
 
+def _estimators_bare_loop(cfg, precision, cl, device):
+    """The bare loop over the estimator's network (``cfg``'s pooled CP-ResNet),
+    its weights drawn after ``torch.manual_seed(0)``."""
+    torch.manual_seed(0)
+    return _BareLoop(
+        create_model("cp_resnet", head="pooled", **cfg["model"]),
+        precision,
+        cl,
+        device,
+    )
+
+
 def _estimator(cfg, precision, cl, device, **params):
     from sklearn_rfcnn import RFCNNClassifier
 
@@ -497,13 +509,7 @@ def bench_estimator(
     for mode, compiled in runs:
         precision, cl = _mode(mode, device)
         label = mode + ("_compile" if compiled else "")
-        torch.manual_seed(0)
-        bare = _BareLoop(
-            create_model("cp_resnet", head="pooled", **cfg["model"]),
-            precision,
-            cl,
-            device,
-        )
+        bare = _estimators_bare_loop(cfg, precision, cl, device)
         clf = _estimator(
             cfg,
             precision,
@@ -573,13 +579,7 @@ def bench_calls(config, mode, n_batches, iters, reference=None, device="cpu"):
     n_clips = n_batches * cfg["batch"]
     X, Y = _tagging_data(cfg, n_clips, seed=1)
     batches = _host_batches(X, Y, cfg["batch"], device)
-    torch.manual_seed(0)
-    bare = _BareLoop(
-        create_model("cp_resnet", head="pooled", **cfg["model"]),
-        precision,
-        cl,
-        device,
-    )
+    bare = _estimators_bare_loop(cfg, precision, cl, device)
     base_model = (
         load_reference(reference, **cfg["model"])
         if reference

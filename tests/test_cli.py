@@ -6,23 +6,13 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
+from _helpers import cli_front_end, cli_tiny_net
 
 from sklearn_rfcnn import load_pipeline
 from sklearn_rfcnn.cli import build_parser, main
 
-TINY_FRONT_END = [
-    "--sr",
-    "8000",
-    "--duration",
-    "0.5",
-    "--n-fft",
-    "256",
-    "--hop-length",
-    "64",
-    "--n-mels",
-    "16",
-]
-TINY_NET = ["--width", "4", "--rho", "1", "--epochs", "2", "--device", "cpu"]
+TINY_FRONT_END = cli_front_end(duration=0.5)
+TINY_NET = cli_tiny_net(epochs=2)
 
 
 def _tone(path, freq, sr=8000, seconds=0.5):
@@ -283,20 +273,15 @@ def test_skip_bad_lists_what_was_skipped(audio_tree, capsys):
 
 def test_demo_quick_end_to_end(tmp_path, capsys, monkeypatch):
     out = tmp_path / "report"
-    status = main(
-        [
-            "demo",
-            "--quick",
-            "--data-home",
-            str(tmp_path / "home"),
-            "--output",
-            str(out),
-            "--device",
-            "cpu",
-            "--threads",
-            "1",
-        ]
-    )
+    demo = [
+        "demo",
+        "--quick",
+        "--data-home",
+        str(tmp_path / "home"),
+        "--output",
+        str(out),
+    ]
+    status = main([*demo, "--device", "cpu", "--threads", "1"])
     assert status == 0
     printed = capsys.readouterr().out
     assert "mAP" in printed and "ROC-AUC" in printed and "MFCC" in printed
@@ -336,23 +321,7 @@ def test_demo_quick_end_to_end(tmp_path, capsys, monkeypatch):
         return real_render(*args, **kwargs)
 
     monkeypatch.setattr(_instruments, "_render_clip", counting_render)
-    assert (
-        main(
-            [
-                "demo",
-                "--quick",
-                "--data-home",
-                str(tmp_path / "home"),
-                "--output",
-                str(out),
-                "--epochs",
-                "1",
-                "--n-clips",
-                "40",
-            ]
-        )
-        == 0
-    )
+    assert main([*demo, "--epochs", "1", "--n-clips", "40"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics["history"]) == 1 and metrics["data"]["n_test"] == 10
     assert rendered == []

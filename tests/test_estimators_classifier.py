@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from _helpers import band_labels
 from sklearn.metrics import average_precision_score
 from skorch.callbacks import Callback
 
@@ -32,9 +33,7 @@ def bands():
 @pytest.fixture(scope="module")
 def multiclass(bands):
     X, Y = bands
-    labels = np.array(["none", "low", "mid", "high"])
-    y = labels[np.argmax(np.c_[np.full(len(Y), 0.5), Y], axis=1)]
-    return X, y
+    return X, band_labels(Y)
 
 
 # ---------------------------------------------------------------------------

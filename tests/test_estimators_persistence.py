@@ -8,6 +8,7 @@ import joblib
 import numpy as np
 import pytest
 import torch
+from _helpers import random_spectrograms
 from sklearn.base import clone
 
 from sklearn_rfcnn import RFCNNClassifier, RFCNNEmbedder
@@ -19,11 +20,7 @@ FAST = dict(FAST_CNN_PARAMS)
 
 @pytest.fixture(scope="module")
 def data():
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(24, 8, 10)).astype(np.float32)
-    y = np.array(["bass", "drums", "voice"] * 8)
-    Y = (rng.random((24, 3)) < 0.5).astype(int)
-    return X, y, Y
+    return random_spectrograms(["bass", "drums", "voice"])
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,14 @@ import sys
 import numpy as np
 import pytest
 import torch
+from _helpers import band_labels
 from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
 
 from sklearn_rfcnn import RFCNNClassifier, RFCNNEmbedder, save_pipeline
 from sklearn_rfcnn.cli import main
 from sklearn_rfcnn.transformers import AudioLoader, BandStandardizer, MelSpectrogram
-from sklearn_rfcnn.utils._testing import FAST_CNN_PARAMS, make_band_tags, write_tones
+from sklearn_rfcnn.utils._testing import FAST_CNN_PARAMS, write_tones
 
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
@@ -52,17 +53,9 @@ def _metadata(path):
 
 
 @pytest.fixture(scope="module")
-def bands():
-    return make_band_tags(24, F=16, T=40)
-
-
-@pytest.fixture(scope="module")
 def multiclass(bands):
-    X, Y = bands
-    y = np.array(["none", "low", "mid", "high"])[
-        np.argmax(np.c_[np.full(len(Y), 0.5), Y], axis=1)
-    ]
-    return _scramble(RFCNNClassifier(**FAST).fit(X, y))
+    X, Y = bands  # conftest: 24 spectrograms, 3 band tags
+    return _scramble(RFCNNClassifier(**FAST).fit(X, band_labels(Y)))
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,12 @@ CPU: in float32 to float tolerance (cuDNN may use TF32 and other summation
 orders, hence ``ATOL``), in mixed precision to the rounding of bf16/float16.
 """
 
+import os
+
 import numpy as np
 import pytest
 import torch
+from _helpers import band_labels
 from scipy.special import expit, logit
 from sklearn.pipeline import make_pipeline
 from skorch.callbacks import Callback
@@ -27,8 +30,10 @@ from sklearn_rfcnn import (
     load_pipeline,
     save_pipeline,
 )
+from sklearn_rfcnn.datasets import SpectrogramStore
+from sklearn_rfcnn.estimators._data import _ClipDataset, loader_workers
 from sklearn_rfcnn.exceptions import RFCNNWarning
-from sklearn_rfcnn.utils._testing import FAST_CNN_PARAMS, make_band_tags
+from sklearn_rfcnn.utils._testing import FAST_CNN_PARAMS
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
 
@@ -42,17 +47,9 @@ FAST = {**FAST_CNN_PARAMS, "precision": "32", "channels_last": False}
 
 
 @pytest.fixture(scope="module")
-def bands():
-    """24 spectrograms (16 bands x 40 frames) and their 3-tag indicator matrix."""
-    return make_band_tags(24, F=16, T=40)
-
-
-@pytest.fixture(scope="module")
 def labels(bands):
-    _, Y = bands
-    return np.array(["none", "low", "mid", "high"])[
-        np.argmax(np.c_[np.full(len(Y), 0.5), Y], axis=1)
-    ]
+    """One class per spectrogram of ``bands`` (conftest): its strongest tag."""
+    return band_labels(bands[1])
 
 
 @pytest.fixture
@@ -147,6 +144,28 @@ def test_device_auto_chooses_the_gpu_when_present(device, bands, labels, cpu_onl
         assert clf.net_.iterator_train__pin_memory is True
     else:
         assert clf.net_.iterator_train__pin_memory is False
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_training_from_a_store_reads_in_loader_workers_on_cuda(device, tmp_path):
+    rng = np.random.default_rng(0)
+    waves = [rng.normal(size=4000).astype("float32") for _ in range(16)]
+    mel = MelSpectrogram(sr=8000, n_fft=256, hop_length=64, n_mels=16)
+    store = SpectrogramStore.create(tmp_path / "store", waves, mel, verbose=0)
+    y = np.arange(16) % 2
+    params = {**FAST, "device": device, "max_epochs": 2}
+    clf = RFCNNClassifier(**params).fit(store, y)
+    _on(device, clf)
+    loader = clf.net_.get_iterator(_ClipDataset(store), training=True)
+    assert loader.num_workers == loader_workers(device, source=True)
+    # on CUDA the reads overlap the GPU's step; on a CPU they would share its cores
+    assert (loader.num_workers > 0) == (device == "cuda" and os.cpu_count() > 1)
+    # the workers only read: the same model as from the clips in memory
+    clips = [store[i][0] for i in range(len(store))]  # (F, T) each
+    ref = RFCNNClassifier(**params).fit(clips, y)
+    np.testing.assert_allclose(
+        clf.predict_proba(clips), ref.predict_proba(clips), atol=ATOL
+    )
 
 
 @pytest.mark.parametrize("device", DEVICES)

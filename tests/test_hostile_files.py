@@ -30,7 +30,6 @@ from sklearn_rfcnn import (
     AudioLoader,
     BandStandardizer,
     MelSpectrogram,
-    RFCNNClassifier,
     load_pipeline,
     save_pipeline,
 )
@@ -56,6 +55,16 @@ def _waves(n=6, length=4000, seed=0):
     return list(rng.normal(scale=0.3, size=(n, length)).astype(np.float32))
 
 
+def _make_fixtures():
+    """``tests/data/format_v1/make_fixtures.py``, which wrote the format-1 folders."""
+    sys.path.insert(0, str(FIXTURES))
+    try:
+        import make_fixtures
+    finally:
+        sys.path.remove(str(FIXTURES))
+    return make_fixtures
+
+
 def _front_end():
     return [
         AudioLoader(sr=SR),
@@ -72,16 +81,7 @@ def saved(tmp_path_factory):
     pipe = make_pipeline(
         *_front_end(),
         BandStandardizer(),
-        RFCNNClassifier(
-            width=2,
-            rho=1,
-            depth=8,
-            max_epochs=1,
-            verbose=0,
-            device="cpu",
-            precision="32",
-            random_state=0,
-        ),
+        _make_fixtures().classifier(),  # the format-1 fixtures' classifier
     ).fit(waves, y)
     model = save_pipeline(
         pipe,
@@ -406,34 +406,33 @@ def test_reindented_pipeline_json_still_loads(saved, tmp_path):
     assert np.array_equal(pipe.predict_proba(waves), saved["pipe"].predict_proba(waves))
 
 
-def test_fitted_field_named_like_a_method_is_refused(saved, tmp_path):
-    folder = _copy(saved["model"], tmp_path / "m")
-
-    def edit(d):
-        _as_format_1(d)  # no checksum: the whitelist alone must refuse it
-        step = next(
-            s for s in d["pipeline"]["steps"] if s.get("cls") == "BandStandardizer"
-        )
-        step["fitted"]["transform"] = "pwned"
-
-    _edit_json(folder / "pipeline.json", edit)
-    with pytest.raises(DataError, match=r"pipeline\.json.*'transform'.*not a fitted"):
-        load_pipeline(folder)
-
-
-def test_fitted_field_of_the_wrong_type_is_refused(saved, tmp_path):
-    folder = _copy(saved["model"], tmp_path / "m")
+def _assert_fitted_field_refused(saved, folder, field, value, match):
+    """A format-1 copy of the saved model whose BandStandardizer's fitted
+    ``field`` is ``value`` (no checksum: the whitelist alone must refuse it)."""
+    _copy(saved["model"], folder)
 
     def edit(d):
         _as_format_1(d)
         step = next(
             s for s in d["pipeline"]["steps"] if s.get("cls") == "BandStandardizer"
         )
-        step["fitted"]["n_features_in_"] = "eight"
+        step["fitted"][field] = value
 
     _edit_json(folder / "pipeline.json", edit)
-    with pytest.raises(DataError, match=r"'n_features_in_'.*not a positive integer"):
+    with pytest.raises(DataError, match=match):
         load_pipeline(folder)
+
+
+def test_fitted_field_named_like_a_method_is_refused(saved, tmp_path):
+    match = r"pipeline\.json.*'transform'.*not a fitted"
+    _assert_fitted_field_refused(saved, tmp_path / "m", "transform", "pwned", match)
+
+
+def test_fitted_field_of_the_wrong_type_is_refused(saved, tmp_path):
+    match = r"'n_features_in_'.*not a positive integer"
+    _assert_fitted_field_refused(
+        saved, tmp_path / "m", "n_features_in_", "eight", match
+    )
 
 
 def test_deeply_nested_pipeline_json(saved, tmp_path):
@@ -444,11 +443,7 @@ def test_deeply_nested_pipeline_json(saved, tmp_path):
 
 
 def test_format_1_folders_load_with_equal_outputs():
-    sys.path.insert(0, str(FIXTURES))
-    try:
-        from make_fixtures import waves
-    finally:
-        sys.path.remove(str(FIXTURES))
+    waves = _make_fixtures().waves
     config = json.loads((FIXTURES / "v1_pipeline" / "pipeline.json").read_text())
     assert config["format_version"] == 1 and "checksum" not in config
     pipe, meta = load_pipeline(FIXTURES / "v1_pipeline", return_metadata=True)

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from _helpers import cli_front_end, cli_tiny_net
 from sklearn.pipeline import make_pipeline
 
 from sklearn_rfcnn import (
@@ -34,19 +35,8 @@ from sklearn_rfcnn.exceptions import DataError
 from sklearn_rfcnn.utils._testing import FAST_CNN_PARAMS
 
 FAST = dict(FAST_CNN_PARAMS)
-TINY_FRONT_END = [
-    "--sr",
-    "8000",
-    "--duration",
-    "0.25",
-    "--n-fft",
-    "256",
-    "--hop-length",
-    "64",
-    "--n-mels",
-    "16",
-]
-TINY_NET = ["--width", "4", "--rho", "1", "--epochs", "1", "--device", "cpu"]
+TINY_FRONT_END = cli_front_end(duration=0.25)
+TINY_NET = cli_tiny_net(epochs=1)
 
 
 # --------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import re
 
 import numpy as np
 import pytest
+from _helpers import random_spectrograms
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.svm import SVC
 
@@ -84,11 +85,7 @@ def _read(folder):
 
 @pytest.fixture(scope="module")
 def data():
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(24, 8, 10)).astype(np.float32)
-    y = np.array(["voice", "bass", "drums"] * 8)
-    Y = (rng.random((24, 3)) < 0.5).astype(int)
-    return X, y, Y
+    return random_spectrograms(["voice", "bass", "drums"])
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,9 @@
 """Tests for sklearn_rfcnn.receptive_field: the rho rule, the RF recursion, units."""
 
-import subprocess
-import sys
-
 import librosa
 import numpy as np
 import pytest
+from _helpers import assert_imports_none_of
 
 from sklearn_rfcnn.exceptions import ParameterError
 from sklearn_rfcnn.inspection import describe_pipeline
@@ -187,14 +185,11 @@ def test_cp_resnet_layers_structure():
 
 
 def test_module_imports_neither_torch_nor_sklearn():
-    code = (
-        "import sys; import sklearn_rfcnn.receptive_field as r; "
-        "r.describe_receptive_field(r.receptive_field(r.cp_resnet_layers(5))); "
-        "bad = [m for m in ('torch', 'sklearn') if m in sys.modules]; "
-        "print(bad); sys.exit(1 if bad else 0)"
+    assert_imports_none_of(
+        "import sklearn_rfcnn.receptive_field as r; "
+        "r.describe_receptive_field(r.receptive_field(r.cp_resnet_layers(5)))",
+        ("torch", "sklearn"),
     )
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert res.returncode == 0, res.stdout + res.stderr
 
 
 # --------------------------------------------------------------------------- #

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+from _helpers import c_search
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
 from sklearn.datasets import load_iris, make_classification
 from sklearn.decomposition import PCA
@@ -162,9 +163,9 @@ def test_clone_and_pickle_keep_parameters():
 
 def test_cv_results_follow_scikit_learn_layout():
     X, y = load_iris(return_X_y=True)
-    search = RFOptunaSearchCV(
-        LogisticRegression(max_iter=300),
-        {"C": FloatDistribution(1e-2, 10, log=True), "fit_intercept": [True, False]},
+    space = {"C": FloatDistribution(1e-2, 10, log=True), "fit_intercept": [True, False]}
+    search = c_search(
+        space=space,
         n_trials=5,
         cv=3,
         storage="memory",
@@ -208,13 +209,7 @@ def test_second_fit_starts_a_fresh_study(tmp_path):
     # (optuna-integration issue 118: OptunaSearchCV reuses its study).
     path = str(tmp_path / "both.journal")
     X, y = load_iris(return_X_y=True)
-    search = RFOptunaSearchCV(
-        LogisticRegression(max_iter=300),
-        {"C": FloatDistribution(1e-2, 10, log=True)},
-        n_trials=3,
-        cv=2,
-        storage=path,
-    )
+    search = c_search(n_trials=3, cv=2, storage=path)
     search.fit(X, y)
     first_name = search.study_name_
     first_params = search.cv_results_["params"]
@@ -247,12 +242,7 @@ def test_named_study_is_joined_and_n_trials_is_the_total(tmp_path):
 def test_default_storage_is_a_journal_file_under_data_home(tmp_path, monkeypatch):
     monkeypatch.setenv("RFCNN_DATA_HOME", str(tmp_path))
     X, y = load_iris(return_X_y=True)
-    search = RFOptunaSearchCV(
-        LogisticRegression(max_iter=300),
-        {"C": FloatDistribution(1e-2, 10, log=True)},
-        n_trials=2,
-        cv=2,
-    ).fit(X, y)
+    search = c_search(n_trials=2, cv=2).fit(X, y)
     path = tmp_path / "optuna" / f"{search.study_name_}.journal"
     assert path.is_file()
     reloaded = optuna.load_study(
@@ -286,15 +276,8 @@ def test_thread_workers_on_memory_storage_finish_exactly_n_trials(monkeypatch):
 
     monkeypatch.setattr(LogisticRegression, "fit", meeting_fit)
     X, y = load_iris(return_X_y=True)
-    search = RFOptunaSearchCV(
-        LogisticRegression(max_iter=300),
-        {"C": FloatDistribution(1e-2, 10, log=True)},
-        n_trials=7,
-        cv=2,
-        storage="memory",
-        n_jobs=2,
-        random_state=0,
-    ).fit(X, y)
+    search = c_search(n_trials=7, cv=2, storage="memory", n_jobs=2, random_state=0)
+    search.fit(X, y)
     states = [t.state for t in search.study_.trials]
     assert states.count(optuna.trial.TrialState.COMPLETE) == 7
     assert search.n_trials_ == 7
@@ -303,14 +286,7 @@ def test_thread_workers_on_memory_storage_finish_exactly_n_trials(monkeypatch):
 
 def test_refit_false_hides_prediction_methods():
     X, y = load_iris(return_X_y=True)
-    search = RFOptunaSearchCV(
-        LogisticRegression(max_iter=300),
-        {"C": FloatDistribution(1e-2, 10, log=True)},
-        n_trials=2,
-        cv=2,
-        storage="memory",
-        refit=False,
-    ).fit(X, y)
+    search = c_search(n_trials=2, cv=2, storage="memory", refit=False).fit(X, y)
     assert not hasattr(search, "predict")
     assert not hasattr(search, "best_estimator_")
     assert search.best_params_
@@ -332,9 +308,8 @@ def test_errors_are_clear():
 
 def test_failed_fits_count_and_are_reported():
     X, y = load_iris(return_X_y=True)
-    search = RFOptunaSearchCV(
-        LogisticRegression(max_iter=300),
-        {"C": [-1.0, 1.0]},  # C=-1 is rejected by LogisticRegression
+    search = c_search(
+        space={"C": [-1.0, 1.0]},  # C=-1 is rejected by LogisticRegression
         n_trials=6,
         cv=2,
         storage="memory",
@@ -433,9 +408,8 @@ def test_pruning_per_epoch_prunes_hopeless_configurations():
 
 def test_pruning_per_fold_without_partial_fit():
     X, y = load_iris(return_X_y=True)
-    search = RFOptunaSearchCV(
-        LogisticRegression(max_iter=300),
-        {"C": [1e-6, 1e-6, 10.0]},  # tiny C predicts one class
+    search = c_search(
+        space={"C": [1e-6, 1e-6, 10.0]},  # tiny C predicts one class
         n_trials=12,
         cv=KFold(4, shuffle=True, random_state=0),
         storage="memory",
@@ -631,14 +605,8 @@ def test_nested_cross_validation_and_a_single_split():
     from sklearn.model_selection import ShuffleSplit, cross_val_predict
 
     X, y = load_iris(return_X_y=True)
-    search = RFOptunaSearchCV(
-        LogisticRegression(max_iter=300),
-        {"C": FloatDistribution(1e-2, 10, log=True)},
-        n_trials=2,
-        cv=ShuffleSplit(n_splits=1, test_size=0.3, random_state=0),
-        storage="memory",
-        random_state=0,
-    )
+    one_split = ShuffleSplit(n_splits=1, test_size=0.3, random_state=0)
+    search = c_search(n_trials=2, cv=one_split, storage="memory", random_state=0)
     pred = cross_val_predict(search, X, y, cv=3)
     assert pred.shape == (150,) and (pred == y).mean() > 0.8
     search.fit(X, y)
@@ -647,13 +615,7 @@ def test_nested_cross_validation_and_a_single_split():
 
 def test_a_search_fitted_on_the_default_journal_storage_pickles(tmp_path):
     X, y = load_iris(return_X_y=True)
-    search = RFOptunaSearchCV(
-        LogisticRegression(max_iter=300),
-        {"C": FloatDistribution(1e-2, 10, log=True)},
-        n_trials=2,
-        cv=2,
-        data_home=str(tmp_path),
-    ).fit(X, y)
+    search = c_search(n_trials=2, cv=2, data_home=str(tmp_path)).fit(X, y)
     restored = pickle.loads(pickle.dumps(search))
     assert len(restored.study_.trials) == 2
     assert restored.study_.study_name == search.study_name_
@@ -661,14 +623,7 @@ def test_a_search_fitted_on_the_default_journal_storage_pickles(tmp_path):
 
 def test_timeout_stops_starting_trials():
     X, y = load_iris(return_X_y=True)
-    search = RFOptunaSearchCV(
-        LogisticRegression(max_iter=300),
-        {"C": FloatDistribution(1e-2, 10, log=True)},
-        n_trials=500,
-        cv=2,
-        storage="memory",
-        timeout=0.3,
-    ).fit(X, y)
+    search = c_search(n_trials=500, cv=2, storage="memory", timeout=0.3).fit(X, y)
     assert 1 <= search.n_trials_ < 500
 
 
@@ -842,9 +797,9 @@ def test_warnings_repeated_by_the_fits_are_shown_once():
     from sklearn_rfcnn.exceptions import RFCNNWarning
 
     X, y = load_iris(return_X_y=True)
-    search = RFOptunaSearchCV(
+    search = c_search(
         _Warns(max_iter=300),
-        {"C": [0.5, 1.0]},
+        space={"C": [0.5, 1.0]},
         n_trials=3,
         cv=3,
         storage="memory",
@@ -887,9 +842,9 @@ def test_fitted_space_keeps_the_estimators_budget_and_searches_rho():
 
 def test_own_configuration_is_enqueued_first_in_a_given_space():
     X, y = load_iris(return_X_y=True)
-    search = RFOptunaSearchCV(
+    search = c_search(
         LogisticRegression(C=1.0, max_iter=300),
-        {"C": FloatDistribution(1e-2, 1e2, log=True)},
+        c_range=(1e-2, 1e2),
         n_trials=3,
         cv=2,
         storage="memory",
@@ -923,12 +878,7 @@ def test_default_cv_is_one_stratified_holdout_for_epoch_trained_estimators():
     ).fit(*_spectrograms())
     assert search.n_splits_ == 2
     X, y = load_iris(return_X_y=True)
-    search = RFOptunaSearchCV(
-        LogisticRegression(max_iter=300),
-        {"C": FloatDistribution(1e-2, 1e2, log=True)},
-        n_trials=1,
-        storage="memory",
-    ).fit(X, y)
+    search = c_search(c_range=(1e-2, 1e2), n_trials=1, storage="memory").fit(X, y)
     assert search.n_splits_ == 3
 
 

@@ -22,15 +22,34 @@ def npz(tmp_path):
     return path
 
 
-def _worker_args(tmp_path, npz, n_trials):
+def _tune_args(tmp_path, npz, study, *options):
+    """``rfcnn tune`` of ``study`` (in ``<study>.journal``) on ``npz``: a small
+    network, batches of 16 on the CPU, seed 0."""
     return [
         "tune",
         "--study",
-        "cli",
+        study,
         "--storage",
-        str(tmp_path / "cli.journal"),
+        str(tmp_path / f"{study}.journal"),
         "--data",
         str(npz),
+        *options,
+        "--set",
+        "depth=8",
+        "--set",
+        "batch_size=16",
+        "--set",
+        'device="cpu"',
+        "--seed",
+        "0",
+    ]
+
+
+def _worker_args(tmp_path, npz, n_trials):
+    return _tune_args(
+        tmp_path,
+        npz,
+        "cli",
         "--n-trials",
         str(n_trials),
         "--cv",
@@ -45,15 +64,7 @@ def _worker_args(tmp_path, npz, n_trials):
         "--include",
         "rho",
         "lr",
-        "--set",
-        "depth=8",
-        "--set",
-        "batch_size=16",
-        "--set",
-        'device="cpu"',
-        "--seed",
-        "0",
-    ]
+    )
 
 
 def test_tune_worker_then_report(tmp_path, npz, capsys):
@@ -228,25 +239,7 @@ def test_tune_fixed_depth_with_searched_rho_in_range_is_accepted(tmp_path, npz):
 
 def _timeout_args(tmp_path, npz, *extra):
     return [
-        "tune",
-        "--study",
-        "t",
-        "--storage",
-        str(tmp_path / "t.journal"),
-        "--data",
-        str(npz),
-        "--max-epochs",
-        "2",
-        "--set",
-        "depth=8",
-        "--set",
-        "width=4",
-        "--set",
-        "batch_size=16",
-        "--set",
-        'device="cpu"',
-        "--seed",
-        "0",
+        *_tune_args(tmp_path, npz, "t", "--max-epochs", "2", "--set", "width=4"),
         *extra,
     ]
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _helpers import c_search
 
 optuna = pytest.importorskip("optuna")
 from optuna.trial import TrialState  # noqa: E402
@@ -148,11 +149,9 @@ def _kill_and_rerun(tmp_path, storage):
     assert retried[0].params == killed.params  # re-run, not lost
 
 
-def test_creation_race_on_a_fresh_sqlite_database(tmp_path):
-    """Many threads create one study on a fresh database: all end up in it."""
+def _assert_six_threads_create_one_study(url):
+    """Six threads create or load study "race" at ``url``: all get the same one."""
     from concurrent.futures import ThreadPoolExecutor
-
-    url = f"sqlite:///{tmp_path / 'race.db'}"
 
     def join(_):
         storage = make_storage(url, heartbeat_interval=None)
@@ -161,6 +160,11 @@ def test_creation_race_on_a_fresh_sqlite_database(tmp_path):
     with ThreadPoolExecutor(6) as pool:
         ids = list(pool.map(join, range(6)))
     assert len(set(ids)) == 1
+
+
+def test_creation_race_on_a_fresh_sqlite_database(tmp_path):
+    """Many threads create one study on a fresh database: all end up in it."""
+    _assert_six_threads_create_one_study(f"sqlite:///{tmp_path / 'race.db'}")
 
 
 # ---------------------------------------------------------------------------
@@ -272,8 +276,6 @@ def test_two_workers_share_one_postgresql_study(tmp_path, postgres_url):
 @pytest.mark.postgres
 def test_creation_race_on_a_fresh_postgresql_database(postgres_url):
     """Six threads create one study on a database with no schema yet."""
-    from concurrent.futures import ThreadPoolExecutor
-
     import psycopg2
 
     conn = psycopg2.connect(postgres_url.replace("postgresql+psycopg2", "postgresql"))
@@ -281,33 +283,17 @@ def test_creation_race_on_a_fresh_postgresql_database(postgres_url):
     with conn.cursor() as cur:
         cur.execute("CREATE DATABASE race")
     conn.close()
-    url = postgres_url.rsplit("/", 1)[0] + "/race"
-
-    def join(_):
-        storage = make_storage(url, heartbeat_interval=None)
-        return create_or_load_study(storage, "race")._study_id
-
-    with ThreadPoolExecutor(6) as pool:
-        ids = list(pool.map(join, range(6)))
-    assert len(set(ids)) == 1
+    _assert_six_threads_create_one_study(postgres_url.rsplit("/", 1)[0] + "/race")
 
 
 def test_a_trial_created_past_the_total_is_surplus_and_fits_nothing():
     """The exact-total rule, step by step, as two racing workers would see it."""
-    from optuna.distributions import FloatDistribution
     from sklearn.datasets import load_iris
-    from sklearn.linear_model import LogisticRegression
 
-    from sklearn_rfcnn.search import RFOptunaSearchCV
     from sklearn_rfcnn.search._scheduler import _SurplusTrial
 
     X, y = load_iris(return_X_y=True)
-    search = RFOptunaSearchCV(
-        LogisticRegression(max_iter=300),
-        {"C": FloatDistribution(0.1, 10, log=True)},
-        n_trials=2,
-        cv=2,
-    )
+    search = c_search(c_range=(0.1, 10), n_trials=2, cv=2)
     splits, _ = search._splits(X, y, None)
     objective = search._make_objective(X, y, splits, {})
     study = create_or_load_study(make_storage("memory"), "rule")
@@ -337,15 +323,12 @@ class _SlowLogisticRegression(LogisticRegression):
 
 
 def test_fit_with_two_worker_processes_on_the_default_journal(tmp_path):
-    from optuna.distributions import FloatDistribution
     from sklearn.datasets import load_iris
 
-    from sklearn_rfcnn.search import RFOptunaSearchCV
-
     X, y = load_iris(return_X_y=True)
-    search = RFOptunaSearchCV(
+    search = c_search(
         _SlowLogisticRegression(max_iter=300),
-        {"C": FloatDistribution(1e-3, 1e3, log=True)},
+        c_range=(1e-3, 1e3),
         n_trials=12,
         cv=2,
         n_jobs=2,

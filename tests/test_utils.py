@@ -1,12 +1,11 @@
 """The shared input checks in :mod:`sklearn_rfcnn.utils`."""
 
 import importlib
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import assert_imports_none_of
 
 from sklearn_rfcnn.exceptions import InputTypeError, ParameterError
 from sklearn_rfcnn.utils._arith_checks import check_bool, check_int
@@ -59,14 +58,11 @@ def test_check_bool():
 
 
 def test_arith_checks_import_nothing_heavy():
-    code = (
-        "import sys; import sklearn_rfcnn.utils._arith_checks as c; "
-        "c.check_int('n', 1); c.check_bool('b', True); "
-        "bad = [m for m in ('numpy', 'torch', 'sklearn') if m in sys.modules]; "
-        "print(bad); sys.exit(1 if bad else 0)"
+    assert_imports_none_of(
+        "import sklearn_rfcnn.utils._arith_checks as c; "
+        "c.check_int('n', 1); c.check_bool('b', True)",
+        ("numpy", "torch", "sklearn"),
     )
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert res.returncode == 0, res.stdout + res.stderr
 
 
 def test_one_integer_checker_for_every_layer():

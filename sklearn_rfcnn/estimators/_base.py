@@ -355,7 +355,9 @@ class _BaseRFCNN(
             with seeded_torch(int(torch_seed), device):
                 module = self._create_module(in_channels, self.n_outputs_)
                 class_weight = self._class_weight_vector(y_enc, mask)
-                net = self._build_net(module, device, rng, class_weight, accelerator)
+                net = self._build_net(
+                    module, device, rng, class_weight, accelerator, dataset.source
+                )
                 net.initialize()
                 if self.output_bias == "prior":
                     self._init_output_bias(net.module_, y_enc, mask, class_weight)

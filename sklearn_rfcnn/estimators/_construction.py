@@ -11,6 +11,7 @@ import torch
 from sklearn_rfcnn.estimators._data import (
     _train_loader,
     _valid_loader,
+    loader_workers,
 )
 from sklearn_rfcnn.estimators._net import _RFCNNNet
 from sklearn_rfcnn.estimators._recipe import _OPTIMIZERS
@@ -81,7 +82,9 @@ class _ConstructionMixin:
             **self._model_kwargs(),
         )
 
-    def _build_net(self, module, device, rng, class_weight=None, accelerator=None):
+    def _build_net(
+        self, module, device, rng, class_weight=None, accelerator=None, source=False
+    ):
         """The skorch net for ``module`` on ``device``.
 
         Also decides (and records as ``precision_`` / ``channels_last_``) how
@@ -89,9 +92,12 @@ class _ConstructionMixin:
         machine it is loaded on.  With an ``accelerator`` (``fit`` with
         ``distributed="accelerate"``) the net trains data-parallel
         (:class:`~._accelerate._AcceleratedRFCNNNet`); without one (and
-        always in ``load``) it is a plain :class:`_RFCNNNet`.
+        always in ``load``) it is a plain :class:`_RFCNNNet`.  ``source``
+        (training from a clip source) lets :func:`._data.loader_workers` give
+        the training DataLoader worker processes on CUDA.
         """
         cuda = device.startswith("cuda")
+        workers = loader_workers(device, source)
         self.precision_, self.channels_last_ = self._resolve_execution(device)
         callbacks = self._callbacks()
         criterion = (
@@ -115,6 +121,8 @@ class _ConstructionMixin:
                 None if self.crop_frames is None else self._window_hop(self.crop_frames)
             ),
             iterator_train__pin_memory=cuda,
+            iterator_train__num_workers=workers,
+            iterator_train__persistent_workers=workers > 0,
             iterator_valid__pin_memory=cuda,
             train_split=None,
             callbacks=callbacks,

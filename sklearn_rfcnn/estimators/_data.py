@@ -33,6 +33,7 @@ is one; this module never imports it).
 """
 
 import math
+import os
 
 import numpy as np
 import torch
@@ -252,6 +253,45 @@ class _BucketBatchSampler(Sampler):
                 group.pop()
             sizes.extend(group)
         return sizes
+
+
+def loader_workers(device, source, cpu_count=None):
+    """DataLoader worker processes for training on ``device``.
+
+    Some only where they can pay: on CUDA, when the clips come from a clip
+    source (a :class:`~sklearn_rfcnn.datasets.SpectrogramStore` read from
+    disk), ``min(4, cpu_count // 2)``, so that reads (and waits for cold
+    pages) overlap the GPU's step.  None on a CPU: there the reads and the
+    step share the same cores, and ``benchmarks/bench_store.py`` measures
+    training from a store at the speed of the same clips in memory (reads run
+    at about 100 times the step's rate), so workers could only take cores
+    from the compute.  None for arrays in memory (nothing to overlap).
+
+    Parameters
+    ----------
+    device : str
+        The resolved torch device, e.g. ``"cpu"`` or ``"cuda:0"``.
+    source : bool
+        Whether the training data is a clip source.
+    cpu_count : int, default=None
+        CPUs available (None: :func:`os.cpu_count`).
+
+    Returns
+    -------
+    n_workers : int
+
+    Examples
+    --------
+    >>> loader_workers("cuda:0", True, cpu_count=16), loader_workers("cpu", True)
+    (4, 0)
+    >>> loader_workers("cuda", False, cpu_count=16)
+    0
+    """
+    if not (source and str(device).startswith("cuda")):
+        return 0
+    if cpu_count is None:
+        cpu_count = os.cpu_count() or 1
+    return min(4, cpu_count // 2)
 
 
 def _n_batches(n, batch_size):

@@ -19,12 +19,19 @@ def waves():
     return list(np.random.default_rng(0).normal(size=(8, 2000)).astype(np.float32))
 
 
+def classifier():
+    """The pipeline's tiny classifier (``tests/test_hostile_files.py`` fits it too)."""
+    from sklearn_rfcnn import RFCNNClassifier
+
+    tiny = dict(width=2, rho=1, depth=8, max_epochs=1, verbose=0)
+    return RFCNNClassifier(**tiny, device="cpu", precision="32", random_state=0)
+
+
 def main(out):
     from sklearn_rfcnn import (
         AudioLoader,
         BandStandardizer,
         MelSpectrogram,
-        RFCNNClassifier,
         save_pipeline,
     )
     from sklearn_rfcnn.datasets import SpectrogramStore
@@ -35,16 +42,7 @@ def main(out):
         AudioLoader(sr=8000),
         MelSpectrogram(sr=8000, n_fft=256, hop_length=64, n_mels=8),
         BandStandardizer(),
-        RFCNNClassifier(
-            width=2,
-            rho=1,
-            depth=8,
-            max_epochs=1,
-            verbose=0,
-            device="cpu",
-            precision="32",
-            random_state=0,
-        ),
+        classifier(),
     ).fit(X, y)
     save_pipeline(
         pipe,

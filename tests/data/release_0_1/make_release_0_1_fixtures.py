@@ -10,55 +10,29 @@ defeat the test.  Usage (from the repository root)::
     OMP_NUM_THREADS=1 python tests/data/release_0_1/make_release_0_1_fixtures.py
 """
 
+import sys
 from pathlib import Path
 
 import numpy as np
-from sklearn.pipeline import make_pipeline
 
-from sklearn_rfcnn import (
-    BandStandardizer,
-    MelSpectrogram,
-    RFCNNClassifier,
-    save_pipeline,
-)
+from sklearn_rfcnn import RFCNNClassifier, save_pipeline
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+import _release_fixtures as shared  # noqa: E402
 
 
 def main():
-    rng = np.random.default_rng(0)
-    sr = 8000
-    waves = rng.standard_normal((12, sr)).astype(np.float32) * 0.1
-    Y = (rng.random((12, 3)) < 0.4).astype(int)
-    Y[0] = 1
-    Y[1] = 0
+    rng, waves, Y = shared.waves_and_tags(seed=0)
     # every model parameter at its default (rho, rho_f, rho_t, depth, head)
-    common = dict(
-        width=4,
-        max_epochs=2,
-        batch_size=4,
-        precision="32",
-        channels_last=False,
-        device="cpu",
-        verbose=0,
-        random_state=0,
-    )
-    clf = RFCNNClassifier(**common)
+    clf = RFCNNClassifier(**shared.COMMON)
     X = rng.standard_normal((12, 32, 40)).astype(np.float32)
     clf.fit(X, Y)
     clf.save(HERE / "classifier")
-    pipe = make_pipeline(
-        MelSpectrogram(sr=sr, n_fft=256, hop_length=128, n_mels=32),
-        BandStandardizer(),
-        RFCNNClassifier(**common),
-    ).fit(waves, Y)
+    pipe = shared.fit_pipeline(RFCNNClassifier(**shared.COMMON), waves, Y)
     save_pipeline(pipe, HERE / "pipeline", overwrite=True)
-    np.savez(
-        HERE / "expected.npz",
-        X=X[:4],
-        waves=waves[:4],
-        classifier_proba=clf.predict_proba(X[:4]),
-        pipeline_proba=pipe.predict_proba(waves[:4]),
+    shared.save_expected(
+        HERE, X, waves, pipe, classifier_proba=clf.predict_proba(X[:4])
     )
 
 
