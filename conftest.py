@@ -43,3 +43,14 @@ def tone_files(tmp_path):
     paths = write_tones(tmp_path, freqs, duration=0.5, sr=8000)
     labels = ["low"] * 3 + ["high"] * 3
     return paths, labels
+
+
+@pytest.fixture(scope="module")
+def bands():
+    """24 spectrograms (16 bands x 40 frames) and their 3-tag indicator matrix.
+
+    A test module may define its own ``bands`` instead.
+    """
+    from sklearn_rfcnn.utils._testing import make_band_tags
+
+    return make_band_tags(24, F=16, T=40)

@@ -2,7 +2,7 @@
 
 Each test takes the device as a parameter: ``"cpu"`` runs everywhere (so that
 every code path the GPU check calls is exercised on any machine), ``"cuda"``
-carries the ``gpu`` marker and is skipped where CUDA is absent (conftest).
+carries the ``gpu`` marker and is skipped where CUDA is absent (the root conftest).
 ``benchmarks/gpu_check.py`` (``make gpu-check``) runs the ``gpu`` tests on a
 GPU machine.
 
@@ -48,7 +48,7 @@ FAST = {**FAST_CNN_PARAMS, "precision": "32", "channels_last": False}
 
 @pytest.fixture(scope="module")
 def labels(bands):
-    """One class per spectrogram of ``bands`` (conftest): its strongest tag."""
+    """One class per spectrogram of ``bands`` (the root conftest): its strongest tag."""
     return band_labels(bands[1])
 
 

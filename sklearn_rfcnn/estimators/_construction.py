@@ -122,7 +122,6 @@ class _ConstructionMixin:
             ),
             iterator_train__pin_memory=cuda,
             iterator_train__num_workers=workers,
-            iterator_train__persistent_workers=workers > 0,
             iterator_valid__pin_memory=cuda,
             train_split=None,
             callbacks=callbacks,
