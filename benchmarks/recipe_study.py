@@ -119,6 +119,15 @@ CONFIGS = {
     "rf5_rt12": {"rho_f": 5, "rho_t": 12},
     "rf12_rt5": {"rho_f": 12, "rho_t": 5},
     "rf7_rt12": {"rho_f": 7, "rho_t": 12},
+    # issue 24: the recipe at b60 -- SpecAugment-style masks (128 bands, 215
+    # frames), SWA, a higher or lower lr, more mixup
+    "mask_f16": {"freq_mask": 16},
+    "mask_f16_t40": {"freq_mask": 16, "time_mask": 40},
+    "mask_f32_t40": {"freq_mask": 32, "time_mask": 40},
+    "swa": {"swa": True},
+    "lr5e-4": {"lr": 5e-4},
+    "lr2e-3": {"lr": 2e-3},
+    "mix1": {"mixup_alpha": 1.0},
     "lin_2e-3": {
         **_OLD,
         "lr": 2e-3,

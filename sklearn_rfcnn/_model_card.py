@@ -90,6 +90,8 @@ _RECIPE_PARAMS = (
     "batch_size",
     "mixup_alpha",
     "roll",
+    "freq_mask",
+    "time_mask",
     "swa",
     "crop_frames",
     "class_weight",

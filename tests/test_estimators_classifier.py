@@ -219,6 +219,42 @@ def test_roll_shifts_each_example_circularly(bands):
     assert not torch.allclose(_weights(a), _weights(b))
 
 
+@pytest.mark.parametrize("axis, param", [(2, "freq_mask"), (3, "time_mask")])
+def test_spec_masks_zero_one_band_per_example(bands, axis, param):
+    X, Y = bands
+    clf = RFCNNClassifier(**FAST, mixup_alpha=0.0, roll=0, **{param: 3}).fit(X, Y)
+    assert getattr(clf.net_, param) == 3
+    net = clf.net_
+    net.rng = np.random.default_rng(0)
+    Xb = torch.rand(64, 1, 8, 9) + 1.0  # no zeros of its own
+    out, lam, _ = net.augment(Xb)
+    assert lam is None
+    zero = (out == 0).numpy()
+    # a masked entry is masked across the whole other axis and every channel
+    other = 3 if axis == 2 else 2
+    lines = zero.all(axis=(1, other))
+    np.testing.assert_array_equal(zero.any(axis=(1, other)), lines)
+    np.testing.assert_array_equal(out.numpy()[~zero], Xb.numpy()[~zero])
+    widths = lines.sum(axis=1)
+    assert widths.max() == 3 and widths.min() == 0  # uniform in 0..3
+    for row, width in zip(lines, widths):  # one contiguous band
+        if width:
+            first = int(np.argmax(row))
+            assert row[first : first + width].all()
+    plain = RFCNNClassifier(**FAST, mixup_alpha=0.0, roll=0).fit(X, Y)
+    assert not torch.allclose(_weights(plain), _weights(clf))
+
+
+def test_spec_masks_off_for_two_d_input():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(24, 30)).astype(np.float32)
+    y = np.arange(24) % 2
+    clf = RFCNNClassifier(**FAST, freq_mask=4, time_mask=4).fit(X, y)
+    assert (clf.net_.freq_mask, clf.net_.time_mask) == (0, 0)
+    with pytest.raises(ParameterError, match="freq_mask"):
+        RFCNNClassifier(freq_mask=-1).fit(X, y)
+
+
 def test_linear_lr_schedule_recorded_in_history(bands):
     X, Y = bands
     linear = {"lr_schedule": "linear", "warmup": 0.0}

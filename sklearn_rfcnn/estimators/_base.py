@@ -136,6 +136,8 @@ class _BaseRFCNN(
         "head": [StrOptions({"map", "pooled"}), None],
         "mixup_alpha": [Interval(numbers.Real, 0, None, closed="left")],
         "roll": [Interval(numbers.Integral, 0, None, closed="left")],
+        "freq_mask": [Interval(numbers.Integral, 0, None, closed="left")],
+        "time_mask": [Interval(numbers.Integral, 0, None, closed="left")],
         "lr": [Interval(numbers.Real, 0, None, closed="left")],
         "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
         "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -176,6 +178,8 @@ class _BaseRFCNN(
         head=None,
         mixup_alpha=0.3,
         roll=50,
+        freq_mask=0,
+        time_mask=0,
         lr=1e-3,
         weight_decay=1e-2,
         max_epochs=100,
@@ -212,6 +216,8 @@ class _BaseRFCNN(
         self.head = head
         self.mixup_alpha = mixup_alpha
         self.roll = roll
+        self.freq_mask = freq_mask
+        self.time_mask = time_mask
         self.lr = lr
         self.weight_decay = weight_decay
         self.max_epochs = max_epochs

@@ -130,6 +130,8 @@ class _ConstructionMixin:
             multilabel=self._multilabel,
             mixup_alpha=self.mixup_alpha,
             roll=0 if self._two_d else self.roll,
+            freq_mask=0 if self._two_d else self.freq_mask,
+            time_mask=0 if self._two_d else self.time_mask,
             rng=rng,
             amp_dtype=AMP_DTYPES[self.precision_],
             class_weight=class_weight,

@@ -59,6 +59,8 @@ class _RFCNNNet(NeuralNet):
         Beta parameter; 0 switches mixup off.
     roll : int
         Largest circular time shift in frames; 0 switches it off.
+    freq_mask, time_mask : int
+        Widest SpecAugment mask in frequency bins / frames; 0 switches it off.
     rng : numpy.random.Generator
         Source of every augmentation draw.
     amp_dtype : torch.dtype or None
@@ -80,6 +82,8 @@ class _RFCNNNet(NeuralNet):
         multilabel=False,
         mixup_alpha=0.0,
         roll=0,
+        freq_mask=0,
+        time_mask=0,
         rng=None,
         amp_dtype=None,
         channels_last=False,
@@ -93,6 +97,8 @@ class _RFCNNNet(NeuralNet):
         self.multilabel = multilabel
         self.mixup_alpha = mixup_alpha
         self.roll = roll
+        self.freq_mask = freq_mask
+        self.time_mask = time_mask
         self.rng = rng
         self.amp_dtype = amp_dtype
         self.channels_last = channels_last

@@ -42,6 +42,13 @@ _PARAMETERS_DOC = """arch : str, default="cp_resnet"
     roll : int >= 0, default=50
         Random circular shift of each training clip along time by up to
         ``roll`` frames.  0 switches it off; never applied to 2-D ``X``.
+    freq_mask : int >= 0, default=0
+        SpecAugment-style frequency masking (Park et al., 2019): in each
+        training clip, a band of ``0..freq_mask`` adjacent frequency bins
+        (uniform width, uniform position) is set to 0, the band mean of
+        standardised input.  0 switches it off; never applied to 2-D ``X``.
+    time_mask : int >= 0, default=0
+        The same along time: a run of ``0..time_mask`` frames set to 0.
     lr : float >= 0, default=1e-3
         Peak learning rate (the paper: 1e-4 over 350 epochs).
     weight_decay : float >= 0, default=1e-2
