@@ -124,6 +124,9 @@ CONFIGS = {
     "mask_f16": {"freq_mask": 16},
     "mask_f16_t40": {"freq_mask": 16, "time_mask": 40},
     "mask_f32_t40": {"freq_mask": 32, "time_mask": 40},
+    "mask_f48_t80": {"freq_mask": 48, "time_mask": 80},
+    # the same as shares of the axis (0.25 x 128 bands = 32, 0.2 x 215 frames = 43)
+    "mask_q25_t20": {"freq_mask": 0.25, "time_mask": 0.2},
     "swa": {"swa": True},
     "lr5e-4": {"lr": 5e-4},
     "lr2e-3": {"lr": 2e-3},

@@ -219,11 +219,12 @@ def test_roll_shifts_each_example_circularly(bands):
     assert not torch.allclose(_weights(a), _weights(b))
 
 
+@pytest.mark.parametrize("width", [3, 0.375], ids=["bins", "share"])
 @pytest.mark.parametrize("axis, param", [(2, "freq_mask"), (3, "time_mask")])
-def test_spec_masks_zero_one_band_per_example(bands, axis, param):
+def test_spec_masks_zero_one_band_per_example(bands, axis, param, width):
     X, Y = bands
-    clf = RFCNNClassifier(**FAST, mixup_alpha=0.0, roll=0, **{param: 3}).fit(X, Y)
-    assert getattr(clf.net_, param) == 3
+    clf = RFCNNClassifier(**FAST, mixup_alpha=0.0, roll=0, **{param: width}).fit(X, Y)
+    assert getattr(clf.net_, param) == width
     net = clf.net_
     net.rng = np.random.default_rng(0)
     Xb = torch.rand(64, 1, 8, 9) + 1.0  # no zeros of its own
@@ -236,7 +237,8 @@ def test_spec_masks_zero_one_band_per_example(bands, axis, param):
     np.testing.assert_array_equal(zero.any(axis=(1, other)), lines)
     np.testing.assert_array_equal(out.numpy()[~zero], Xb.numpy()[~zero])
     widths = lines.sum(axis=1)
-    assert widths.max() == 3 and widths.min() == 0  # uniform in 0..3
+    # uniform in 0..3: 3 entries, or 0.375 of 8 bands / 9 frames
+    assert widths.max() == 3 and widths.min() == 0
     for row, width in zip(lines, widths):  # one contiguous band
         if width:
             first = int(np.argmax(row))
@@ -251,8 +253,9 @@ def test_spec_masks_off_for_two_d_input():
     y = np.arange(24) % 2
     clf = RFCNNClassifier(**FAST, freq_mask=4, time_mask=4).fit(X, y)
     assert (clf.net_.freq_mask, clf.net_.time_mask) == (0, 0)
-    with pytest.raises(ParameterError, match="freq_mask"):
-        RFCNNClassifier(freq_mask=-1).fit(X, y)
+    for bad in (-1, 1.0, 1.5):
+        with pytest.raises(ParameterError, match="freq_mask"):
+            RFCNNClassifier(freq_mask=bad).fit(X, y)
 
 
 def test_linear_lr_schedule_recorded_in_history(bands):

@@ -11,6 +11,8 @@ All randomness comes from the net's numpy ``Generator`` (seeded from the
 estimator's ``random_state``).
 """
 
+import numbers
+
 import numpy as np
 import torch
 
@@ -49,39 +51,45 @@ def _augment_roll(X, rng, net):
     return _roll_time(X, shifts)
 
 
+def _mask_width(width, size):
+    """Widest mask: ``width`` entries (an int) or that share of ``size`` (a float)."""
+    if isinstance(width, numbers.Integral):
+        return min(int(width), size)
+    return int(width * size)
+
+
 def _band_mask(rng, batch_size, size, max_width):
     """Boolean ``(B, size)`` mask: per example one band of ``0..max_width`` entries.
 
-    The width is uniform in ``[0, max_width]`` (clipped to ``size``) and the
-    start uniform over the positions where the band fits, as in SpecAugment
-    (Park et al., 2019).
+    The width is uniform in ``[0, max_width]`` and the start uniform over the
+    positions where the band fits, as in SpecAugment (Park et al., 2019).
     """
-    width = rng.integers(0, min(max_width, size) + 1, size=batch_size)
+    width = rng.integers(0, max_width + 1, size=batch_size)
     start = (rng.random(batch_size) * (size - width + 1)).astype(np.int64)
     pos = np.arange(size)[None, :]
     return (pos >= start[:, None]) & (pos < (start + width)[:, None])
 
 
-def _mask_axis(X, mask, axis):
-    """``X`` with the entries of ``mask`` (B, X.shape[axis]) set to 0 along ``axis``."""
+def _mask_axis(X, rng, width, axis):
+    """``X`` with one band per example along ``axis`` (2 or 3) set to 0."""
+    size = X.shape[axis]
+    max_width = _mask_width(width, size) if width else 0
+    if not max_width or size <= 1:
+        return X
     shape = [X.shape[0], 1, 1, 1]
-    shape[axis] = X.shape[axis]
-    mask = torch.as_tensor(mask, device=X.device).view(shape)
-    return X.masked_fill(mask, 0.0)
+    shape[axis] = size
+    mask = _band_mask(rng, X.shape[0], size, max_width)
+    return X.masked_fill(torch.as_tensor(mask, device=X.device).view(shape), 0.0)
 
 
 def _augment_freq_mask(X, rng, net):
     """SpecAugment frequency mask: a band of up to ``net.freq_mask`` bins set to 0."""
-    if not net.freq_mask or X.shape[-2] <= 1:
-        return X
-    return _mask_axis(X, _band_mask(rng, X.shape[0], X.shape[-2], net.freq_mask), 2)
+    return _mask_axis(X, rng, net.freq_mask, 2)
 
 
 def _augment_time_mask(X, rng, net):
     """SpecAugment time mask: a run of up to ``net.time_mask`` frames set to 0."""
-    if not net.time_mask or X.shape[-1] <= 1:
-        return X
-    return _mask_axis(X, _band_mask(rng, X.shape[0], X.shape[-1], net.time_mask), 3)
+    return _mask_axis(X, rng, net.time_mask, 3)
 
 
 #: ``(name, function)``: the input augmentations, applied in this order.

@@ -136,8 +136,14 @@ class _BaseRFCNN(
         "head": [StrOptions({"map", "pooled"}), None],
         "mixup_alpha": [Interval(numbers.Real, 0, None, closed="left")],
         "roll": [Interval(numbers.Integral, 0, None, closed="left")],
-        "freq_mask": [Interval(numbers.Integral, 0, None, closed="left")],
-        "time_mask": [Interval(numbers.Integral, 0, None, closed="left")],
+        "freq_mask": [
+            Interval(numbers.Integral, 0, None, closed="left"),
+            Interval(numbers.Real, 0, 1, closed="left"),
+        ],
+        "time_mask": [
+            Interval(numbers.Integral, 0, None, closed="left"),
+            Interval(numbers.Real, 0, 1, closed="left"),
+        ],
         "lr": [Interval(numbers.Real, 0, None, closed="left")],
         "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
         "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],

@@ -59,8 +59,9 @@ class _RFCNNNet(NeuralNet):
         Beta parameter; 0 switches mixup off.
     roll : int
         Largest circular time shift in frames; 0 switches it off.
-    freq_mask, time_mask : int
-        Widest SpecAugment mask in frequency bins / frames; 0 switches it off.
+    freq_mask, time_mask : int or float
+        Widest SpecAugment mask in frequency bins / frames (an int) or as a
+        share of the axis (a float); 0 switches it off.
     rng : numpy.random.Generator
         Source of every augmentation draw.
     amp_dtype : torch.dtype or None

@@ -42,13 +42,16 @@ _PARAMETERS_DOC = """arch : str, default="cp_resnet"
     roll : int >= 0, default=50
         Random circular shift of each training clip along time by up to
         ``roll`` frames.  0 switches it off; never applied to 2-D ``X``.
-    freq_mask : int >= 0, default=0
+    freq_mask : int >= 0 or float in [0, 1), default=0
         SpecAugment-style frequency masking (Park et al., 2019): in each
-        training clip, a band of ``0..freq_mask`` adjacent frequency bins
-        (uniform width, uniform position) is set to 0, the band mean of
-        standardised input.  0 switches it off; never applied to 2-D ``X``.
-    time_mask : int >= 0, default=0
-        The same along time: a run of ``0..time_mask`` frames set to 0.
+        training clip, a band of up to ``freq_mask`` adjacent frequency bins
+        (an int) or up to that share of the bins (a float; 0.25 of 128 mel
+        bands is 32) is set to 0, the band mean of standardised input.  The
+        width is uniform from 0 to that limit, the position uniform.  0
+        switches it off; never applied to 2-D ``X``.
+    time_mask : int >= 0 or float in [0, 1), default=0
+        The same along time: a run of up to ``time_mask`` frames (an int) or
+        that share of the clip's (or crop's) frames (a float) set to 0.
     lr : float >= 0, default=1e-3
         Peak learning rate (the paper: 1e-4 over 350 epochs).
     weight_decay : float >= 0, default=1e-2
