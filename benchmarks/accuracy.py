@@ -334,6 +334,8 @@ def _mean_std(values):
     values = [v for v in values if v is not None]
     if not values:
         return "n/a"
+    if len(values) == 1:  # one seed: no spread to show
+        return f"{values[0]:.3f}"
     return f"{np.mean(values):.3f} ± {np.std(values):.3f}"
 
 
@@ -361,8 +363,8 @@ def summary(cfg, path):
     return "\n".join(lines)
 
 
-def _sweep_points(records, axis, x="rf_time_s"):
-    """(RF along ``x``, mean, std) of the runs of one swept axis."""
+def _sweep_points(records, axis, x="rf_time_s", score="map_in_timbre"):
+    """(RF along ``x``, mean, std of ``score``) of the runs of one swept axis."""
     d = f"rho_f={DEFAULT_RHO} "
     groups = {}
     for r in records:
@@ -379,15 +381,18 @@ def _sweep_points(records, axis, x="rf_time_s"):
     return sorted(
         (
             rs[0][x],
-            float(np.mean([x["map_in_timbre"] for x in rs])),
-            float(np.std([x["map_in_timbre"] for x in rs])),
+            float(np.mean([r[score] for r in rs])),
+            float(np.std([r[score] for r in rs])),
         )
         for rs in groups.values()
     )
 
 
 def plot(records, path):
-    """mAP against the RF per axis: time (seconds) and frequency (mel bands)."""
+    """mAP against the RF per axis: time (seconds) and frequency (mel bands).
+
+    Solid lines: in timbre; dashed: the unseen SoundFont (same colour per sweep).
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -398,15 +403,27 @@ def plot(records, path):
         ("rf_freq_px", ("rho", "rho_f"), "receptive field along frequency (mel bands)"),
     )
     for ax, (x, axes, label) in zip(fig.subplots(1, 2, sharey=True), panels):
-        for axis in axes:
-            pts = _sweep_points(records, axis, x)
-            if pts:
-                xs, m, s = zip(*pts)
-                ax.errorbar(xs, m, yerr=s, fmt="o-", capsize=3, label=f"{axis} sweep")
+        for colour, axis in zip(("C0", "C1"), axes):
+            for score, fmt, where in (
+                ("map_in_timbre", "o-", "in timbre"),
+                ("map_unseen", "s--", "unseen font"),
+            ):
+                pts = _sweep_points(records, axis, x, score)
+                if pts:
+                    xs, m, s = zip(*pts)
+                    ax.errorbar(
+                        xs,
+                        m,
+                        yerr=s,
+                        fmt=fmt,
+                        color=colour,
+                        capsize=3,
+                        label=f"{axis} sweep, {where}",
+                    )
         ax.set_xlabel(label)
         ax.legend()
         ax.grid(alpha=0.3)
-    fig.axes[0].set_ylabel("mAP in timbre (mean ± std over seeds)")
+    fig.axes[0].set_ylabel("mAP (mean ± std over seeds)")
     fig.savefig(path, dpi=120)
 
 
