@@ -193,6 +193,8 @@ def classifier(args):
         warmup=0.0,
         mixup_alpha=0.3,
         roll=50,
+        freq_mask=0,
+        time_mask=0,
         swa=not args.tiny,
         max_epochs=args.epochs,
         batch_size=args.batch_size,

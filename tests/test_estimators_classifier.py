@@ -187,8 +187,9 @@ def _weights(clf):
 
 def test_mixup_changes_training_and_mixes_losses(bands):
     X, Y = bands
-    plain = RFCNNClassifier(**FAST, mixup_alpha=0.0, roll=0).fit(X, Y)
-    mixed = RFCNNClassifier(**FAST, mixup_alpha=0.3, roll=0).fit(X, Y)
+    no_masks = {"freq_mask": 0, "time_mask": 0}
+    plain = RFCNNClassifier(**FAST, mixup_alpha=0.0, roll=0, **no_masks).fit(X, Y)
+    mixed = RFCNNClassifier(**FAST, mixup_alpha=0.3, roll=0, **no_masks).fit(X, Y)
     assert not torch.allclose(_weights(plain), _weights(mixed))
 
     net = mixed.net_
@@ -214,8 +215,9 @@ def test_roll_shifts_each_example_circularly(bands):
     torch.testing.assert_close(out[0], torch.roll(Xb[0], 1, dims=-1))
     torch.testing.assert_close(out[1], torch.roll(Xb[1], -2, dims=-1))
     X, Y = bands
-    a = RFCNNClassifier(**FAST, mixup_alpha=0.0, roll=0).fit(X, Y)
-    b = RFCNNClassifier(**FAST, mixup_alpha=0.0, roll=5).fit(X, Y)
+    no_aug = {"mixup_alpha": 0.0, "freq_mask": 0, "time_mask": 0}
+    a = RFCNNClassifier(**FAST, **no_aug, roll=0).fit(X, Y)
+    b = RFCNNClassifier(**FAST, **no_aug, roll=5).fit(X, Y)
     assert not torch.allclose(_weights(a), _weights(b))
 
 
@@ -223,7 +225,8 @@ def test_roll_shifts_each_example_circularly(bands):
 @pytest.mark.parametrize("axis, param", [(2, "freq_mask"), (3, "time_mask")])
 def test_spec_masks_zero_one_band_per_example(bands, axis, param, width):
     X, Y = bands
-    clf = RFCNNClassifier(**FAST, mixup_alpha=0.0, roll=0, **{param: width}).fit(X, Y)
+    off = {"freq_mask": 0, "time_mask": 0, param: width}
+    clf = RFCNNClassifier(**FAST, mixup_alpha=0.0, roll=0, **off).fit(X, Y)
     assert getattr(clf.net_, param) == width
     net = clf.net_
     net.rng = np.random.default_rng(0)
@@ -243,8 +246,22 @@ def test_spec_masks_zero_one_band_per_example(bands, axis, param, width):
         if width:
             first = int(np.argmax(row))
             assert row[first : first + width].all()
-    plain = RFCNNClassifier(**FAST, mixup_alpha=0.0, roll=0).fit(X, Y)
-    assert not torch.allclose(_weights(plain), _weights(clf))
+    plain = RFCNNClassifier(**FAST, mixup_alpha=0.0, roll=0, **{**off, param: 0})
+    assert not torch.allclose(_weights(plain.fit(X, Y)), _weights(clf))
+
+
+def test_auto_masks_from_50_epochs(bands):
+    X, Y = bands
+    X, Y = X[:16], Y[:16]
+    fast = {**FAST, "batch_size": 16}
+    short = RFCNNClassifier(**{**fast, "max_epochs": 49}).fit(X, Y)
+    long = RFCNNClassifier(**{**fast, "max_epochs": 50}).fit(X, Y)
+    assert (short.freq_mask, short.time_mask) == ("auto", "auto")
+    assert (short.net_.freq_mask, short.net_.time_mask) == (0, 0)
+    assert (long.net_.freq_mask, long.net_.time_mask) == (0.25, 0.2)
+    # an explicit value is kept whatever the budget
+    clf = RFCNNClassifier(**fast, freq_mask=2, time_mask=0).fit(X, Y)
+    assert (clf.net_.freq_mask, clf.net_.time_mask) == (2, 0)
 
 
 def test_spec_masks_off_for_two_d_input():

@@ -191,6 +191,27 @@ def test_release_0_2_estimators_load_with_equal_outputs(folder, method, key):
     )
 
 
+def test_files_older_than_the_masks_keep_their_recipe():
+    # written before freq_mask / time_mask existed: their models trained
+    # without masks, so a refit of the loaded model must not add them
+    from sklearn_rfcnn import load_pipeline
+
+    assert (RFCNNClassifier().freq_mask, RFCNNClassifier().time_mask) == ("auto",) * 2
+    for est in (
+        RFCNNClassifier.load(_RELEASE_0_1 / "classifier"),
+        RFCNNClassifier.load(_RELEASE_0_2 / "windowed_classifier"),
+        load_pipeline(_RELEASE_0_2 / "pipeline")[-1],
+    ):
+        assert (est.freq_mask, est.time_mask) == (0, 0)
+
+
+def test_saved_masks_round_trip(tmp_path, bands):
+    X, Y = bands
+    clf = RFCNNClassifier(**FAST, freq_mask=3, time_mask=0.5).fit(X, Y)
+    loaded = RFCNNClassifier.load(clf.save(tmp_path / "m"))
+    assert (loaded.freq_mask, loaded.time_mask) == (3, 0.5)
+
+
 def test_release_0_2_pipeline_loads_with_equal_outputs():
     from sklearn_rfcnn import load_pipeline
 

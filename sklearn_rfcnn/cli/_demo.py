@@ -327,7 +327,7 @@ def _train(pipe, data, train, test, cfg, log, timing):
     )
     log(
         f"[4/6] training CP-ResNet (rho={cfg['rho']}, width={cfg['width']}, "
-        f"{cfg['epochs']} epochs, mix-up, time roll) on {len(train)} clips"
+        f"{cfg['epochs']} epochs, the default recipe) on {len(train)} clips"
     )
     t = time.perf_counter()
     clf.fit(Z_train, data.target[train])

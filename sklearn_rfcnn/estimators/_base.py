@@ -70,6 +70,7 @@ from sklearn_rfcnn.receptive_field import receptive_field
 from sklearn_rfcnn.utils._docstrings import fill_text
 from sklearn_rfcnn.utils._sklearn_compat import (
     Interval,
+    RealNotInt,
     StrOptions,
     _fit_context,
 )
@@ -138,11 +139,13 @@ class _BaseRFCNN(
         "roll": [Interval(numbers.Integral, 0, None, closed="left")],
         "freq_mask": [
             Interval(numbers.Integral, 0, None, closed="left"),
-            Interval(numbers.Real, 0, 1, closed="left"),
+            Interval(RealNotInt, 0, 1, closed="left"),
+            StrOptions({"auto"}),
         ],
         "time_mask": [
             Interval(numbers.Integral, 0, None, closed="left"),
-            Interval(numbers.Real, 0, 1, closed="left"),
+            Interval(RealNotInt, 0, 1, closed="left"),
+            StrOptions({"auto"}),
         ],
         "lr": [Interval(numbers.Real, 0, None, closed="left")],
         "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
@@ -184,8 +187,8 @@ class _BaseRFCNN(
         head=None,
         mixup_alpha=0.3,
         roll=50,
-        freq_mask=0,
-        time_mask=0,
+        freq_mask="auto",
+        time_mask="auto",
         lr=1e-3,
         weight_decay=1e-2,
         max_epochs=100,

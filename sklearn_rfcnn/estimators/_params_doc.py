@@ -42,16 +42,21 @@ _PARAMETERS_DOC = """arch : str, default="cp_resnet"
     roll : int >= 0, default=50
         Random circular shift of each training clip along time by up to
         ``roll`` frames.  0 switches it off; never applied to 2-D ``X``.
-    freq_mask : int >= 0 or float in [0, 1), default=0
+    freq_mask : int >= 0, float in [0, 1) or "auto", default="auto"
         SpecAugment-style frequency masking (Park et al., 2019): in each
         training clip, a band of up to ``freq_mask`` adjacent frequency bins
         (an int) or up to that share of the bins (a float; 0.25 of 128 mel
         bands is 32) is set to 0, the band mean of standardised input.  The
         width is uniform from 0 to that limit, the position uniform.  0
-        switches it off; never applied to 2-D ``X``.
-    time_mask : int >= 0 or float in [0, 1), default=0
+        switches it off (the paper's recipe); never applied to 2-D ``X``.
+        ``"auto"`` is 0.25 when ``max_epochs >= 50`` and 0 below, as measured
+        (``benchmarks/README.md``, section 1): with ``time_mask`` it added
+        0.03 mAP at 60 epochs and cost 0.02-0.04 at 25, where the network
+        has not fitted its training clips yet.
+    time_mask : int >= 0, float in [0, 1) or "auto", default="auto"
         The same along time: a run of up to ``time_mask`` frames (an int) or
         that share of the clip's (or crop's) frames (a float) set to 0.
+        ``"auto"`` is 0.2 when ``max_epochs >= 50`` and 0 below.
     lr : float >= 0, default=1e-3
         Peak learning rate (the paper: 1e-4 over 350 epochs).
     weight_decay : float >= 0, default=1e-2

@@ -198,13 +198,23 @@ def _config_checksum(config, weights_digest):
     return h.hexdigest()
 
 
+#: Parameters added after files were first written, with the value a file
+#: without them was trained with (their defaults at their release may differ).
+_PREDATING_VALUES = {"freq_mask": 0, "time_mask": 0}
+
+
 def _with_model_defaults(params, config, version, bad):
-    """``params`` with a ``rho`` left at None set to the file's default rho.
+    """``params`` as the saved model was built and trained.
 
     A model saved with ``rho=None`` was built with the library's default rho of
     its release; setting it explicitly keeps the network (and its outputs)
     the same after :data:`~sklearn_rfcnn.receptive_field.DEFAULT_RHO` changes.
+    A parameter the file predates (:data:`_PREDATING_VALUES`) gets the value
+    the model was trained with, not today's default, so a refit of a loaded
+    model repeats its recipe.
     """
+    for name, value in _PREDATING_VALUES.items():
+        params.setdefault(name, value)
     defaults = config.get("model_defaults", _V1_MODEL_DEFAULTS if version < 2 else None)
     if not isinstance(defaults, dict) or not isinstance(defaults.get("rho"), int):
         raise bad("'model_defaults'", "is missing or has no integer 'rho'")
