@@ -54,7 +54,9 @@ checksum included (the checksum detects accidents and edits, it is not a
 signature), and files written before checksums existed (they are checked
 field by field only).  A parameter missing from
 an older ``config.json`` (e.g. ``channels_last``, or ``crop_frames``,
-``window_hop`` and ``aggregate``, added later) takes its default.
+``window_hop`` and ``aggregate``, added later) takes its default, except
+the training recipe's ``freq_mask`` and ``time_mask``, which take 0, the
+value such a model was trained with (``_PREDATING_VALUES``).
 Pickling (``joblib.dump``) works as well (not after ``distributed="accelerate"``
 training: use ``save``); ``save``/``load`` is the format to
 share models across machines and library versions.
