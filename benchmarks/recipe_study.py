@@ -8,6 +8,8 @@ parameters over a *budget* (the user-facing settings being defaulted):
 
 * ``b25``: ``rho=5, width=24, max_epochs=25, batch_size=32``
 * ``b60``: ``rho=7, width=32, max_epochs=60``
+* ``b50``: ``width=32, max_epochs=50`` (the default rho; the demo's size, and
+  the first budget where ``freq_mask="auto"`` masks)
 
 Every other parameter is the library's current default unless the
 configuration names it, so a configuration is exactly what a user would type.
@@ -41,6 +43,8 @@ BUDGETS = {
     "b25": dict(rho=5, width=24, max_epochs=25, batch_size=32),
     "b60": dict(rho=7, width=32, max_epochs=60),
     "b100": dict(rho=7, width=24, max_epochs=100),
+    # the demo's budget (default rho), where "auto" masks switch on
+    "b50": dict(width=32, max_epochs=50),
 }
 
 #: What the library's old defaults and the paper's recipe share: Adam, a
