@@ -105,6 +105,14 @@ _FITTED_ATTRIBUTES = (
 )
 
 
+#: A SpecAugment mask's width: bins or frames, a share of the axis, or "auto".
+_MASK_WIDTH = [
+    Interval(numbers.Integral, 0, None, closed="left"),
+    Interval(RealNotInt, 0, 1, closed="left"),
+    StrOptions({"auto"}),
+]
+
+
 class _BaseRFCNN(
     _InputsMixin,
     _RecipeMixin,
@@ -137,16 +145,8 @@ class _BaseRFCNN(
         "head": [StrOptions({"map", "pooled"}), None],
         "mixup_alpha": [Interval(numbers.Real, 0, None, closed="left")],
         "roll": [Interval(numbers.Integral, 0, None, closed="left")],
-        "freq_mask": [
-            Interval(numbers.Integral, 0, None, closed="left"),
-            Interval(RealNotInt, 0, 1, closed="left"),
-            StrOptions({"auto"}),
-        ],
-        "time_mask": [
-            Interval(numbers.Integral, 0, None, closed="left"),
-            Interval(RealNotInt, 0, 1, closed="left"),
-            StrOptions({"auto"}),
-        ],
+        "freq_mask": _MASK_WIDTH,
+        "time_mask": _MASK_WIDTH,
         "lr": [Interval(numbers.Real, 0, None, closed="left")],
         "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
         "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],

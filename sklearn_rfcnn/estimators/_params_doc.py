@@ -51,8 +51,8 @@ _PARAMETERS_DOC = """arch : str, default="cp_resnet"
         switches it off (the paper's recipe); never applied to 2-D ``X``.
         ``"auto"`` is 0.25 when ``max_epochs >= 50`` and 0 below, as measured
         (``benchmarks/README.md``, section 1): with ``time_mask`` it added
-        0.03 mAP at 60 epochs and cost 0.02-0.04 at 25, where the network
-        has not fitted its training clips yet.
+        0.02-0.04 mAP at 50 and 60 epochs and cost 0.03-0.04 at 25, where
+        the network has not fitted its training clips yet.
     time_mask : int >= 0, float in [0, 1) or "auto", default="auto"
         The same along time: a run of up to ``time_mask`` frames (an int) or
         that share of the clip's (or crop's) frames (a float) set to 0.

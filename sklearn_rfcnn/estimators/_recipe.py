@@ -37,8 +37,8 @@ _EARLY_STOPPING_FRACTION = 0.1
 
 #: ``freq_mask="auto"`` / ``time_mask="auto"``: these shares of the axis from
 #: :data:`AUTO_MASK_MIN_EPOCHS` epochs on, no mask below
-#: (``benchmarks/recipe_study.py``: +0.03 mAP at 60 epochs, -0.02 to -0.04
-#: at 25, over 2 SoundFonts x 3 seeds each).
+#: (``benchmarks/recipe_study.py``: +0.02 to +0.04 mAP at 50 and 60 epochs,
+#: -0.03 to -0.04 at 25, over 2 SoundFonts x 2-3 seeds each).
 AUTO_MASKS = {"freq_mask": 0.25, "time_mask": 0.2}
 AUTO_MASK_MIN_EPOCHS = 50
 
@@ -157,21 +157,23 @@ class _RecipeMixin:
         ref = next(module.parameters())
         init(torch.as_tensor(bias, dtype=ref.dtype, device=ref.device))
 
-    def _spec_masks(self):
-        """``{"freq_mask": w, "time_mask": w}`` the training uses (``"auto"`` resolved).
+    def _augmentations(self):
+        """The net's augmentation parameters: ``roll`` and the masks' widths.
 
+        None on 2-D ``X`` (one band, no time structure to shift or mask).
         ``"auto"`` masks only trainings of at least
         :data:`AUTO_MASK_MIN_EPOCHS` epochs: in shorter ones the network has
         not fitted its training clips yet, and masking them costs accuracy.
-        Never on 2-D ``X`` (one band, no time structure to mask).
         """
-        masks = {}
+        if self._two_d:
+            return {"roll": 0, **dict.fromkeys(AUTO_MASKS, 0)}
+        augmentations = {"roll": self.roll}
         for name, share in AUTO_MASKS.items():
             value = getattr(self, name)
             if value == "auto":
                 value = share if self.max_epochs >= AUTO_MASK_MIN_EPOCHS else 0
-            masks[name] = 0 if self._two_d else value
-        return masks
+            augmentations[name] = value
+        return augmentations
 
     def _validation_fraction(self):
         """The hold-out actually used: None unless something uses one."""
