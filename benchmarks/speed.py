@@ -128,9 +128,38 @@ PRECISION_DTYPES = {"32": torch.float32, "bf16": torch.bfloat16, "16": torch.flo
 
 
 def auto_mode(device="cpu"):
-    """``(precision, channels_last)`` that "auto" picks on ``device``."""
+    """``(precision, channels_last)`` that "auto" picks on ``device``.
+
+    The layout is a bool, or ``(training, inference)`` where "auto" decides
+    the two phases differently (float32 on an AVX2-only CPU).
+    """
     precision = resolve_precision("auto", device)
-    return precision, resolve_channels_last("auto", device, precision)
+    train, infer = (
+        resolve_channels_last("auto", device, precision, inference=phase)
+        for phase in (False, True)
+    )
+    return precision, train if train == infer else [train, infer]
+
+
+def _phase_layouts(channels_last):
+    """``(training, inference)`` channels-last flags of a mode's layout."""
+    if isinstance(channels_last, (list, tuple)):
+        return tuple(channels_last)
+    return channels_last, channels_last
+
+
+def _layout_text(channels_last):
+    """ " + channels-last", "" or the per-phase layouts, for the report."""
+    train, infer = _phase_layouts(channels_last)
+    if train == infer:
+        return " + channels-last" if train else ""
+    return f" + channels-last for {'training' if train else 'inference'} only"
+
+
+def _to_layout(model, channels_last):
+    """Put ``model``'s 4-D weights in a memory format (a no-op if they are)."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    return model.to(memory_format=fmt)
 
 
 def _mode(mode, device):
@@ -223,13 +252,25 @@ def load_reference(repo, rho, width, n_classes):
 # model section
 # --------------------------------------------------------------------------
 def _steps(model, x, y, precision, channels_last, device="cpu"):
-    """(train_step, forward) closures of one model in one mode on ``device``."""
-    model, x, y = model.to(device), x.to(device), y.to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
+    """(train_step, forward) closures of one model in one mode on ``device``.
+
+    Each phase runs in its own layout (``_phase_layouts``); the weights are
+    converted when the phase changes, as the estimator's net does.
+    """
+    model, y = model.to(device), y.to(device)
+    layouts = _phase_layouts(channels_last)
+    fmt = [torch.channels_last if cl else torch.contiguous_format for cl in layouts]
+    xs = [x.to(device).contiguous(memory_format=f) for f in fmt]
+    current = [None]
+
+    def phase(index):
+        if current[0] != layouts[index]:
+            _to_layout(model, layouts[index])
+            current[0] = layouts[index]
+        return xs[index]
 
     def train_step():
+        x = phase(0)
         model.train()
         model.zero_grad(set_to_none=True)
         with _autocast(device, precision):
@@ -237,6 +278,7 @@ def _steps(model, x, y, precision, channels_last, device="cpu"):
         F.binary_cross_entropy_with_logits(out.float(), y).backward()
 
     def forward():
+        x = phase(1)
         model.eval()
         with torch.inference_mode(), _autocast(device, precision):
             model(x)
@@ -378,26 +420,30 @@ class _BareLoop:
     """
 
     def __init__(self, model, precision, channels_last, device="cpu"):
-        self.model = model.to(device)
-        if channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+        self.layouts = _phase_layouts(channels_last)
+        self.model = _to_layout(model.to(device), self.layouts[0])
+        self.current = self.layouts[0]
         self.opt = torch.optim.AdamW(
             self.model.parameters(), lr=1e-3, weight_decay=1e-2
         )
-        self.precision, self.channels_last, self.device = (
-            precision,
-            channels_last,
-            device,
-        )
+        self.precision, self.device = precision, device
         self.cuda = torch.device(device).type == "cuda"
+
+    def _phase(self, inference):
+        """The weights in the phase's layout, converted when it changes."""
+        want = self.layouts[int(inference)]
+        if want != self.current:
+            _to_layout(self.model, want)
+            self.current = want
 
     def _input(self, x):
         x = x.to(self.device, non_blocking=self.cuda)
-        if self.channels_last:
+        if self.current:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
     def train(self, batches):
+        self._phase(inference=False)
         self.model.train()
         for x, y in batches:
             x, y = self._input(x), y.to(self.device, non_blocking=self.cuda)
@@ -408,6 +454,7 @@ class _BareLoop:
             self.opt.step()
 
     def predict(self, batches):
+        self._phase(inference=True)
         self.model.eval()
         outs = []
         with torch.inference_mode():
@@ -456,7 +503,8 @@ def _estimator(cfg, precision, cl, device, **params):
         **model_kwargs,
         batch_size=cfg["batch"],
         precision=precision,
-        channels_last=cl,
+        # per-phase layouts come only from "auto"
+        channels_last="auto" if isinstance(cl, (list, tuple)) else cl,
         device=device,
         verbose=0,
         random_state=0,
@@ -703,8 +751,8 @@ def report(doc):
         )
     device = res.get("device", "cpu")
     lines.append(
-        f"device {device}; auto picks: precision={res['auto'][0]}, "
-        f"channels_last={res['auto'][1]}"
+        f"device {device}; auto picks: precision={res['auto'][0]}"
+        f"{_layout_text(res['auto'][1]) or ', contiguous (NCHW) layout'}"
     )
     peaks = res.get("matmul_peak_tflops")
     if peaks:
@@ -761,7 +809,7 @@ def report(doc):
         lines.append(
             f"\ncalls {key}: {c['n_clips']} clips (width {cfg['model']['width']}, "
             f"batch {cfg['batch']}), {c['precision']}"
-            f"{' + channels-last' if c['channels_last'] else ''}; estimator's "
+            f"{_layout_text(c['channels_last'])}; estimator's "
             f"clips/s, x bare loop and x {c['baseline']} float32 (median of "
             "paired iterations [range])"
         )

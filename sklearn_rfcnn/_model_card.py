@@ -238,6 +238,7 @@ def estimator_facts(est, target_names=None):
     recipe = {k: params[k] for k in _RECIPE_PARAMS if k in params}
     recipe["precision_"] = getattr(est, "precision_", None)
     recipe["channels_last_"] = getattr(est, "channels_last_", None)
+    recipe["inference_channels_last_"] = getattr(est, "inference_channels_last_", None)
     recipe["device"] = str(params.get("device"))
     rf = est.receptive_field_
     return {

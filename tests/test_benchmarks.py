@@ -157,6 +157,55 @@ def _gpu_check_module():
     return module
 
 
+def test_speed_runs_each_phase_in_the_layout_auto_picks(monkeypatch):
+    """On an AVX2-only CPU "auto" trains in NCHW and infers in channels-last:
+    speed.py's model steps and bare loop (the estimator's baselines) do too."""
+    import importlib.util
+
+    import torch
+
+    from sklearn_rfcnn.models import create_model
+    from sklearn_rfcnn.utils import _torch
+
+    monkeypatch.setattr(sys, "path", list(sys.path))  # speed.py prepends its folder
+    spec = importlib.util.spec_from_file_location(
+        "_speed_under_test", ROOT / "benchmarks" / "speed.py"
+    )
+    speed = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(speed)
+    monkeypatch.setattr(_torch, "cpu_avx512", lambda: False)
+    monkeypatch.setattr(_torch, "cpu_native_bf16", lambda: ())
+    precision, layout = speed.auto_mode("cpu")
+    assert (precision, layout) == ("32", [False, True])
+    assert speed._layout_text(layout) == " + channels-last for inference only"
+    assert speed._layout_text(True) == " + channels-last"
+
+    def weights_cl(model):
+        return model.stage1[0].branch1.conv1.weight.is_contiguous(
+            memory_format=torch.channels_last
+        )
+
+    # two input channels: with one, both layouts of a batch are contiguous
+    model = create_model("cp_resnet", in_channels=2, rho=2, width=4, n_classes=3)
+    x, y = torch.randn(2, 2, 16, 20), torch.zeros(2, 3)
+    seen = []
+    model.stem.conv.register_forward_pre_hook(
+        lambda m, args: seen.append(args[0].is_contiguous())
+    )
+    train_step, forward = speed._steps(model, x, y, precision, layout)
+    bare = speed._BareLoop(model, precision, layout)
+    for run, inference in [
+        (train_step, False),
+        (forward, True),
+        (train_step, False),
+        (lambda: bare.predict([(x, y)]), True),
+        (lambda: bare.train([(x, y)]), False),
+    ]:
+        run()
+        assert weights_cl(model) is inference
+        assert seen[-1] is not inference
+
+
 def test_gpu_check_without_cuda_prints_one_line_and_exits_0(tmp_path):
     import torch
 

@@ -228,3 +228,129 @@ def test_file_without_the_key_loads_with_default(data, tmp_path):
     layout = CL if auto else torch.contiguous_format
     assert all(w.is_contiguous(memory_format=layout) for w in _conv_weights(loaded))
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+
+
+@pytest.fixture
+def avx2_only(monkeypatch):
+    """This CPU as an AVX2-only one for the layout decision (float32 there)."""
+    from sklearn_rfcnn.utils import _torch
+
+    monkeypatch.setattr(_torch, "cpu_avx512", lambda: False)
+
+
+def _weights_layout(est):
+    weights = _conv_weights(est)
+    if all(w.is_contiguous(memory_format=CL) for w in weights):
+        return "cl"
+    assert all(w.is_contiguous() for w in weights)
+    return "nchw"
+
+
+@pytest.mark.parametrize(
+    "channels_last, precision, expected",
+    [
+        ("auto", "32", (False, True)),
+        ("auto", "bf16", (True, True)),
+        (False, "32", (False, False)),
+        (True, "32", (True, True)),
+    ],
+)
+def test_auto_layout_per_phase_on_an_avx2_only_cpu(
+    data, avx2_only, channels_last, precision, expected
+):
+    X, y = data
+    clf = RFCNNClassifier(**FAST, precision=precision, channels_last=channels_last).fit(
+        X, y
+    )
+    assert (clf.channels_last_, clf.inference_channels_last_) == expected
+    assert clf.net_.inference_channels_last is expected[1]
+
+
+def test_trains_in_one_layout_and_predicts_in_the_other(data, avx2_only):
+    """auto on an AVX2-only CPU, float32: batches and weights follow the phase."""
+    X, y = data
+    clf = RFCNNClassifier(
+        **FAST,
+        precision="32",
+        validation_fraction=0.25,
+        callbacks=[("spy", InputSpy())],
+    ).fit(X, y)
+    spy = _spy(clf)
+    assert _weights_layout(clf) == "nchw"
+    assert spy.records and all(c and not cl for _, cl, c in spy.records)
+    n_fit = len(spy.records)
+
+    proba = clf.predict_proba(X)
+    assert _weights_layout(clf) == "cl"
+    new = spy.records[n_fit:]
+    assert new and all(cl and not c for _, cl, c in new)
+    Z = RFCNNEmbedder.from_classifier(clf).transform(X)
+    assert Z.shape == (24, 16)
+
+    # ordinary tensors (converted outside the inference mode of predict),
+    # still the parameters the optimizer updates
+    assert not any(p.is_inference() for p in clf.net_.module_.parameters())
+    params = {id(p) for p in clf.net_.module_.parameters()}
+    opt = {id(p) for g in clf.net_.optimizer_.param_groups for p in g["params"]}
+    assert params == opt
+
+    n_pred = len(spy.records)
+    clf.partial_fit(X, y)
+    assert _weights_layout(clf) == "nchw"
+    again = spy.records[n_pred:]
+    assert again and all(c and not cl for _, cl, c in again)
+
+    # the same numbers as a network that only ever ran in the default layout
+    ref = RFCNNClassifier(
+        **FAST, precision="32", validation_fraction=0.25, channels_last=False
+    )
+    ref.fit(X, y)
+    ref.partial_fit(X, y)
+    np.testing.assert_allclose(clf.predict_proba(X), ref.predict_proba(X), atol=1e-4)
+    assert proba.shape == (24, 3)
+
+
+def test_inference_in_between_leaves_training_unchanged(data, avx2_only):
+    """The round trip of the weights' layout copies them exactly: a partial_fit
+    after predictions trains exactly as one without them."""
+    X, y = data
+    params = dict(**FAST, precision="32", validation_fraction=None)
+    a = RFCNNClassifier(**params).fit(X, y)
+    b = RFCNNClassifier(**params).fit(X, y)
+    a.predict_proba(X)
+    a.partial_fit(X, y)
+    b.partial_fit(X, y)
+    for (name, wa), wb in zip(
+        a.net_.module_.state_dict().items(), b.net_.module_.state_dict().values()
+    ):
+        np.testing.assert_array_equal(wa.numpy(), wb.numpy(), err_msg=name)
+
+
+def test_per_phase_layout_survives_pickle_and_save(data, avx2_only, tmp_path):
+    import pickle
+
+    X, y = data
+    clf = RFCNNClassifier(**FAST, precision="32").fit(X, y)
+    proba = clf.predict_proba(X)  # the module is now in the inference layout
+    copy = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(copy.predict_proba(X), proba)
+    copy.partial_fit(X, y)
+    assert _weights_layout(copy) == "nchw"
+
+    clf.save(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["fitted"]["inference_channels_last"] is True
+    loaded = RFCNNClassifier.load(tmp_path / "m")
+    assert (loaded.channels_last_, loaded.inference_channels_last_) == (False, True)
+    np.testing.assert_allclose(loaded.predict_proba(X), proba, atol=1e-6)
+
+
+def test_net_pickled_before_per_phase_layouts_still_predicts(data):
+    """A net without the layout record (pickled by 0.2) runs in its one layout."""
+    X, y = data
+    clf = RFCNNClassifier(**FAST, channels_last=True).fit(X, y)
+    proba = clf.predict_proba(X)
+    del clf.net_._module_channels_last
+    del clf.net_.inference_channels_last
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)
+    assert _weights_layout(clf) == "cl"

@@ -101,6 +101,7 @@ _FITTED_ATTRIBUTES = (
     "_two_d",
     "precision_",
     "channels_last_",
+    "inference_channels_last_",
     "front_end_checksum_",
 )
 

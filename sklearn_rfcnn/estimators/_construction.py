@@ -87,10 +87,12 @@ class _ConstructionMixin:
     ):
         """The skorch net for ``module`` on ``device``.
 
-        Also decides (and records as ``precision_`` / ``channels_last_``) how
-        the net runs on this device: a loaded model decides afresh for the
-        machine it is loaded on.  With an ``accelerator`` (``fit`` with
-        ``distributed="accelerate"``) the net trains data-parallel
+        Also decides (and records as ``precision_``, ``channels_last_`` and
+        ``inference_channels_last_``) how the net runs on this device: a
+        loaded model decides afresh for the machine it is loaded on.  A
+        data-parallel net keeps one layout (its module may stay wrapped).
+        With an ``accelerator`` (``fit`` with ``distributed="accelerate"``)
+        the net trains data-parallel
         (:class:`~._accelerate._AcceleratedRFCNNNet`); without one (and
         always in ``load``) it is a plain :class:`_RFCNNNet`.  ``source``
         (training from a clip source) lets :func:`._data.loader_workers` give
@@ -98,7 +100,11 @@ class _ConstructionMixin:
         """
         cuda = device.startswith("cuda")
         workers = loader_workers(device, source)
-        self.precision_, self.channels_last_ = self._resolve_execution(device)
+        (self.precision_, self.channels_last_, self.inference_channels_last_) = (
+            self._resolve_execution(device)
+        )
+        if accelerator is not None:
+            self.inference_channels_last_ = self.channels_last_
         callbacks = self._callbacks()
         criterion = (
             torch.nn.BCEWithLogitsLoss
@@ -134,6 +140,7 @@ class _ConstructionMixin:
             amp_dtype=AMP_DTYPES[self.precision_],
             class_weight=class_weight,
             channels_last=self.channels_last_,
+            inference_channels_last=self.inference_channels_last_,
             aggregate=self.aggregate,
         )
         if accelerator is not None:

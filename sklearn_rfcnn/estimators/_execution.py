@@ -31,13 +31,19 @@ class _ExecutionMixin:
         return accelerator, device
 
     def _resolve_execution(self, device):
-        """``(precision, channels_last)`` on ``device``: "auto" decided from it.
+        """``(precision, channels_last, inference_channels_last)`` on ``device``.
 
-        See :func:`~sklearn_rfcnn.utils._torch.resolve_precision` and
-        :func:`~sklearn_rfcnn.utils._torch.resolve_channels_last`.
+        "auto" is decided from the device: see
+        :func:`~sklearn_rfcnn.utils._torch.resolve_precision` and
+        :func:`~sklearn_rfcnn.utils._torch.resolve_channels_last` (the layout
+        once for training, once for inference).
         """
         precision = resolve_precision(self.precision, device)
-        return precision, resolve_channels_last(self.channels_last, device, precision)
+        layout = [
+            resolve_channels_last(self.channels_last, device, precision, inference)
+            for inference in (False, True)
+        ]
+        return precision, *layout
 
     def _execution_summary(self, device):
         """One line saying how the net runs on ``device`` and why (``fit``)."""
@@ -50,8 +56,10 @@ class _ExecutionMixin:
                 if flags
                 else " (no native bf16 on this CPU)"
             )
-        layout = "channels-last" if self.channels_last_ else "contiguous (NCHW)"
-        text += f", {layout} memory format"
+        names = {True: "channels-last", False: "contiguous (NCHW)"}
+        text += f", {names[self.channels_last_]} memory format"
+        if self.inference_channels_last_ != self.channels_last_:
+            text += f" ({names[self.inference_channels_last_]} for inference)"
         auto = [p for p in ("precision", "channels_last") if getattr(self, p) == "auto"]
         if auto:
             text += f"; chosen by {' and '.join(f'{p}=auto' for p in auto)}"

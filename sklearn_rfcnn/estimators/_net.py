@@ -16,8 +16,11 @@ keep it as ``net_``.  The net differs from skorch's ``NeuralNet`` in five ways:
 * forward passes run under :func:`torch.autocast` when mixed precision is on;
 * with ``channels_last`` the module's 4-D weights and every input batch use
   the ``torch.channels_last`` memory format (faster convolutions on CPU and
-  with cuDNN); :meth:`_RFCNNNet.prepare_input` is the single place where a
-  batch is moved to the device and given its memory format.
+  with cuDNN); inference passes may use another layout
+  (``inference_channels_last``), the module being converted when the phase
+  changes (:meth:`_RFCNNNet._use_layout`); :meth:`_RFCNNNet.prepare_input`
+  is the single place where a batch is moved to the device and given the
+  module's memory format.
 
 Batches come from the loaders of :mod:`._data`: whole clips of one length,
 random crops (``crop_frames``), or length-sorted clips cropped to the shortest
@@ -69,6 +72,13 @@ class _RFCNNNet(NeuralNet):
     channels_last : bool
         Keep the module in ``torch.channels_last`` memory format (converted
         whenever skorch (re)builds it) and give every input batch that format.
+    inference_channels_last : bool or None
+        The memory format of inference passes (:meth:`forward_clips`,
+        :meth:`forward_windows`); None: that of training.  When it differs,
+        the module's 4-D weights are converted in place (the parameters stay
+        the same objects, so the optimizer keeps them) when the phase
+        changes: before inference, and at the start of training
+        (``on_train_begin``).
     class_weight : array-like of shape (n_outputs,) or None
         Per-class weight of each sample's loss (multi-class), or weight of the
         positive entries of each tag (multi-label, as ``pos_weight``).
@@ -88,6 +98,7 @@ class _RFCNNNet(NeuralNet):
         rng=None,
         amp_dtype=None,
         channels_last=False,
+        inference_channels_last=None,
         class_weight=None,
         aggregate="mean",
         **kwargs,
@@ -103,6 +114,7 @@ class _RFCNNNet(NeuralNet):
         self.rng = rng
         self.amp_dtype = amp_dtype
         self.channels_last = channels_last
+        self.inference_channels_last = inference_channels_last
 
     def initialize_module(self):
         """skorch's module set-up, then the memory format of ``channels_last``.
@@ -116,7 +128,39 @@ class _RFCNNNet(NeuralNet):
         super().initialize_module()
         if self.channels_last:
             self.module_ = self.module_.to(memory_format=torch.channels_last)
+        self._module_channels_last = bool(self.channels_last)
         return self
+
+    def _module_layout(self):
+        """Whether the module's weights are in channels-last format now."""
+        # a net pickled before the phases could differ has no record
+        return getattr(self, "_module_channels_last", bool(self.channels_last))
+
+    def _use_layout(self, inference):
+        """Put the module in the memory format of a phase (a no-op if it is).
+
+        ``Module.to(memory_format=...)`` converts the 4-D parameters (and
+        their gradients) in place through ``param.data``: the values are
+        copied exactly and the parameters stay the objects the optimizer
+        holds.  The copies are made outside inference mode (the inference
+        passes run in it), so they stay ordinary tensors that autograd,
+        ``copy.deepcopy`` and the ONNX export accept.
+        """
+        want = bool(self.channels_last)
+        # (a net pickled before the phases could differ has no such attribute)
+        inference_layout = getattr(self, "inference_channels_last", None)
+        if inference and inference_layout is not None:
+            want = bool(inference_layout)
+        if self._module_layout() != want:
+            fmt = torch.channels_last if want else torch.contiguous_format
+            with torch.inference_mode(False):
+                self.module_.to(memory_format=fmt)
+            self._module_channels_last = want
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        """Back to the training layout after inference in another one."""
+        self._use_layout(inference=False)
+        return super().on_train_begin(net, X=X, y=y, **kwargs)
 
     def get_default_callbacks(self):
         """skorch's defaults, with the epoch table printing ``lr`` legibly."""
@@ -157,7 +201,7 @@ class _RFCNNNet(NeuralNet):
         """
         non_blocking = str(self.device).startswith("cuda")
         Xi = Xi.to(self.device, non_blocking=non_blocking)
-        if self.channels_last and Xi.ndim == 4:
+        if Xi.ndim == 4 and self._module_layout():
             Xi = Xi.contiguous(memory_format=torch.channels_last)
         return Xi
 
@@ -247,7 +291,7 @@ class _RFCNNNet(NeuralNet):
         self._set_training(True)
         Xi, yi = self._to_device(batch)
         Xi, lam, perm = self.augment(Xi)
-        if self.channels_last:
+        if self._module_layout():
             # the roll (gather) and mixup may return a contiguous tensor
             Xi = Xi.contiguous(memory_format=torch.channels_last)
         with self._autocast():
@@ -356,6 +400,7 @@ class _RFCNNNet(NeuralNet):
         runs in eval mode without gradients.
         """
         self._set_training(False)
+        self._use_layout(inference=True)
         module = self.module_
         pin = str(self.device).startswith("cuda")
         sampler = _BucketBatchSampler(dataset.lengths, batch_size, shuffle=False)
@@ -403,6 +448,7 @@ class _RFCNNNet(NeuralNet):
             First frame of each window, per clip.
         """
         self._set_training(False)
+        self._use_layout(inference=True)
         module = self.module_
         pin = str(self.device).startswith("cuda")
 

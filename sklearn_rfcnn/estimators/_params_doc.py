@@ -170,8 +170,12 @@ _PARAMETERS_DOC = """arch : str, default="cp_resnet"
         and every input batch is made channels-last before the forward pass.
         ``"auto"`` is True on CPUs where it was measured faster
         (``benchmarks/speed.py``): with bf16, and in float32 on AVX-512
-        CPUs; False on AVX2-only CPUs (slower training at width 128 there);
-        True on CUDA with mixed precision.  The choice is ``channels_last_``.
+        CPUs; on AVX2-only CPUs it trains in the default layout (channels-last
+        trained slower at width 128 there) and predicts in channels-last
+        (1.1-1.3x faster inference there); True on CUDA with mixed precision.
+        The choices are ``channels_last_`` (training) and
+        ``inference_channels_last_`` (prediction, embedding); an explicit
+        bool sets both.
         A trained network predicts the
         same in both layouts up to floating-point rounding; training takes a
         slightly different numerical path (as on other hardware), so the same
@@ -249,7 +253,11 @@ precision_ : {"32", "bf16", "16"}
     The precision the net runs in (``precision`` with "auto" decided for this
     machine's device; a loaded model decides afresh).
 channels_last_ : bool
-    Whether the net runs in the channels-last memory format.
+    Whether the net trains in the channels-last memory format.
+inference_channels_last_ : bool
+    Whether it predicts and embeds in the channels-last memory format (equal
+    to ``channels_last_`` except with ``channels_last="auto"`` on a CPU that
+    trains in the default layout; a loaded model decides afresh).
 """
 
 #: The ``Parameters`` section of the methods that take only spectrograms.

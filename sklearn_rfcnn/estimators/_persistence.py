@@ -177,9 +177,9 @@ _ENCODERS = {
     ),
     "clip_shape": ("_clip_shape", list, tuple),
     "two_d": ("_two_d", bool, bool),
-    # recorded for the reader; a loaded model decides afresh (``_build_net``)
-    "precision": ("precision_", str, str),
+    "precision": ("precision_", str, str),  # this and the next two: redecided on load
     "channels_last": ("channels_last_", bool, bool),
+    "inference_channels_last": ("inference_channels_last_", bool, bool),
     # a model fitted on a clip source refuses sources of another front end
     "front_end_checksum": ("front_end_checksum_", str, str),
 }

@@ -162,7 +162,11 @@ class BasicBlock(nn.Module):
         r = self.branch1(x)
         if self.branch2 is not None:
             r = shake_shake(r, self.branch2(x), self.training)
-        return F.relu(self.shortcut(x) + r, inplace=True)
+        # in place, as in the reference: no second activation-sized tensor
+        # (the branch ends in a batch norm, whose backward needs its input,
+        # not its output); the sum is the same, bit for bit
+        r += self.shortcut(x)
+        return F.relu(r, inplace=True)
 
 
 @register_model(name="cp_resnet")

@@ -168,19 +168,21 @@ def resolve_precision(precision, device):
     return "32"
 
 
-def resolve_channels_last(channels_last, device, precision):
+def resolve_channels_last(channels_last, device, precision, inference=False):
     """Turn ``channels_last="auto"`` into a bool for a device and precision.
 
     On the CPU, ``"auto"`` is True where channels-last was measured faster
     for CP-ResNet (``benchmarks/speed.py``): with bf16 autocast (AMX Xeon,
-    AVX-512-BF16 EPYC: 1.2-2x on top of bf16) and in float32 where oneDNN has
-    AVX-512 (1.2-1.6x training); it is False on CPUs with AVX2 only, where
-    its training step at the paper's width measured 0.65-0.9x the default
-    layout under an AVX2-capped oneDNN (inference gained 1.2-1.4x, width 24
-    gained), so "auto" keeps the layout that is never slower there.  On
-    CUDA it is True with mixed precision (tensor-core convolutions in cuDNN
-    want NHWC) and False in float32; on other devices False.  An explicit
-    bool is returned as is.
+    AVX-512-BF16 EPYC: 1.2-2x on top of bf16), in float32 where oneDNN has
+    AVX-512 (1.2-1.6x training), and for inference everywhere.  For
+    *training* it is False on CPUs with AVX2 only, where the training step at
+    the paper's width measured 0.65-0.9x the default layout under an
+    AVX2-capped oneDNN, so "auto" keeps the layout that is never slower
+    there; their inference gained 1.1-1.3x at widths 24 and 128, so with
+    ``inference=True`` it is True on every CPU.  On CUDA it is True with
+    mixed precision (tensor-core convolutions in cuDNN want NHWC) and False
+    in float32, for both phases; on other devices False.  An explicit bool
+    is returned as is.
 
     Parameters
     ----------
@@ -189,6 +191,9 @@ def resolve_channels_last(channels_last, device, precision):
         A concrete device.
     precision : {"32", "bf16", "16"}
         The resolved precision (:func:`resolve_precision`).
+    inference : bool, default=False
+        Decide the layout of inference passes (prediction, embedding)
+        instead of training ones.
 
     Returns
     -------
@@ -198,14 +203,16 @@ def resolve_channels_last(channels_last, device, precision):
     --------
     >>> resolve_channels_last("auto", "cpu", "bf16")
     True
-    >>> resolve_channels_last(False, "cpu", "bf16")
+    >>> resolve_channels_last("auto", "cpu", "32", inference=True)
+    True
+    >>> resolve_channels_last(False, "cpu", "bf16", inference=True)
     False
     """
     if channels_last != "auto":
         return bool(channels_last)
     kind = torch.device(device).type
     if kind == "cpu":
-        return precision == "bf16" or cpu_avx512()
+        return precision == "bf16" or cpu_avx512() or bool(inference)
     if kind == "cuda":
         return precision != "32"
     return False
