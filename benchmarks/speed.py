@@ -27,7 +27,9 @@ same run*, interleaved, so that the ratios survive a shared, noisy machine:
     where a fit's time goes (cProfile: forward, backward, optimizer,
     augmentation, data loading, the rest = skorch's per-batch bookkeeping
     and callbacks).  ``--compile`` adds skorch's ``compile=True``
-    (``torch.compile``, inductor) as an estimator mode.
+    (``torch.compile``, inductor) as an estimator mode, and ``auto_compile``
+    (``auto`` with the network compiled; compilation in the warm-up) to the
+    model section.
 ``peak``
     This machine's matrix-multiply rate in each precision the modes use
     (:func:`matmul_peak`, measured before and after the model section, the
@@ -40,6 +42,10 @@ same run*, interleaved, so that the ratios survive a shared, noisy machine:
     overhead-dominated width 8.
 ``profile``
     Where the time of small calls goes (cProfile, :func:`profile_calls`).
+``ops``
+    Where ``auto``'s training step and inference pass spend their time, by
+    operator group (convolutions, batch norm, ReLU, pooling, additions and
+    copies, the rest; ``torch.profiler`` self time, :func:`op_shares`).
 ``frontend``, ``onnx``
     ``bench_frontend.run`` (the per-clip librosa loop is the baseline) and
     ``bench_onnx.run`` (torch float32 is the baseline), when present.
@@ -314,7 +320,14 @@ def _rates(times, batch):
 
 
 def bench_model_config(
-    name, modes, warmup, iters, reference=None, device="cpu", peaks=None
+    name,
+    modes,
+    warmup,
+    iters,
+    reference=None,
+    device="cpu",
+    peaks=None,
+    compile_=False,
 ):
     """Training step and inference of every mode against the float32 baseline.
 
@@ -332,6 +345,10 @@ def bench_model_config(
     for mode in modes:
         precision, cl = _mode(mode, device)
         models[mode] = (create_model("cp_resnet", **cfg["model"]), precision, cl)
+    if compile_:
+        precision, cl = _mode("auto", device)
+        compiled = torch.compile(create_model("cp_resnet", **cfg["model"]))
+        models["auto_compile"] = (compiled, precision, cl)
     baseline = "reference" if reference else "plain"
     fwd, fwd_bwd = count_flops(cfg["model"], cfg["input"])
     out = {
@@ -715,6 +732,70 @@ def profile_calls(config="tiny", mode="auto", n_batches=2, calls=20, device="cpu
     return out
 
 
+#: operator group -> substrings of the ``aten::`` names in it (first match wins).
+OP_GROUPS = {
+    "convolution backward": ("convolution_backward",),
+    "convolution": ("conv",),
+    "batch norm": ("batch_norm",),
+    "ReLU": ("relu", "threshold_backward", "clamp_min"),
+    "pooling": ("pool",),
+    "add, copy, cast, fill": ("add", "copy", "fill", "zero"),
+}
+
+
+def op_shares(config="paper", mode="auto", steps=2, device="cpu"):
+    """Shares of a training step's and an inference pass's time per operator group.
+
+    ``torch.profiler`` over ``steps`` calls of the mode's training step
+    (zero_grad + forward + loss + backward, no optimizer) and inference
+    pass (:func:`_steps`, one warm-up call each); each ``aten::`` operator's
+    self time (on CUDA its device time) goes to the first group of
+    :data:`OP_GROUPS` its name matches, everything else (other operators,
+    autograd's engine, Python) to "rest".
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    cfg = MODEL_CONFIGS[config]
+    precision, cl = _mode(mode, device)
+    torch.manual_seed(0)
+    x = torch.randn(cfg["batch"], 1, *cfg["input"])
+    y = (torch.rand(cfg["batch"], cfg["model"]["n_classes"]) < 0.1).float()
+    model = create_model("cp_resnet", head="pooled", **cfg["model"])
+    cuda = torch.device(device).type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    out = {"config": cfg, "mode": mode, "precision": precision, "channels_last": cl}
+    for kind, fn in zip(
+        ("train", "inference"), _steps(model, x, y, precision, cl, device)
+    ):
+        fn()
+        _sync(device)
+        with profile(activities=activities) as prof:
+            for _ in range(steps):
+                fn()
+            _sync(device)
+        groups = dict.fromkeys([*OP_GROUPS, "rest"], 0.0)
+        for event in prof.key_averages():
+            t = event.self_device_time_total if cuda else event.self_cpu_time_total
+            name = event.key
+            group = "rest"
+            if name.startswith("aten::"):
+                group = next(
+                    (
+                        g
+                        for g, keys in OP_GROUPS.items()
+                        if any(k in name for k in keys)
+                    ),
+                    "rest",
+                )
+            groups[group] += t
+        total = sum(groups.values())
+        out[kind] = {
+            "ms_per_call": total / 1e3 / steps,
+            "shares": {g: t / total for g, t in groups.items()},
+        }
+    return out
+
+
 # --------------------------------------------------------------------------
 # report
 # --------------------------------------------------------------------------
@@ -834,6 +915,17 @@ def report(doc):
                 f"\nprofile {call} ({prof['config']['model']}, "
                 f"{prof[call]['ms_per_call']:.1f} ms/call): {top} (ms/call)"
             )
+    for key, o in res.get("ops", {}).items():
+        for kind in ("train", "inference"):
+            shares = ", ".join(
+                f"{g} {v:.0%}" for g, v in o[kind]["shares"].items() if v >= 0.005
+            )
+            lines.append(
+                f"\nops {key} {kind} ({o['precision']}"
+                f"{_layout_text(o['channels_last'])}, "
+                f"{o[kind]['ms_per_call']:.0f} ms a batch of "
+                f"{o['config']['batch']}): {shares}"
+            )
     for section in ("frontend", "onnx"):
         if section in res:
             summary = res[section].get("summary")
@@ -859,7 +951,16 @@ def gpu_info():
     }
 
 
-SECTIONS = ["peak", "model", "estimator", "calls", "profile", "frontend", "onnx"]
+SECTIONS = [
+    "peak",
+    "model",
+    "estimator",
+    "calls",
+    "profile",
+    "ops",
+    "frontend",
+    "onnx",
+]
 
 
 def _progress(section):
@@ -920,6 +1021,7 @@ def run(
                 reference=reference,
                 device=device,
                 peaks=peaks,
+                compile_=compile_,
             )
             for name in model_configs
         }
@@ -963,6 +1065,15 @@ def run(
         results["profile"] = profile_calls(
             "tiny", "auto", calls=5 if quick else 20, device=device
         )
+    if "ops" in sections:
+        _progress("ops")
+        names = configs or (["small"] if quick else ["paper", "small"])
+        results["ops"] = {
+            f"{name}_auto": op_shares(
+                name, "auto", steps=1 if quick else 2, device=device
+            )
+            for name in names
+        }
     for section, module_name in (
         ("frontend", "bench_frontend"),
         ("onnx", "bench_onnx"),

@@ -157,15 +157,8 @@ def _gpu_check_module():
     return module
 
 
-def test_speed_runs_each_phase_in_the_layout_auto_picks(monkeypatch):
-    """On an AVX2-only CPU "auto" trains in NCHW and infers in channels-last:
-    speed.py's model steps and bare loop (the estimator's baselines) do too."""
+def _speed_module(monkeypatch):
     import importlib.util
-
-    import torch
-
-    from sklearn_rfcnn.models import create_model
-    from sklearn_rfcnn.utils import _torch
 
     monkeypatch.setattr(sys, "path", list(sys.path))  # speed.py prepends its folder
     spec = importlib.util.spec_from_file_location(
@@ -173,6 +166,18 @@ def test_speed_runs_each_phase_in_the_layout_auto_picks(monkeypatch):
     )
     speed = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(speed)
+    return speed
+
+
+def test_speed_runs_each_phase_in_the_layout_auto_picks(monkeypatch):
+    """On an AVX2-only CPU "auto" trains in NCHW and infers in channels-last:
+    speed.py's model steps and bare loop (the estimator's baselines) do too."""
+    import torch
+
+    from sklearn_rfcnn.models import create_model
+    from sklearn_rfcnn.utils import _torch
+
+    speed = _speed_module(monkeypatch)
     monkeypatch.setattr(_torch, "cpu_avx512", lambda: False)
     monkeypatch.setattr(_torch, "cpu_native_bf16", lambda: ())
     precision, layout = speed.auto_mode("cpu")
@@ -204,6 +209,30 @@ def test_speed_runs_each_phase_in_the_layout_auto_picks(monkeypatch):
         run()
         assert weights_cl(model) is inference
         assert seen[-1] is not inference
+
+
+def test_speed_op_shares_split_the_profiled_time(monkeypatch):
+    speed = _speed_module(monkeypatch)
+    out = speed.op_shares("tiny", "fp32", steps=1)
+    for kind in ("train", "inference"):
+        shares = out[kind]["shares"]
+        assert set(shares) == {*speed.OP_GROUPS, "rest"}
+        assert sum(shares.values()) == pytest.approx(1.0)
+        assert shares["convolution"] > 0.05 and shares["batch norm"] > 0
+        # backward kernels run in the training step only
+        assert (shares["convolution backward"] > 0.05) is (kind == "train")
+        assert out[kind]["ms_per_call"] > 0
+    text = speed.report(
+        {
+            "machine": speed.machine_info(),
+            "results": {
+                "device": "cpu",
+                "auto": ["32", False],
+                "ops": {"tiny_fp32": out},
+            },
+        }
+    )
+    assert "ops tiny_fp32 train (32" in text and "convolution" in text
 
 
 def test_gpu_check_without_cuda_prints_one_line_and_exits_0(tmp_path):
