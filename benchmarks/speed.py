@@ -751,7 +751,9 @@ def op_shares(config="paper", mode="auto", steps=2, device="cpu"):
     pass (:func:`_steps`, one warm-up call each); each ``aten::`` operator's
     self time (on CUDA its device time) goes to the first group of
     :data:`OP_GROUPS` its name matches, everything else (other operators,
-    autograd's engine, Python) to "rest".
+    autograd's engine, Python) to "rest".  Also times the AdamW step of
+    the network alone (median of 10, gradients set), in torch's default
+    per-tensor loop and in its fused kernel (the estimators' choice).
     """
     from torch.profiler import ProfilerActivity, profile
 
@@ -764,6 +766,11 @@ def op_shares(config="paper", mode="auto", steps=2, device="cpu"):
     cuda = torch.device(device).type == "cuda"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     out = {"config": cfg, "mode": mode, "precision": precision, "channels_last": cl}
+    # before any profiling (which leaves the step slower in the same process)
+    fresh = create_model("cp_resnet", head="pooled", **cfg["model"]).to(device)
+    out["adamw_step_ms"] = _adamw_step_ms(
+        _to_layout(fresh, _phase_layouts(cl)[0]), device
+    )
     for kind, fn in zip(
         ("train", "inference"), _steps(model, x, y, precision, cl, device)
     ):
@@ -793,6 +800,25 @@ def op_shares(config="paper", mode="auto", steps=2, device="cpu"):
             "ms_per_call": total / 1e3 / steps,
             "shares": {g: t / total for g, t in groups.items()},
         }
+    return out
+
+
+def _adamw_step_ms(model, device, repeats=10):
+    """Median ms of an AdamW step over ``model``: torch's default, and fused."""
+    for p in model.parameters():
+        p.grad = torch.randn_like(p)
+    out = {}
+    for name, kw in (("default", {}), ("fused", {"fused": True})):
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-6, **kw)
+        opt.step()  # state allocated
+        times = []
+        for _ in range(repeats):
+            _sync(device)
+            t0 = time.perf_counter()
+            opt.step()
+            _sync(device)
+            times.append(time.perf_counter() - t0)
+        out[name] = 1e3 * statistics.median(times)
     return out
 
 
@@ -925,6 +951,12 @@ def report(doc):
                 f"{_layout_text(o['channels_last'])}, "
                 f"{o[kind]['ms_per_call']:.0f} ms a batch of "
                 f"{o['config']['batch']}): {shares}"
+            )
+        step = o.get("adamw_step_ms")
+        if step:
+            lines.append(
+                f"ops {key}: AdamW step {step['default']:.2f} ms (torch's default), "
+                f"{step['fused']:.2f} ms fused"
             )
     for section in ("frontend", "onnx"):
         if section in res:

@@ -146,27 +146,23 @@ def test_bench_preflight_quick_runs_and_writes_valid_json(tmp_path):
 # --------------------------------------------------------------------------
 # speed.py and the GPU check (benchmarks/gpu_check.py, `make gpu-check`)
 # --------------------------------------------------------------------------
-def _gpu_check_module():
+def _load_benchmark(script, name):
+    """A benchmark script imported as module ``name``."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(
-        "gpu_check", ROOT / "benchmarks" / "gpu_check.py"
-    )
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def _speed_module(monkeypatch):
-    import importlib.util
+def _gpu_check_module():
+    return _load_benchmark("gpu_check.py", "gpu_check")
 
+
+def _speed_module(monkeypatch):
     monkeypatch.setattr(sys, "path", list(sys.path))  # speed.py prepends its folder
-    spec = importlib.util.spec_from_file_location(
-        "_speed_under_test", ROOT / "benchmarks" / "speed.py"
-    )
-    speed = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(speed)
-    return speed
+    return _load_benchmark("speed.py", "_speed_under_test")
 
 
 def test_speed_runs_each_phase_in_the_layout_auto_picks(monkeypatch):
@@ -222,6 +218,7 @@ def test_speed_op_shares_split_the_profiled_time(monkeypatch):
         # backward kernels run in the training step only
         assert (shares["convolution backward"] > 0.05) is (kind == "train")
         assert out[kind]["ms_per_call"] > 0
+    assert out["adamw_step_ms"]["fused"] > 0
     text = speed.report(
         {
             "machine": speed.machine_info(),

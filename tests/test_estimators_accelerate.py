@@ -36,9 +36,12 @@ sys.path.insert(0, str(HERE))
 import _accelerate_fit as launched  # noqa: E402
 
 #: Measured on the dev machine: the plain one-process curve differs from the
-#: two-process one by at most 0.15 (absolute, per epoch), all from batch
-#: normalisation over 16 instead of 32 clips in a width-8 network; twice that.
-PLAIN_TOLERANCE = 0.3
+#: two-process one by at most 0.15 (absolute, per epoch) with the per-tensor
+#: Adam step and 0.32 with the fused one (its update differs by about an ulp,
+#: which lr=1e-2 amplifies over 6 epochs), all from batch normalisation over
+#: 16 instead of 32 clips in a width-8 network.  The exact check is the ghost
+#: batch-norm fit's (GHOST_TOLERANCE); this one only says "near".
+PLAIN_TOLERANCE = 0.45
 #: The ghost-batch-norm reference computes the same function in another
 #: summation order (measured: 5e-8).
 GHOST_TOLERANCE = 1e-5

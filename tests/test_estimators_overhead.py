@@ -1,8 +1,9 @@
 """Per-call costs the estimators avoid (``benchmarks/speed.py`` measures them).
 
 Each test fails if its cut is undone: the train/eval switch walking the module
-tree on every batch, the epoch table formatted for ``verbose=0``, and
-``torch.manual_seed`` seeding generators the seeded block does not fork.
+tree on every batch, the epoch table formatted for ``verbose=0``,
+``torch.manual_seed`` seeding generators the seeded block does not fork, and
+the per-tensor loop of the optimizer step (torch's fused step instead).
 """
 
 import numpy as np
@@ -79,3 +80,15 @@ def test_seeded_block_seeds_only_the_generators_it_forks(monkeypatch):
     np.testing.assert_array_equal(
         RFCNNClassifier(**FAST).fit(X, y).predict_proba(X), first
     )
+
+
+def test_the_optimizer_step_is_torchs_fused_one_unless_net_params_choose():
+    X, y = _data()
+    for optimizer in ("adam", "adamw"):
+        clf = RFCNNClassifier(**FAST, optimizer=optimizer).fit(X, y)
+        assert clf.net_.optimizer_.defaults["fused"] is True
+    chosen = RFCNNClassifier(**FAST, net_params={"optimizer__foreach": True})
+    defaults = chosen.fit(X, y).net_.optimizer_.defaults
+    assert defaults["foreach"] is True and not defaults["fused"]
+    off = RFCNNClassifier(**FAST, net_params={"optimizer__fused": False}).fit(X, y)
+    assert not off.net_.optimizer_.defaults["fused"]

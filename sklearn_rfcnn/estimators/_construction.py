@@ -115,6 +115,7 @@ class _ConstructionMixin:
             criterion=criterion,
             optimizer=_OPTIMIZERS[self.optimizer],
             optimizer__weight_decay=self.weight_decay,
+            **self._optimizer_implementation(device),
             lr=self.lr,
             max_epochs=self.max_epochs,
             batch_size=self.batch_size,

@@ -3,6 +3,8 @@
 Also the Accelerate set-up of a data-parallel fit.
 """
 
+import torch
+
 from sklearn_rfcnn.exceptions import ParameterError
 from sklearn_rfcnn.utils._torch import (
     cpu_native_bf16,
@@ -44,6 +46,24 @@ class _ExecutionMixin:
             for inference in (False, True)
         ]
         return precision, *layout
+
+    def _optimizer_implementation(self, device):
+        """skorch's ``optimizer__fused=True`` on CPU and CUDA, else nothing.
+
+        torch's fused Adam / AdamW step updates every parameter in one
+        vectorised kernel instead of a Python loop of element-wise operations
+        per tensor: on a 2-core AVX-512 EPYC the step of CP-ResNet measured
+        3x faster at width 128 (3.6 M parameters), and a ``partial_fit`` of
+        two batches at width 8 took 19% less time (``benchmarks/speed.py``,
+        sections ``ops`` and ``profile``).  Its result differs from the
+        loop's by about one float32 ulp per step.  Left out where
+        ``net_params`` chooses the implementation (``optimizer__foreach`` or
+        ``optimizer__fused``).
+        """
+        chosen = {"optimizer__foreach", "optimizer__fused"} & set(self.net_params or {})
+        if chosen or torch.device(device).type not in ("cpu", "cuda"):
+            return {}
+        return {"optimizer__fused": True}
 
     def _execution_summary(self, device):
         """One line saying how the net runs on ``device`` and why (``fit``)."""
