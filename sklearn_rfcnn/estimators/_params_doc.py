@@ -172,7 +172,7 @@ _PARAMETERS_DOC = """arch : str, default="cp_resnet"
         (``benchmarks/speed.py``): with bf16, and in float32 on AVX-512
         CPUs; on AVX2-only CPUs it trains in the default layout (channels-last
         trained slower at width 128 there) and predicts in channels-last
-        (1.1-1.3x faster inference there); True on CUDA with mixed precision.
+        (1.5-1.6x faster inference there); True on CUDA with mixed precision.
         The choices are ``channels_last_`` (training) and
         ``inference_channels_last_`` (prediction, embedding); an explicit
         bool sets both.

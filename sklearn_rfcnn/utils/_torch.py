@@ -178,7 +178,7 @@ def resolve_channels_last(channels_last, device, precision, inference=False):
     *training* it is False on CPUs with AVX2 only, where the training step at
     the paper's width measured 0.65-0.9x the default layout under an
     AVX2-capped oneDNN, so "auto" keeps the layout that is never slower
-    there; their inference gained 1.1-1.3x at widths 24 and 128, so with
+    there; their inference gained 1.5-1.6x at widths 24 and 128, so with
     ``inference=True`` it is True on every CPU.  On CUDA it is True with
     mixed precision (tensor-core convolutions in cuDNN want NHWC) and False
     in float32, for both phases; on other devices False.  An explicit bool
