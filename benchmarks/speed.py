@@ -162,10 +162,27 @@ def _layout_text(channels_last):
     return f" + channels-last for {'training' if train else 'inference'} only"
 
 
-def _to_layout(model, channels_last):
-    """Put ``model``'s 4-D weights in a memory format (a no-op if they are)."""
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    return model.to(memory_format=fmt)
+def _memory_format(channels_last):
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
+class _PhaseLayouts:
+    """A model's weights in the layout of the phase it runs in.
+
+    The weights are converted when the phase changes, as the estimator's
+    net does (``_RFCNNNet._use_layout``); ``current`` is the layout now.
+    """
+
+    def __init__(self, model, channels_last):
+        self.model = model
+        self.layouts = _phase_layouts(channels_last)
+        self.current = None
+
+    def enter(self, inference):
+        want = self.layouts[int(inference)]
+        if want != self.current:
+            self.model.to(memory_format=_memory_format(want))
+            self.current = want
 
 
 def _mode(mode, device):
@@ -264,19 +281,15 @@ def _steps(model, x, y, precision, channels_last, device="cpu"):
     converted when the phase changes, as the estimator's net does.
     """
     model, y = model.to(device), y.to(device)
-    layouts = _phase_layouts(channels_last)
-    fmt = [torch.channels_last if cl else torch.contiguous_format for cl in layouts]
-    xs = [x.to(device).contiguous(memory_format=f) for f in fmt]
-    current = [None]
-
-    def phase(index):
-        if current[0] != layouts[index]:
-            _to_layout(model, layouts[index])
-            current[0] = layouts[index]
-        return xs[index]
+    layout = _PhaseLayouts(model, channels_last)
+    xs = [
+        x.to(device).contiguous(memory_format=_memory_format(cl))
+        for cl in layout.layouts
+    ]
 
     def train_step():
-        x = phase(0)
+        layout.enter(inference=False)
+        x = xs[0]
         model.train()
         model.zero_grad(set_to_none=True)
         with _autocast(device, precision):
@@ -284,7 +297,8 @@ def _steps(model, x, y, precision, channels_last, device="cpu"):
         F.binary_cross_entropy_with_logits(out.float(), y).backward()
 
     def forward():
-        x = phase(1)
+        layout.enter(inference=True)
+        x = xs[1]
         model.eval()
         with torch.inference_mode(), _autocast(device, precision):
             model(x)
@@ -437,30 +451,23 @@ class _BareLoop:
     """
 
     def __init__(self, model, precision, channels_last, device="cpu"):
-        self.layouts = _phase_layouts(channels_last)
-        self.model = _to_layout(model.to(device), self.layouts[0])
-        self.current = self.layouts[0]
+        self.model = model.to(device)
+        self.layout = _PhaseLayouts(self.model, channels_last)
+        self.layout.enter(inference=False)
         self.opt = torch.optim.AdamW(
             self.model.parameters(), lr=1e-3, weight_decay=1e-2
         )
         self.precision, self.device = precision, device
         self.cuda = torch.device(device).type == "cuda"
 
-    def _phase(self, inference):
-        """The weights in the phase's layout, converted when it changes."""
-        want = self.layouts[int(inference)]
-        if want != self.current:
-            _to_layout(self.model, want)
-            self.current = want
-
     def _input(self, x):
         x = x.to(self.device, non_blocking=self.cuda)
-        if self.current:
+        if self.layout.current:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
     def train(self, batches):
-        self._phase(inference=False)
+        self.layout.enter(inference=False)
         self.model.train()
         for x, y in batches:
             x, y = self._input(x), y.to(self.device, non_blocking=self.cuda)
@@ -471,7 +478,7 @@ class _BareLoop:
             self.opt.step()
 
     def predict(self, batches):
-        self._phase(inference=True)
+        self.layout.enter(inference=True)
         self.model.eval()
         outs = []
         with torch.inference_mode():
@@ -766,14 +773,10 @@ def op_shares(config="paper", mode="auto", steps=2, device="cpu"):
     cuda = torch.device(device).type == "cuda"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     out = {"config": cfg, "mode": mode, "precision": precision, "channels_last": cl}
-    # before any profiling (which leaves the step slower in the same process)
-    fresh = create_model("cp_resnet", head="pooled", **cfg["model"]).to(device)
-    out["adamw_step_ms"] = _adamw_step_ms(
-        _to_layout(fresh, _phase_layouts(cl)[0]), device
-    )
-    for kind, fn in zip(
-        ("train", "inference"), _steps(model, x, y, precision, cl, device)
-    ):
+    steps_of_mode = _steps(model, x, y, precision, cl, device)
+    steps_of_mode[0]()  # the training layout, and a warm-up
+    out["adamw_step_ms"] = _adamw_step_ms(model, device)
+    for kind, fn in zip(("train", "inference"), steps_of_mode):
         fn()
         _sync(device)
         with profile(activities=activities) as prof:
@@ -783,24 +786,22 @@ def op_shares(config="paper", mode="auto", steps=2, device="cpu"):
         groups = dict.fromkeys([*OP_GROUPS, "rest"], 0.0)
         for event in prof.key_averages():
             t = event.self_device_time_total if cuda else event.self_cpu_time_total
-            name = event.key
-            group = "rest"
-            if name.startswith("aten::"):
-                group = next(
-                    (
-                        g
-                        for g, keys in OP_GROUPS.items()
-                        if any(k in name for k in keys)
-                    ),
-                    "rest",
-                )
-            groups[group] += t
+            groups[_op_group(event.key)] += t
         total = sum(groups.values())
         out[kind] = {
             "ms_per_call": total / 1e3 / steps,
             "shares": {g: t / total for g, t in groups.items()},
         }
     return out
+
+
+def _op_group(name):
+    """The :data:`OP_GROUPS` group of a profiler event, or "rest"."""
+    if name.startswith("aten::"):
+        for group, keys in OP_GROUPS.items():
+            if any(k in name for k in keys):
+                return group
+    return "rest"
 
 
 def _adamw_step_ms(model, device, repeats=10):
