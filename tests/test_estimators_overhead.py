@@ -2,9 +2,14 @@
 
 Each test fails if its cut is undone: the train/eval switch walking the module
 tree on every batch, the epoch table formatted for ``verbose=0``,
-``torch.manual_seed`` seeding generators the seeded block does not fork, and
-the per-tensor loop of the optimizer step (torch's fused step instead).
+``torch.manual_seed`` seeding generators the seeded block does not fork,
+the per-tensor loop of the optimizer step (torch's fused step instead), and
+the page faults of buffers mapped afresh on every batch (the CPU passes run
+in :func:`~sklearn_rfcnn.utils._malloc.keep_freed_memory`).
 """
+
+import contextlib
+import types
 
 import numpy as np
 import torch
@@ -92,3 +97,29 @@ def test_the_optimizer_step_is_torchs_fused_one_unless_net_params_choose():
     assert defaults["foreach"] is True and not defaults["fused"]
     off = RFCNNClassifier(**FAST, net_params={"optimizer__fused": False}).fit(X, y)
     assert not off.net_.optimizer_.defaults["fused"]
+
+
+def test_cpu_passes_keep_freed_memory_training_hands_it_back(monkeypatch):
+    from sklearn_rfcnn.estimators import _net
+
+    blocks = []
+
+    @contextlib.contextmanager
+    def recording(enabled=True, release=True):
+        blocks.append((enabled, release, torch.is_inference_mode_enabled()))
+        yield
+
+    monkeypatch.setattr(_net, "keep_freed_memory", recording)
+    X, y = _data()
+    clf = RFCNNClassifier(**FAST, crop_frames=8).fit(X, y)
+    assert blocks == [(True, True, False)]  # the whole fit: one block, released
+    clf.partial_fit(X, y)
+    clf.predict_proba(X)  # windows (crop_frames)
+    clf.set_params(crop_frames=None).predict_proba(X)  # whole clips
+    # inference blocks keep the memory for the next call; inference_mode is
+    # entered inside the block
+    assert blocks[1:] == [(True, True, False)] + [(True, False, False)] * 2
+    # on a GPU the host allocator is not touched
+    gpu = types.SimpleNamespace(device="cuda:0")
+    with _net._RFCNNNet._keep_freed_memory(gpu, release=True):
+        assert blocks[-1][:2] == (False, True)

@@ -229,3 +229,150 @@ def test_check_params_leaves_a_searchs_estimator_to_the_search():
     assert check_params(grid) is grid
     with pytest.raises(ParameterError, match="rho=7 is out of range"):
         check_params(grid.estimator)
+
+
+# --------------------------------------------------------------------------- #
+# freed memory kept for reuse during the library's CPU passes (glibc)
+# --------------------------------------------------------------------------- #
+class _RecordingLibc:
+    """Stands in for glibc: records ``mallopt`` / ``malloc_trim`` calls."""
+
+    def __init__(self, free_bytes=0):
+        self.calls = []
+        self.free_bytes = free_bytes
+
+    def mallinfo2(self):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(fordblks=self.free_bytes)
+
+    def mallopt(self, param, value):
+        self.calls.append(("mallopt", param, value))
+        return 1
+
+    def malloc_trim(self, pad):
+        self.calls.append(("malloc_trim", pad))
+        return 1
+
+
+@pytest.fixture
+def recording_libc(monkeypatch):
+    from sklearn_rfcnn.utils import _malloc
+
+    libc = _RecordingLibc()
+    monkeypatch.setattr(_malloc, "_glibc", lambda: libc)
+    for name in (*_malloc._MALLOC_VARS, "GLIBC_TUNABLES", "LD_PRELOAD"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv(_malloc.KEEP_FREED_MEMORY_ENV, raising=False)
+    return libc
+
+
+def test_keep_freed_memory_sets_once_for_nested_blocks_and_restores(recording_libc):
+    from sklearn_rfcnn.utils._malloc import keep_freed_memory
+
+    recording_libc.free_bytes = 65 * 2**20  # more than 64 MiB free: trimmed
+    with keep_freed_memory():
+        assert recording_libc.calls == [
+            ("mallopt", -4, 0),  # M_MMAP_MAX: no mmap for large blocks
+            ("mallopt", -1, 2**31 - 1),  # M_TRIM_THRESHOLD: keep freed memory
+        ]
+        with keep_freed_memory():
+            pass
+        assert len(recording_libc.calls) == 2  # the inner block changed nothing
+    assert recording_libc.calls[2:] == [
+        ("mallopt", -4, 65536),  # mmap allowed again
+        ("mallopt", -1, 64 * 2**20),  # the top trimmed above 64 MiB
+        ("malloc_trim", 0),
+    ]
+
+
+def test_keep_freed_memory_restores_when_the_block_raises(recording_libc):
+    from sklearn_rfcnn.utils._malloc import keep_freed_memory
+
+    recording_libc.free_bytes = 2**20  # little free memory: kept, not trimmed
+    with pytest.raises(RuntimeError, match="boom"), keep_freed_memory():
+        raise RuntimeError("boom")
+    assert recording_libc.calls[-1] == ("mallopt", -1, 64 * 2**20)
+    with keep_freed_memory():  # the depth went back to 0: set again
+        pass
+    assert len(recording_libc.calls) == 8
+    assert ("malloc_trim", 0) not in recording_libc.calls
+
+
+def test_keep_freed_memory_releases_only_when_a_block_asked(recording_libc):
+    from sklearn_rfcnn.utils._malloc import keep_freed_memory
+
+    recording_libc.free_bytes = 2**30
+    with keep_freed_memory(release=False):  # an inference pass: kept
+        pass
+    assert ("malloc_trim", 0) not in recording_libc.calls
+    with keep_freed_memory(release=False), keep_freed_memory(release=True):
+        pass  # a training call inside: released when the outer block ends
+    assert recording_libc.calls[-1] == ("malloc_trim", 0)
+    assert recording_libc.calls.count(("malloc_trim", 0)) == 1
+
+
+@pytest.mark.parametrize(
+    ("env", "reason"),
+    [
+        ({"RFCNN_KEEP_FREED_MEMORY": "0"}, "RFCNN_KEEP_FREED_MEMORY=0"),
+        ({"MALLOC_MMAP_MAX_": "65536"}, "malloc tuned by MALLOC_MMAP_MAX_"),
+        ({"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=0"}, "malloc tuned by"),
+        ({"LD_PRELOAD": "/usr/lib/libtcmalloc.so.4"}, "another allocator"),
+    ],
+)
+def test_keep_freed_memory_leaves_a_tuned_allocator_alone(
+    recording_libc, monkeypatch, env, reason
+):
+    from sklearn_rfcnn.utils._malloc import keep_freed_memory, malloc_tunable
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert reason in malloc_tunable()
+    with keep_freed_memory():
+        pass
+    assert recording_libc.calls == []
+
+
+def test_keep_freed_memory_is_a_no_op_without_glibc_or_when_disabled(
+    recording_libc, monkeypatch
+):
+    from sklearn_rfcnn.utils import _malloc
+
+    with _malloc.keep_freed_memory(enabled=False):
+        pass
+    assert recording_libc.calls == []
+    monkeypatch.setattr(_malloc, "_glibc", lambda: None)
+    assert _malloc.malloc_tunable({}) == "not glibc"
+    with _malloc.keep_freed_memory():
+        pass
+    assert recording_libc.calls == []
+
+
+def _minor_faults_of_two_large_buffers():
+    import resource
+
+    import torch
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(2):
+        buffer = torch.ones(24 * 2**20)  # 96 MiB, every page touched
+        del buffer
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+def test_keep_freed_memory_saves_the_page_faults_of_a_reallocated_buffer():
+    from sklearn_rfcnn.utils._malloc import keep_freed_memory, malloc_tunable
+
+    if malloc_tunable() is not None:
+        pytest.skip(f"the allocator is left alone here: {malloc_tunable()}")
+    import torch
+
+    outside = _minor_faults_of_two_large_buffers()
+    with keep_freed_memory():
+        warm = torch.ones(64 * 2**20)  # 256 MiB of heap, mapped once
+        del warm
+        inside = _minor_faults_of_two_large_buffers()
+    # 96 MiB is ~24,000 pages of 4 KiB, faulted twice outside; reused inside
+    assert outside > 20_000
+    assert inside < outside / 10

@@ -42,6 +42,7 @@ from sklearn_rfcnn.estimators._augment import AUGMENTATIONS, draw_mixup
 from sklearn_rfcnn.estimators._data import _BucketBatchSampler
 from sklearn_rfcnn.estimators._length import aggregate_windows
 from sklearn_rfcnn.estimators.callbacks import ScientificPrintLog
+from sklearn_rfcnn.utils._malloc import keep_freed_memory
 
 __all__ = []
 
@@ -161,6 +162,20 @@ class _RFCNNNet(NeuralNet):
         """Back to the training layout after inference in another one."""
         self._use_layout(inference=False)
         return super().on_train_begin(net, X=X, y=y, **kwargs)
+
+    def _keep_freed_memory(self, release):
+        """Freed buffers stay mapped during a CPU pass (:mod:`~.utils._malloc`)."""
+        cpu = torch.device(self.device).type == "cpu"
+        return keep_freed_memory(cpu, release=release)
+
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        """skorch's training loop, with freed buffers reused from batch to batch.
+
+        The free memory is handed back when training ends (inference passes
+        keep theirs for the next call).
+        """
+        with self._keep_freed_memory(release=True):
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
 
     def get_default_callbacks(self):
         """skorch's defaults, with the epoch table printing ``lr`` legibly."""
@@ -392,13 +407,16 @@ class _RFCNNNet(NeuralNet):
         self.grad_scaler_ = torch.amp.GradScaler("cuda") if use_scaler else None
         return self
 
-    @torch.inference_mode()
     def forward_clips(self, dataset, batch_size, features=False):
         """Logits (or pooled features) for every clip, in input order, float32.
 
         Clips are batched by length (see :func:`_bucket_loader`); the module
         runs in eval mode without gradients.
         """
+        with self._keep_freed_memory(release=False), torch.inference_mode():
+            return self._forward_clips(dataset, batch_size, features)
+
+    def _forward_clips(self, dataset, batch_size, features):
         self._set_training(False)
         self._use_layout(inference=True)
         module = self.module_
@@ -429,7 +447,6 @@ class _RFCNNNet(NeuralNet):
         result[np.asarray(order)] = out
         return result
 
-    @torch.inference_mode()
     def forward_windows(self, dataset, batch_size, window, hop, features=False):
         """Per-window logits (or pooled features) of every clip, float32.
 
@@ -447,6 +464,10 @@ class _RFCNNNet(NeuralNet):
         starts : list of ndarray
             First frame of each window, per clip.
         """
+        with self._keep_freed_memory(release=False), torch.inference_mode():
+            return self._forward_windows(dataset, batch_size, window, hop, features)
+
+    def _forward_windows(self, dataset, batch_size, window, hop, features):
         self._set_training(False)
         self._use_layout(inference=True)
         module = self.module_

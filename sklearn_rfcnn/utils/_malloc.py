@@ -1,0 +1,204 @@
+"""Freed memory kept for reuse while the library's CPU passes run (glibc).
+
+A CP-ResNet step on the CPU allocates and frees activation-sized buffers on
+every batch: at the paper's width (128 channels, 256x431 input, batch 8) the
+first stage's maps hold 28 M values, 56 MB in bf16.  glibc's ``malloc``
+serves allocations above its mmap threshold (which it raises as buffers are
+freed, but never above 32 MiB) with a fresh ``mmap`` and unmaps them when
+they are freed, and it trims the top of its heap, so every batch touches
+those pages anew and pays a page fault per 4 KiB page: about 2.4 M faults
+in ten training steps at that width.  This is why PyTorch's CPU tuning
+guide recommends preloading jemalloc or tcmalloc.
+
+:func:`keep_freed_memory` does the in-process part of that.  While a block
+runs, glibc serves large allocations from its heap (``M_MMAP_MAX=0``) and
+keeps what is freed (``M_TRIM_THRESHOLD`` at its maximum), so the next batch
+reuses pages already mapped (``benchmarks/bench_malloc.py``: a tenth of the
+page faults, a fit at the paper's width about 1.2x faster, and a peak
+resident memory about 1.2x higher, the heap holding freed buffers that are
+not reused exactly).  When the outermost block ends, mmap is allowed again,
+the heap's top is trimmed above 64 MiB (twice glibc's largest dynamic mmap
+threshold, what its own adjustment reaches in a torch process), and after
+training, if more than that is free in the heap, ``malloc_trim`` hands it
+back to the operating system, so that a fitted estimator holds no more
+memory than with glibc's defaults.  Inference keeps its freed buffers for
+the next call, as glibc's defaults do for buffers under 32 MiB.  glibc's
+dynamic adjustment of the two thresholds ends with the first block (every
+``mallopt`` ends it); the mmap threshold stays where that adjustment had put
+it.  It is what scikit-learn does with
+``threadpoolctl``: a process-wide setting scoped to the library's own call.
+
+Nothing is changed when the C library is not glibc 2.33 or later (macOS,
+Windows, musl), when the user tuned glibc's allocator (``MALLOC_*_``
+variables or ``glibc.malloc`` tunables) or preloaded another allocator
+(``LD_PRELOAD``), or with ``RFCNN_KEEP_FREED_MEMORY=0``.
+"""
+
+import contextlib
+import ctypes
+import os
+import platform
+import threading
+
+__all__ = ["KEEP_FREED_MEMORY_ENV", "keep_freed_memory", "malloc_tunable"]
+
+#: Set to ``0`` to leave the C allocator as it is.
+KEEP_FREED_MEMORY_ENV = "RFCNN_KEEP_FREED_MEMORY"
+
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_MAX = -4
+#: glibc's default for the first (malloc/malloc.c).
+_DEFAULT_MMAP_MAX = 65536
+#: After the blocks: trim the heap's top above 64 MiB, twice glibc's largest
+#: dynamic mmap threshold (32 MiB) -- the value its dynamic adjustment reaches
+#: in a process that has freed buffers of that size, as a torch process has.
+_AFTER_TRIM_THRESHOLD = 64 * 2**20
+#: Inside a block: keep up to this much free memory at the top of the heap
+#: (the largest value ``mallopt`` takes, an ``int``).
+_KEEP_TRIM_THRESHOLD = 2**31 - 1
+
+#: Environment variables by which a user tunes glibc's malloc (or replaces it).
+_MALLOC_VARS = (
+    "MALLOC_MMAP_MAX_",
+    "MALLOC_MMAP_THRESHOLD_",
+    "MALLOC_TRIM_THRESHOLD_",
+    "MALLOC_TOP_PAD_",
+)
+_OTHER_ALLOCATORS = ("jemalloc", "tcmalloc", "mimalloc", "hoard", "snmalloc")
+
+_lock = threading.Lock()
+_depth = 0
+_release = False
+_libc = None
+
+
+class _Mallinfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2`` (glibc 2.33+)."""
+
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+def _free_bytes(libc):
+    """Bytes the heap holds free (``mallinfo2().fordblks``)."""
+    return int(libc.mallinfo2().fordblks)
+
+
+def _glibc():
+    """The loaded glibc (``ctypes.CDLL``) with ``mallopt``, or None."""
+    global _libc
+    if _libc is None:
+        _libc = False
+        if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+            try:
+                libc = ctypes.CDLL("libc.so.6")
+                libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+                libc.malloc_trim.argtypes = [ctypes.c_size_t]
+                libc.mallinfo2.restype = _Mallinfo2
+                _libc = libc
+            except (OSError, AttributeError):
+                pass
+    return _libc or None
+
+
+def malloc_tunable(environ=None):
+    """Why the allocator is left alone, or None when it may be tuned.
+
+    Parameters
+    ----------
+    environ : mapping, optional
+        The environment to read (default: ``os.environ``).
+
+    Returns
+    -------
+    reason : str or None
+        A short reason (e.g. ``"not glibc"``), or None.
+
+    Examples
+    --------
+    >>> malloc_tunable({"RFCNN_KEEP_FREED_MEMORY": "0"})
+    'RFCNN_KEEP_FREED_MEMORY=0'
+    >>> malloc_tunable({"LD_PRELOAD": "/usr/lib/libjemalloc.so.2"}) is not None
+    True
+    """
+    environ = os.environ if environ is None else environ
+    if environ.get(KEEP_FREED_MEMORY_ENV, "").strip().lower() in {"0", "false", "no"}:
+        return f"{KEEP_FREED_MEMORY_ENV}=0"
+    if _glibc() is None:
+        return "not glibc"
+    tuned = [name for name in _MALLOC_VARS if name in environ]
+    if "glibc.malloc." in environ.get("GLIBC_TUNABLES", ""):
+        tuned.append("GLIBC_TUNABLES")
+    if tuned:
+        return "malloc tuned by " + ", ".join(tuned)
+    preload = environ.get("LD_PRELOAD", "").lower()
+    if any(name in preload for name in _OTHER_ALLOCATORS):
+        return "another allocator is preloaded"
+    return None
+
+
+@contextlib.contextmanager
+def keep_freed_memory(enabled=True, release=True):
+    """Keep memory freed inside the block mapped, for reuse by the next batch.
+
+    Nested and concurrent blocks (threads) share one setting: it is made when
+    the first block starts and undone when the last one ends.  If any of the
+    blocks asked to ``release``, the heap's free memory is then handed back
+    to the operating system (``malloc_trim``) when there is more than 64 MiB
+    of it.  A no-op where :func:`malloc_tunable` gives a reason, or with
+    ``enabled=False``.
+
+    Parameters
+    ----------
+    enabled : bool, default=True
+        False: run the block with the allocator as it is.
+    release : bool, default=True
+        Hand the free memory back when the blocks end.  False keeps it for
+        the next call (the estimators' inference passes: short, often
+        repeated calls whose buffers the next one reuses; the memory they
+        hold is at most that of one pass).
+
+    Examples
+    --------
+    >>> import torch
+    >>> with keep_freed_memory():
+    ...     total = sum(float(torch.ones(1000).sum()) for _ in range(3))
+    >>> total
+    3000.0
+    """
+    global _depth, _release
+    libc = _glibc() if enabled and malloc_tunable() is None else None
+    if libc is None:
+        yield
+        return
+    with _lock:
+        _depth += 1
+        _release = _release or bool(release)
+        if _depth == 1:
+            libc.mallopt(_M_MMAP_MAX, 0)
+            libc.mallopt(_M_TRIM_THRESHOLD, _KEEP_TRIM_THRESHOLD)
+    try:
+        yield
+    finally:
+        with _lock:
+            _depth -= 1
+            if _depth == 0:
+                libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
+                libc.mallopt(_M_TRIM_THRESHOLD, _AFTER_TRIM_THRESHOLD)
+                if _release and _free_bytes(libc) > _AFTER_TRIM_THRESHOLD:
+                    libc.malloc_trim(0)
+                _release = False
