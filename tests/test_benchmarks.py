@@ -143,6 +143,32 @@ def test_bench_preflight_quick_runs_and_writes_valid_json(tmp_path):
     assert "does not exist" in res["messages"]["missing_folder"]
 
 
+@pytest.mark.slow
+def test_bench_malloc_quick_compares_the_two_settings_in_child_processes(tmp_path):
+    out = tmp_path / "bench_malloc_quick.json"
+    _run_quick(
+        "bench_malloc.py", "--configs", "tiny", "--threads", "1", "--out", str(out)
+    )
+    res = _read_results(out, "bench_malloc")["results"]
+    from sklearn_rfcnn.utils._malloc import KEEP_FREED_MEMORY_ENV, malloc_tunable
+
+    # the children run without this setting and glibc's variables
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k != KEEP_FREED_MEMORY_ENV and not k.startswith("MALLOC_")
+    }
+    if malloc_tunable(env) is not None:
+        assert res == {"skipped": malloc_tunable(env)}
+        return
+    row = res["tiny"]
+    assert {len(runs) for runs in row["runs"].values()} == {1}
+    for (run,) in row["runs"].values():
+        assert len(run["epoch_s"]) == row["epochs"] == 2
+        assert run["fit_minor_faults"] > 0 and run["peak_rss_mb"] > 0
+    assert row["fit_speedup_median"] > 0 and row["peak_rss_ratio"] > 0
+
+
 # --------------------------------------------------------------------------
 # speed.py and the GPU check (benchmarks/gpu_check.py, `make gpu-check`)
 # --------------------------------------------------------------------------

@@ -280,8 +280,9 @@ def test_keep_freed_memory_sets_once_for_nested_blocks_and_restores(recording_li
             pass
         assert len(recording_libc.calls) == 2  # the inner block changed nothing
     assert recording_libc.calls[2:] == [
-        ("mallopt", -4, 65536),  # mmap allowed again
-        ("mallopt", -1, 64 * 2**20),  # the top trimmed above 64 MiB
+        ("mallopt", -4, 65536),  # mmap allowed again,
+        ("mallopt", -3, 32 * 2**20),  # above 32 MiB,
+        ("mallopt", -1, 64 * 2**20),  # and the top trimmed above 64 MiB
         ("malloc_trim", 0),
     ]
 
@@ -295,7 +296,7 @@ def test_keep_freed_memory_restores_when_the_block_raises(recording_libc):
     assert recording_libc.calls[-1] == ("mallopt", -1, 64 * 2**20)
     with keep_freed_memory():  # the depth went back to 0: set again
         pass
-    assert len(recording_libc.calls) == 8
+    assert len(recording_libc.calls) == 10
     assert ("malloc_trim", 0) not in recording_libc.calls
 
 

@@ -15,18 +15,18 @@ runs, glibc serves large allocations from its heap (``M_MMAP_MAX=0``) and
 keeps what is freed (``M_TRIM_THRESHOLD`` at its maximum), so the next batch
 reuses pages already mapped (``benchmarks/bench_malloc.py``: a tenth of the
 page faults, a fit at the paper's width about 1.2x faster, and a peak
-resident memory about 1.2x higher, the heap holding freed buffers that are
-not reused exactly).  When the outermost block ends, mmap is allowed again,
-the heap's top is trimmed above 64 MiB (twice glibc's largest dynamic mmap
-threshold, what its own adjustment reaches in a torch process), and after
-training, if more than that is free in the heap, ``malloc_trim`` hands it
-back to the operating system, so that a fitted estimator holds no more
-memory than with glibc's defaults.  Inference keeps its freed buffers for
-the next call, as glibc's defaults do for buffers under 32 MiB.  glibc's
-dynamic adjustment of the two thresholds ends with the first block (every
-``mallopt`` ends it); the mmap threshold stays where that adjustment had put
-it.  It is what scikit-learn does with
-``threadpoolctl``: a process-wide setting scoped to the library's own call.
+resident memory about 1.3x higher, the heap holding freed buffers that are
+not reused exactly).  It is what scikit-learn does with ``threadpoolctl``: a
+process-wide setting scoped to the library's own call.
+
+When the outermost block ends, glibc gets the limits its own dynamic
+adjustment reaches in a torch process (every ``mallopt`` ends that
+adjustment): buffers above 32 MiB are mapped afresh again, and the heap's
+top is trimmed above 64 MiB.  After training, if more than 64 MiB is free
+in the heap, ``malloc_trim`` hands it back to the operating system, so that
+a fitted estimator holds no more memory than with glibc's defaults;
+inference keeps its freed buffers for the next call, as glibc does with
+buffers under 32 MiB.
 
 Nothing is changed when the C library is not glibc 2.33 or later (macOS,
 Windows, musl), when the user tuned glibc's allocator (``MALLOC_*_``
@@ -47,12 +47,15 @@ KEEP_FREED_MEMORY_ENV = "RFCNN_KEEP_FREED_MEMORY"
 
 # glibc's mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
 _M_MMAP_MAX = -4
-#: glibc's default for the first (malloc/malloc.c).
+#: glibc's default for the last (malloc/malloc.c).
 _DEFAULT_MMAP_MAX = 65536
-#: After the blocks: trim the heap's top above 64 MiB, twice glibc's largest
-#: dynamic mmap threshold (32 MiB) -- the value its dynamic adjustment reaches
-#: in a process that has freed buffers of that size, as a torch process has.
+#: After the blocks: the values glibc's dynamic adjustment reaches in a
+#: process that has freed buffers of 32 MiB or more, as a torch process soon
+#: has -- mmap above its largest dynamic threshold, 32 MiB, and trim the
+#: heap's top above twice that.
+_AFTER_MMAP_THRESHOLD = 32 * 2**20
 _AFTER_TRIM_THRESHOLD = 64 * 2**20
 #: Inside a block: keep up to this much free memory at the top of the heap
 #: (the largest value ``mallopt`` takes, an ``int``).
@@ -198,6 +201,7 @@ def keep_freed_memory(enabled=True, release=True):
             _depth -= 1
             if _depth == 0:
                 libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
+                libc.mallopt(_M_MMAP_THRESHOLD, _AFTER_MMAP_THRESHOLD)
                 libc.mallopt(_M_TRIM_THRESHOLD, _AFTER_TRIM_THRESHOLD)
                 if _release and _free_bytes(libc) > _AFTER_TRIM_THRESHOLD:
                     libc.malloc_trim(0)
