@@ -345,6 +345,12 @@ def test_keep_freed_memory_is_a_no_op_without_glibc_or_when_disabled(
     assert recording_libc.calls == []
     monkeypatch.setattr(_malloc, "_glibc", lambda: None)
     assert _malloc.malloc_tunable({}) == "not glibc"
+
+    def no_such_name(name):  # what macOS answers
+        raise ValueError(f"unrecognized configuration name: {name}")
+
+    monkeypatch.setattr(_malloc.os, "confstr", no_such_name)
+    assert not _malloc._is_glibc()
     with _malloc.keep_freed_memory():
         pass
     assert recording_libc.calls == []

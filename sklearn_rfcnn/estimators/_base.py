@@ -397,7 +397,8 @@ class _BaseRFCNN(
         net.max_epochs = epochs
         try:
             with seeded_torch(torch_seed, net.device):
-                net.partial_fit(train)
+                # an incremental call keeps the freed buffers for the next one
+                net.partial_fit(train, release_memory=not incremental)
         finally:
             # the hold-out is not kept inside the fitted estimator
             net.train_split = None

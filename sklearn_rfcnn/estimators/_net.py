@@ -168,14 +168,16 @@ class _RFCNNNet(NeuralNet):
         cpu = torch.device(self.device).type == "cpu"
         return keep_freed_memory(cpu, release=release)
 
-    def fit_loop(self, X, y=None, epochs=None, **fit_params):
-        """skorch's training loop, with freed buffers reused from batch to batch.
+    def partial_fit(self, X, y=None, classes=None, *, release_memory=True, **kw):
+        """skorch's training, with freed buffers reused from batch to batch.
 
-        The free memory is handed back when training ends (inference passes
-        keep theirs for the next call).
+        ``fit`` calls it too.  With ``release_memory`` the heap's free memory
+        is handed back when training ends; the estimators' ``partial_fit``
+        passes False: like inference passes, its calls are short and often
+        repeated, and the next one reuses the buffers.
         """
-        with self._keep_freed_memory(release=True):
-            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        with self._keep_freed_memory(release=release_memory):
+            return super().partial_fit(X, y, classes, **kw)
 
     def get_default_callbacks(self):
         """skorch's defaults, with the epoch table printing ``lr`` legibly."""

@@ -22,11 +22,11 @@ process-wide setting scoped to the library's own call.
 When the outermost block ends, glibc gets the limits its own dynamic
 adjustment reaches in a torch process (every ``mallopt`` ends that
 adjustment): buffers above 32 MiB are mapped afresh again, and the heap's
-top is trimmed above 64 MiB.  After training, if more than 64 MiB is free
+top is trimmed above 64 MiB.  After a ``fit``, if more than 64 MiB is free
 in the heap, ``malloc_trim`` hands it back to the operating system, so that
 a fitted estimator holds no more memory than with glibc's defaults;
-inference keeps its freed buffers for the next call, as glibc does with
-buffers under 32 MiB.
+``partial_fit`` and inference keep their freed buffers for the next call
+(short calls, often repeated), as glibc does with buffers under 32 MiB.
 
 Nothing is changed when the C library is not glibc 2.33 or later (macOS,
 Windows, musl), when the user tuned glibc's allocator (``MALLOC_*_``
@@ -37,7 +37,6 @@ variables or ``glibc.malloc`` tunables) or preloaded another allocator
 import contextlib
 import ctypes
 import os
-import platform
 import threading
 
 __all__ = ["KEEP_FREED_MEMORY_ENV", "keep_freed_memory", "malloc_tunable"]
@@ -101,12 +100,20 @@ def _free_bytes(libc):
     return int(libc.mallinfo2().fordblks)
 
 
+def _is_glibc():
+    """Whether this process runs on glibc (``confstr``, no file is read)."""
+    try:
+        return os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc ")
+    except (AttributeError, ValueError, OSError):  # not a GNU C library
+        return False
+
+
 def _glibc():
     """The loaded glibc (``ctypes.CDLL``) with ``mallopt``, or None."""
     global _libc
     if _libc is None:
         _libc = False
-        if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        if _is_glibc():
             try:
                 libc = ctypes.CDLL("libc.so.6")
                 libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
@@ -171,9 +178,8 @@ def keep_freed_memory(enabled=True, release=True):
         False: run the block with the allocator as it is.
     release : bool, default=True
         Hand the free memory back when the blocks end.  False keeps it for
-        the next call (the estimators' inference passes: short, often
-        repeated calls whose buffers the next one reuses; the memory they
-        hold is at most that of one pass).
+        the next call (the estimators' ``partial_fit`` and inference passes:
+        short, often repeated calls whose buffers the next one reuses).
 
     Examples
     --------
