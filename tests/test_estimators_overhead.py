@@ -99,7 +99,7 @@ def test_the_optimizer_step_is_torchs_fused_one_unless_net_params_choose():
     assert not off.net_.optimizer_.defaults["fused"]
 
 
-def test_cpu_passes_keep_freed_memory_and_fit_hands_it_back(monkeypatch):
+def test_cpu_passes_keep_freed_memory_training_hands_it_back(monkeypatch):
     from sklearn_rfcnn.estimators import _net
 
     blocks = []
@@ -116,9 +116,9 @@ def test_cpu_passes_keep_freed_memory_and_fit_hands_it_back(monkeypatch):
     clf.partial_fit(X, y)
     clf.predict_proba(X)  # windows (crop_frames)
     clf.set_params(crop_frames=None).predict_proba(X)  # whole clips
-    # partial_fit and inference keep the memory for the next call;
-    # inference_mode is entered inside the block
-    assert blocks[1:] == [(True, False, False)] * 3
+    # inference keeps the memory for the next call; inference_mode is entered
+    # inside the block
+    assert blocks[1:] == [(True, True, False)] + [(True, False, False)] * 2
     # on a GPU the host allocator is not touched
     gpu = types.SimpleNamespace(device="cuda:0")
     with _net._RFCNNNet._keep_freed_memory(gpu, release=True):

@@ -397,8 +397,7 @@ class _BaseRFCNN(
         net.max_epochs = epochs
         try:
             with seeded_torch(torch_seed, net.device):
-                # an incremental call keeps the freed buffers for the next one
-                net.partial_fit(train, release_memory=not incremental)
+                net.partial_fit(train)
         finally:
             # the hold-out is not kept inside the fitted estimator
             net.train_split = None

@@ -2,7 +2,7 @@
 
 Nothing here is public: :class:`~sklearn_rfcnn.RFCNNClassifier` and
 :class:`~sklearn_rfcnn.RFCNNEmbedder` build a :class:`_RFCNNNet` in ``fit`` and
-keep it as ``net_``.  The net differs from skorch's ``NeuralNet`` in five ways:
+keep it as ``net_``.  The net differs from skorch's ``NeuralNet`` in six ways:
 
 * the training step applies the augmentations of :mod:`._augment` on the
   batch: a random circular roll along time (per example) and mixup with a
@@ -21,6 +21,10 @@ keep it as ``net_``.  The net differs from skorch's ``NeuralNet`` in five ways:
   changes (:meth:`_RFCNNNet._use_layout`); :meth:`_RFCNNNet.prepare_input`
   is the single place where a batch is moved to the device and given the
   module's memory format.
+* training and inference on the CPU run in
+  :func:`~sklearn_rfcnn.utils._malloc.keep_freed_memory`, so that glibc
+  keeps the buffers a batch frees for the next one instead of mapping them
+  afresh (training hands the free memory back when it ends).
 
 Batches come from the loaders of :mod:`._data`: whole clips of one length,
 random crops (``crop_frames``), or length-sorted clips cropped to the shortest
@@ -168,16 +172,14 @@ class _RFCNNNet(NeuralNet):
         cpu = torch.device(self.device).type == "cpu"
         return keep_freed_memory(cpu, release=release)
 
-    def partial_fit(self, X, y=None, classes=None, *, release_memory=True, **kw):
+    def partial_fit(self, X, y=None, classes=None, **fit_params):
         """skorch's training, with freed buffers reused from batch to batch.
 
-        ``fit`` calls it too.  With ``release_memory`` the heap's free memory
-        is handed back when training ends; the estimators' ``partial_fit``
-        passes False: like inference passes, its calls are short and often
-        repeated, and the next one reuses the buffers.
+        ``fit`` calls it too.  The heap's free memory is handed back when
+        training ends (inference passes keep theirs for the next call).
         """
-        with self._keep_freed_memory(release=release_memory):
-            return super().partial_fit(X, y, classes, **kw)
+        with self._keep_freed_memory(release=True):
+            return super().partial_fit(X, y, classes, **fit_params)
 
     def get_default_callbacks(self):
         """skorch's defaults, with the epoch table printing ``lr`` legibly."""

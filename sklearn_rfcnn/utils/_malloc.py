@@ -22,10 +22,10 @@ process-wide setting scoped to the library's own call.
 When the outermost block ends, glibc gets the limits its own dynamic
 adjustment reaches in a torch process (every ``mallopt`` ends that
 adjustment): buffers above 32 MiB are mapped afresh again, and the heap's
-top is trimmed above 64 MiB.  After a ``fit``, if more than 64 MiB is free
-in the heap, ``malloc_trim`` hands it back to the operating system, so that
-a fitted estimator holds no more memory than with glibc's defaults;
-``partial_fit`` and inference keep their freed buffers for the next call
+top is trimmed above 64 MiB.  After training (``fit``, ``partial_fit``), if
+more than 64 MiB is free in the heap, ``malloc_trim`` hands it back to the
+operating system, so that a fitted estimator holds no more memory than with
+glibc's defaults; inference keeps its freed buffers for the next call
 (short calls, often repeated), as glibc does with buffers under 32 MiB.
 
 Nothing is changed when the C library is not glibc 2.33 or later (macOS,
@@ -178,8 +178,8 @@ def keep_freed_memory(enabled=True, release=True):
         False: run the block with the allocator as it is.
     release : bool, default=True
         Hand the free memory back when the blocks end.  False keeps it for
-        the next call (the estimators' ``partial_fit`` and inference passes:
-        short, often repeated calls whose buffers the next one reuses).
+        the next call (the estimators' inference passes: short, often
+        repeated calls whose buffers the next one reuses).
 
     Examples
     --------
