@@ -31,7 +31,9 @@ glibc's defaults; inference keeps its freed buffers for the next call
 Nothing is changed when the C library is not glibc 2.33 or later (macOS,
 Windows, musl), when the user tuned glibc's allocator (``MALLOC_*_``
 variables or ``glibc.malloc`` tunables) or preloaded another allocator
-(``LD_PRELOAD``), or with ``RFCNN_KEEP_FREED_MEMORY=0``.
+(``LD_PRELOAD``), or with ``RFCNN_KEEP_FREED_MEMORY=0`` -- which a program
+that calls ``mallopt`` itself should set, since the limits set after a block
+replace its own.
 """
 
 import contextlib
