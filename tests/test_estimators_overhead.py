@@ -123,3 +123,13 @@ def test_cpu_passes_keep_freed_memory_training_hands_it_back(monkeypatch):
     gpu = types.SimpleNamespace(device="cuda:0")
     with _net._RFCNNNet._keep_freed_memory(gpu, release=True):
         assert blocks[-1][:2] == (False, True)
+
+
+def test_keeping_freed_memory_changes_no_output(monkeypatch):
+    from sklearn_rfcnn.utils._malloc import KEEP_FREED_MEMORY_ENV
+
+    X, y = _data()
+    kept = RFCNNClassifier(**FAST).fit(X, y).predict_proba(X)
+    monkeypatch.setenv(KEEP_FREED_MEMORY_ENV, "0")  # glibc's allocator as it is
+    plain = RFCNNClassifier(**FAST).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(plain, kept)

@@ -36,6 +36,7 @@ does the same for inference -- one windowing policy for both.
 """
 
 import contextlib
+import functools
 
 import numpy as np
 import torch
@@ -49,6 +50,21 @@ from sklearn_rfcnn.estimators.callbacks import ScientificPrintLog
 from sklearn_rfcnn.utils._malloc import keep_freed_memory
 
 __all__ = []
+
+
+def _inference_pass(method):
+    """Run a net's inference pass in ``inference_mode``, keeping freed buffers.
+
+    On the CPU the buffers it frees stay mapped for the next call
+    (:meth:`_RFCNNNet._keep_freed_memory` without release).
+    """
+
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        with self._keep_freed_memory(release=False), torch.inference_mode():
+            return method(self, *args, **kwargs)
+
+    return run
 
 
 def _embed(module, x):
@@ -411,16 +427,13 @@ class _RFCNNNet(NeuralNet):
         self.grad_scaler_ = torch.amp.GradScaler("cuda") if use_scaler else None
         return self
 
+    @_inference_pass
     def forward_clips(self, dataset, batch_size, features=False):
         """Logits (or pooled features) for every clip, in input order, float32.
 
         Clips are batched by length (see :func:`_bucket_loader`); the module
         runs in eval mode without gradients.
         """
-        with self._keep_freed_memory(release=False), torch.inference_mode():
-            return self._forward_clips(dataset, batch_size, features)
-
-    def _forward_clips(self, dataset, batch_size, features):
         self._set_training(False)
         self._use_layout(inference=True)
         module = self.module_
@@ -451,6 +464,7 @@ class _RFCNNNet(NeuralNet):
         result[np.asarray(order)] = out
         return result
 
+    @_inference_pass
     def forward_windows(self, dataset, batch_size, window, hop, features=False):
         """Per-window logits (or pooled features) of every clip, float32.
 
@@ -468,10 +482,6 @@ class _RFCNNNet(NeuralNet):
         starts : list of ndarray
             First frame of each window, per clip.
         """
-        with self._keep_freed_memory(release=False), torch.inference_mode():
-            return self._forward_windows(dataset, batch_size, window, hop, features)
-
-    def _forward_windows(self, dataset, batch_size, window, hop, features):
         self._set_training(False)
         self._use_layout(inference=True)
         module = self.module_
