@@ -14,10 +14,15 @@ alternating round by round:
 
 Each child builds ``RFCNNClassifier`` (``precision="auto",
 channels_last="auto"``) with one ``partial_fit`` (a warm-up), then fits
-``--epochs`` epochs and calls ``predict_proba`` three times, and reports
-the median epoch time after the first (skorch's ``dur``), the median
-``predict_proba`` time, the minor page faults of the fit, the peak resident
-memory of the process and its resident memory after the fit.
+``--epochs`` epochs, calls ``predict_proba`` three times and ``partial_fit``
+on two batches four times in a row and four times after handing the freed
+memory back (``release_freed_memory``, what an idle pause of
+``RELEASE_DELAY_S`` does), and reports the median epoch time after the
+first (skorch's ``dur``), the median ``predict_proba`` and ``partial_fit``
+times, the minor page faults of the fit, the peak resident
+memory of the process, and its resident memory right after the fit and at
+the end, once the library has handed the freed memory back (what
+``RELEASE_DELAY_S`` seconds of idleness do).
 
 Usage::
 
@@ -52,6 +57,8 @@ def _child(config, n_clips, epochs, threads):
     import torch
     from speed import MODEL_CONFIGS, _estimator, _tagging_data, auto_mode
 
+    from sklearn_rfcnn.utils._malloc import release_freed_memory
+
     torch.set_num_threads(threads)
     cfg = MODEL_CONFIGS[config]
     X, Y = _tagging_data(cfg, n_clips)
@@ -73,6 +80,19 @@ def _child(config, n_clips, epochs, threads):
         t0 = time.perf_counter()
         clf.predict_proba(X)
         predict.append(time.perf_counter() - t0)
+    two = 2 * cfg["batch"]
+    partial, partial_released = [], []
+    for _ in range(4):
+        t0 = time.perf_counter()
+        clf.partial_fit(X[:two], Y[:two])  # right after the previous call
+        partial.append(time.perf_counter() - t0)
+    for _ in range(4):
+        release_freed_memory()  # as after an idle pause
+        t0 = time.perf_counter()
+        clf.partial_fit(X[:two], Y[:two])
+        partial_released.append(time.perf_counter() - t0)
+    release_freed_memory()  # what RELEASE_DELAY_S seconds of idleness do
+    rss_idle = int(Path("/proc/self/statm").read_text().split()[1]) * page
     return {
         "epoch_s": durations,
         "epoch_s_median": statistics.median(durations[1:] or durations),
@@ -80,7 +100,10 @@ def _child(config, n_clips, epochs, threads):
         "predict_proba_s": statistics.median(predict),
         "fit_minor_faults": fit_faults,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "partial_fit_s": statistics.median(partial),
+        "partial_fit_released_s": statistics.median(partial_released),
         "rss_after_fit_mb": rss_after / 2**20,
+        "rss_idle_mb": rss_idle / 2**20,
     }
 
 
@@ -140,6 +163,9 @@ def run(configs, rounds, threads, quick=False):
         pairs = list(zip(runs["keep"], runs["glibc"]))
         epoch_x = [g["epoch_s_median"] / k["epoch_s_median"] for k, g in pairs]
         predict_x = [g["predict_proba_s"] / k["predict_proba_s"] for k, g in pairs]
+        partial_x = [g["partial_fit_s"] / k["partial_fit_s"] for k, g in pairs]
+        # the library's own: calls in a row against calls after a release
+        kept_x = [k["partial_fit_released_s"] / k["partial_fit_s"] for k, _ in pairs]
         results[config] = {
             "n_clips": n_clips,
             "epochs": epochs,
@@ -148,11 +174,16 @@ def run(configs, rounds, threads, quick=False):
             "fit_speedup_range": [min(epoch_x), max(epoch_x)],
             "predict_speedup_median": statistics.median(predict_x),
             "predict_speedup_range": [min(predict_x), max(predict_x)],
+            "partial_fit_speedup_median": statistics.median(partial_x),
+            "partial_fit_speedup_range": [min(partial_x), max(partial_x)],
+            "partial_fit_in_a_row_vs_released_median": statistics.median(kept_x),
+            "partial_fit_in_a_row_vs_released_range": [min(kept_x), max(kept_x)],
             "faults_ratio": med("keep", "fit_minor_faults")
             / max(med("glibc", "fit_minor_faults"), 1),
             "peak_rss_ratio": med("keep", "peak_rss_mb") / med("glibc", "peak_rss_mb"),
             "peak_rss_mb": {s: med(s, "peak_rss_mb") for s in SETTINGS},
             "rss_after_fit_mb": {s: med(s, "rss_after_fit_mb") for s in SETTINGS},
+            "rss_idle_mb": {s: med(s, "rss_idle_mb") for s in SETTINGS},
         }
     return results
 
@@ -169,16 +200,25 @@ def report(doc):
     for config, r in res.items():
         n = len(r["runs"]["keep"])
         fit, pred = r["fit_speedup_range"], r["predict_speedup_range"]
-        peak, after = r["peak_rss_mb"], r["rss_after_fit_mb"]
-        lines.append(
-            f"  {config:6s} fit x{r['fit_speedup_median']:.2f} "
+        part = r["partial_fit_speedup_range"]
+        kept = r["partial_fit_in_a_row_vs_released_range"]
+        kept_median = r["partial_fit_in_a_row_vs_released_median"]
+        peak, after, idle = r["peak_rss_mb"], r["rss_after_fit_mb"], r["rss_idle_mb"]
+        lines += [
+            f"  {config} ({n} round(s)): fit x{r['fit_speedup_median']:.2f} "
             f"[{fit[0]:.2f}-{fit[1]:.2f}]  predict_proba "
             f"x{r['predict_speedup_median']:.2f} [{pred[0]:.2f}-{pred[1]:.2f}]  "
-            f"page faults x{r['faults_ratio']:.2f}  peak memory "
+            f"partial_fit (2 batches, in a row) "
+            f"x{r['partial_fit_speedup_median']:.2f} [{part[0]:.2f}-{part[1]:.2f}]",
+            f"    partial_fit in a row x{kept_median:.2f} "
+            f"[{kept[0]:.2f}-{kept[1]:.2f}] the same call after the freed memory "
+            "was handed back (keep setting)",
+            f"    page faults x{r['faults_ratio']:.2f}  peak memory "
             f"x{r['peak_rss_ratio']:.2f} ({peak['keep']:.0f} vs {peak['glibc']:.0f} "
-            f"MB)  after the fit {after['keep']:.0f} vs {after['glibc']:.0f} MB  "
-            f"({n} round(s))"
-        )
+            f"MB)  resident after the fit {after['keep']:.0f} vs "
+            f"{after['glibc']:.0f} MB, once idle {idle['keep']:.0f} vs "
+            f"{idle['glibc']:.0f} MB",
+        ]
     return "\n".join(lines)
 
 

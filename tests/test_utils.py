@@ -1,6 +1,8 @@
 """The shared input checks in :mod:`sklearn_rfcnn.utils`."""
 
 import importlib
+import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -264,7 +266,21 @@ def recording_libc(monkeypatch):
     for name in (*_malloc._MALLOC_VARS, "GLIBC_TUNABLES", "LD_PRELOAD"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv(_malloc.KEEP_FREED_MEMORY_ENV, raising=False)
+    # no release left pending by an earlier test; trims at once unless a test
+    # sets a delay
+    monkeypatch.setattr(_malloc, "_release", False)
+    monkeypatch.setattr(_malloc, "_timer", None)
+    monkeypatch.setattr(_malloc, "RELEASE_DELAY_S", 0.0)
     return libc
+
+
+def _wait_for(predicate, timeout=10.0):
+    import time
+
+    end = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < end:
+        time.sleep(0.01)
+    return predicate()
 
 
 def test_keep_freed_memory_sets_once_for_nested_blocks_and_restores(recording_libc):
@@ -311,6 +327,119 @@ def test_keep_freed_memory_releases_only_when_a_block_asked(recording_libc):
         pass  # a training call inside: released when the outer block ends
     assert recording_libc.calls[-1] == ("malloc_trim", 0)
     assert recording_libc.calls.count(("malloc_trim", 0)) == 1
+
+
+def test_keep_freed_memory_releases_once_the_process_is_idle(
+    recording_libc, monkeypatch
+):
+    import time
+
+    from sklearn_rfcnn.utils import _malloc
+
+    monkeypatch.setattr(_malloc, "RELEASE_DELAY_S", 0.2)
+    recording_libc.free_bytes = 2**30
+    trim = ("malloc_trim", 0)
+    with _malloc.keep_freed_memory():
+        pass
+    assert trim not in recording_libc.calls  # not when the block ends,
+    assert _wait_for(lambda: trim in recording_libc.calls)  # but once idle
+    time.sleep(0.3)
+    assert recording_libc.calls.count(trim) == 1
+    assert recording_libc.calls[-1] == trim
+
+
+def test_a_block_within_the_delay_postpones_the_release(recording_libc, monkeypatch):
+    import time
+
+    from sklearn_rfcnn.utils import _malloc
+
+    monkeypatch.setattr(_malloc, "RELEASE_DELAY_S", 0.2)
+    recording_libc.free_bytes = 2**30
+    trim = ("malloc_trim", 0)
+    with _malloc.keep_freed_memory(release=True):  # training
+        pass
+    with _malloc.keep_freed_memory(release=False):  # a predict right after it
+        time.sleep(0.5)  # longer than the delay: no release while it runs
+        assert trim not in recording_libc.calls
+    assert trim not in recording_libc.calls
+    # the release the training asked for still comes, after the predict
+    assert _wait_for(lambda: trim in recording_libc.calls)
+    assert recording_libc.calls.count(trim) == 1
+
+
+def test_release_freed_memory_carries_out_a_pending_release_now(
+    recording_libc, monkeypatch
+):
+    import time
+
+    from sklearn_rfcnn.utils import _malloc
+
+    monkeypatch.setattr(_malloc, "RELEASE_DELAY_S", 0.2)
+    recording_libc.free_bytes = 2**30
+    trim = ("malloc_trim", 0)
+    assert _malloc.release_freed_memory() is False  # nothing pending
+    with _malloc.keep_freed_memory(release=False):
+        pass
+    assert _malloc.release_freed_memory() is False  # inference asked for none
+    with _malloc.keep_freed_memory():
+        assert _malloc.release_freed_memory() is False  # not while a block runs
+    assert _malloc.release_freed_memory() is True
+    assert recording_libc.calls.count(trim) == 1
+    time.sleep(0.4)  # the timer it replaced does not trim a second time
+    assert recording_libc.calls.count(trim) == 1
+    assert _malloc.release_freed_memory() is False
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_keep_freed_memory_works_in_a_child_forked_while_the_lock_was_held():
+    import time
+
+    from sklearn_rfcnn.utils import _malloc
+
+    if _malloc.malloc_tunable() is not None:
+        pytest.skip(f"the allocator is left alone here: {_malloc.malloc_tunable()}")
+    import threading
+
+    # a thread holds the lock when the process forks, as the release timer
+    # does for a moment: the child inherits the lock held, not the thread
+    held, done = threading.Event(), threading.Event()
+
+    def hold_the_lock():
+        with _malloc._lock:
+            held.set()
+            done.wait(30)
+
+    holder = threading.Thread(target=hold_the_lock, daemon=True)
+    holder.start()
+    assert held.wait(10)
+    pid = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork + threads
+            pid = os.fork()
+    finally:
+        if pid != 0:
+            done.set()
+            holder.join(10)
+    if pid == 0:  # the child: must not wait for a lock nobody will release
+        try:
+            with _malloc.keep_freed_memory():
+                pass
+            code = 0
+        except BaseException:
+            code = 1
+        os._exit(code)
+    end = time.monotonic() + 30
+    while time.monotonic() < end:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung on keep_freed_memory's lock")
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 @pytest.mark.parametrize(

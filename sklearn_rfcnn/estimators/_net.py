@@ -24,7 +24,8 @@ keep it as ``net_``.  The net differs from skorch's ``NeuralNet`` in six ways:
 * training and inference on the CPU run in
   :func:`~sklearn_rfcnn.utils._malloc.keep_freed_memory`, so that glibc
   keeps the buffers a batch frees for the next one instead of mapping them
-  afresh (training hands the free memory back when it ends).
+  afresh (training hands the free memory back once no pass has run for
+  10 s, ``RELEASE_DELAY_S``).
 
 Batches come from the loaders of :mod:`._data`: whole clips of one length,
 random crops (``crop_frames``), or length-sorted clips cropped to the shortest
@@ -191,8 +192,10 @@ class _RFCNNNet(NeuralNet):
     def partial_fit(self, X, y=None, classes=None, **fit_params):
         """skorch's training, with freed buffers reused from batch to batch.
 
-        ``fit`` calls it too.  The heap's free memory is handed back when
-        training ends (inference passes keep theirs for the next call).
+        ``fit`` calls it too.  The heap's free memory is handed back 10 s
+        after training ends, unless another pass starts before then
+        (:data:`~sklearn_rfcnn.utils._malloc.RELEASE_DELAY_S`); inference
+        passes keep theirs for the next call.
         """
         with self._keep_freed_memory(release=True):
             return super().partial_fit(X, y, classes, **fit_params)
