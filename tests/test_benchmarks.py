@@ -167,7 +167,7 @@ def test_bench_malloc_quick_compares_the_two_settings_in_child_processes(tmp_pat
         assert len(run["epoch_s"]) == row["epochs"] == 2
         assert run["fit_minor_faults"] > 0 and run["peak_rss_mb"] > 0
         assert run["partial_fit_s"] > 0 and run["partial_fit_released_s"] > 0
-        assert 0 < run["rss_idle_mb"] <= run["peak_rss_mb"]
+        assert run["rss_idle_mb"] > 0 and run["rss_after_fit_mb"] > 0
     assert row["fit_speedup_median"] > 0 and row["peak_rss_ratio"] > 0
     assert row["partial_fit_in_a_row_vs_released_median"] > 0
 
