@@ -32,14 +32,9 @@ _EXTENSIONS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512
 
 
 def _cpu_flags():
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
+    from sklearn_rfcnn.utils._torch import proc_cpuinfo_flags
+
+    return proc_cpuinfo_flags()
 
 
 def _cpu_model():

@@ -110,19 +110,26 @@ def test_cpu_passes_keep_freed_memory_training_hands_it_back(monkeypatch):
         yield
 
     monkeypatch.setattr(_net, "keep_freed_memory", recording)
+    monkeypatch.setattr(_net, "release_freed_memory", lambda: blocks.append("now"))
     X, y = _data()
     clf = RFCNNClassifier(**FAST, crop_frames=8).fit(X, y)
-    assert blocks == [(True, True, False)]  # the whole fit: one block, released
-    clf.partial_fit(X, y)
+    # a whole fit first hands back what an earlier training left, then runs
+    # in one block that asks for a release
+    assert blocks == ["now", (True, True, False)]
+    clf.partial_fit(X, y)  # keeps what the previous call left
     clf.predict_proba(X)  # windows (crop_frames)
     clf.set_params(crop_frames=None).predict_proba(X)  # whole clips
     # inference keeps the memory for the next call; inference_mode is entered
     # inside the block
-    assert blocks[1:] == [(True, True, False)] + [(True, False, False)] * 2
+    assert blocks[2:] == [(True, True, False)] + [(True, False, False)] * 2
+    clf.fit(X, y)
+    assert blocks[-2:] == ["now", (True, True, False)]
     # on a GPU the host allocator is not touched
     gpu = types.SimpleNamespace(device="cuda:0")
     with _net._RFCNNNet._keep_freed_memory(gpu, release=True):
         assert blocks[-1][:2] == (False, True)
+    _net._RFCNNNet.release_freed_memory(gpu)
+    assert blocks[-1] != "now"
 
 
 def test_keeping_freed_memory_changes_no_output(monkeypatch):

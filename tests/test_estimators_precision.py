@@ -77,6 +77,39 @@ def test_auto_precision_on_cpu_follows_native_bf16(cpu_caps, caps, expected, fla
         assert resolve_precision(explicit, "cpu") == explicit
 
 
+#: ``/proc/cpuinfo`` flag lines of the three kinds of CPU above.
+CPUINFO_FLAGS = {
+    "avx2": "fpu sse4_2 avx avx2 fma",
+    "avx512_bf16": "fpu avx2 avx512f avx512bw avx512_bf16 avx512_vnni",
+    "amx": "fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile amx_int8",
+}
+
+
+@pytest.mark.parametrize(
+    "kind, expected, flags, avx512",
+    [
+        ("avx2", "32", (), False),
+        ("avx512_bf16", "bf16", ("avx512_bf16",), True),
+        ("amx", "bf16", ("amx_bf16", "avx512_bf16"), True),
+    ],
+)
+def test_a_torch_without_the_capability_query_reads_proc_cpuinfo(
+    monkeypatch, tmp_path, kind, expected, flags, avx512
+):
+    from sklearn_rfcnn.utils import _torch
+
+    cpuinfo = tmp_path / "cpuinfo"
+    lines = ["processor\t: 0", "model name\t: Some CPU", "flags\t\t: "]
+    cpuinfo.write_text("\n".join(lines) + CPUINFO_FLAGS[kind] + "\n")
+    read = _torch.proc_cpuinfo_flags
+    monkeypatch.setattr(_torch, "proc_cpuinfo_flags", lambda: read(cpuinfo))
+    # torch before 2.1x has no torch.cpu.get_capabilities
+    monkeypatch.delattr(torch.cpu, "get_capabilities", raising=False)
+    assert cpu_native_bf16() == flags
+    assert cpu_avx512() is avx512
+    assert resolve_precision("auto", "cpu") == expected
+
+
 @pytest.mark.parametrize(
     "isa, native", [("AVX2", False), ("avx512_core", False), ("", True)]
 )
@@ -252,3 +285,15 @@ def test_cuda_auto_choice(data):
     # the embedder of the same network on the GPU gives finite features
     emb = RFCNNEmbedder.from_classifier(clf)
     assert emb.precision_ == expected and np.isfinite(emb.transform(X)).all()
+
+
+def test_proc_cpuinfo_flags_reads_this_machine_as_torch_does():
+    from sklearn_rfcnn.utils._torch import _CPUINFO_CAPABILITIES, proc_cpuinfo_flags
+
+    flags = proc_cpuinfo_flags()
+    if not flags or not hasattr(torch.cpu, "get_capabilities"):
+        pytest.skip("needs /proc/cpuinfo and torch.cpu.get_capabilities")
+    caps = torch.cpu.get_capabilities()
+    for flag, name in _CPUINFO_CAPABILITIES.items():
+        assert (flag in flags) is bool(caps.get(name, False)), name
+    assert proc_cpuinfo_flags("/no/such/file") == set()

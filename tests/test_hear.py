@@ -374,7 +374,11 @@ def test_bad_audio_and_model_are_clear_errors(model):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.gpu
-def test_runs_on_gpu(saved_embedder):
+def test_runs_on_gpu(saved_embedder, monkeypatch):
+    # full float32 on the GPU too (cuDNN convolutions default to TF32, whose
+    # 10-bit mantissa would dominate the comparison with the CPU)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     model = hear.load_model(saved_embedder[1]).to("cuda")
     audio = torch.as_tensor(_clips(2, 1.07)).to("cuda")
     cpu = hear.get_scene_embeddings(audio.cpu(), hear.load_model(saved_embedder[1]))

@@ -395,6 +395,8 @@ class _BaseRFCNN(
         train, valid = self._split(dataset, y_enc, split_seed)
         net.train_split = None if valid is None else predefined_split(valid)
         net.max_epochs = epochs
+        if not incremental:
+            net.release_freed_memory()
         try:
             with seeded_torch(torch_seed, net.device):
                 net.partial_fit(train)

@@ -16,6 +16,7 @@ from sklearn_rfcnn.exceptions import ParameterError
 __all__ = [
     "cpu_avx512",
     "cpu_native_bf16",
+    "proc_cpuinfo_flags",
     "resolve_channels_last",
     "resolve_device",
     "resolve_precision",
@@ -39,6 +40,57 @@ _ONEDNN_ISAS_WITHOUT_BF16 = _ONEDNN_ISAS_WITHOUT_AVX512 | {
     "AVX512_CORE",
     "AVX512_CORE_VNNI",
 }
+
+
+#: ``/proc/cpuinfo`` flag -> the name ``torch.cpu.get_capabilities()`` gives it.
+_CPUINFO_CAPABILITIES = {
+    "avx2": "avx2",
+    "avx512f": "avx512_f",
+    "avx512_bf16": "avx512_bf16",
+    "amx_bf16": "amx_bf16",
+}
+
+
+def proc_cpuinfo_flags(path="/proc/cpuinfo"):
+    """The CPU flags the Linux kernel lists (``flags`` of ``/proc/cpuinfo``).
+
+    Parameters
+    ----------
+    path : str, default="/proc/cpuinfo"
+
+    Returns
+    -------
+    flags : set of str
+        Empty where the file cannot be read (not Linux) or has no flags.
+
+    Examples
+    --------
+    >>> isinstance(proc_cpuinfo_flags(), set)
+    True
+    """
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def _cpu_capabilities():
+    """``torch.cpu.get_capabilities()``, or the same keys read off cpuinfo.
+
+    torch added that query in 2026 (2.1x); with an older torch the flags
+    that decide ``"auto"`` (AVX2, AVX-512, the two native bf16 ones) come
+    from ``/proc/cpuinfo`` under torch's names, and none are reported
+    elsewhere (float32 then).
+    """
+    query = getattr(torch.cpu, "get_capabilities", None)
+    if query is not None:
+        return query()
+    flags = proc_cpuinfo_flags()
+    return {name: flag in flags for flag, name in _CPUINFO_CAPABILITIES.items()}
 
 
 def _onednn_capped(isas):
@@ -89,7 +141,8 @@ def cpu_native_bf16():
     """Which native bf16 instructions this CPU has, as torch reports them.
 
     Reads :func:`torch.cpu.get_capabilities` (cpuinfo, as oneDNN sees the
-    CPU): AMX (``amx_bf16``) and AVX-512-BF16 (``avx512_bf16``) run bf16
+    CPU; with a torch older than that query, the same flags of
+    ``/proc/cpuinfo``): AMX (``amx_bf16``) and AVX-512-BF16 (``avx512_bf16``) run bf16
     convolutions natively; without them oneDNN emulates bf16, several times
     slower than float32 (measured 0.1x on an AVX2-only EPYC).  A oneDNN
     capped below them (``ONEDNN_MAX_CPU_ISA=AVX2``, say) or a torch built
@@ -110,7 +163,7 @@ def cpu_native_bf16():
         return ()
     if _onednn_capped(_ONEDNN_ISAS_WITHOUT_BF16):
         return ()  # oneDNN was told not to use the bf16 instructions
-    caps = torch.cpu.get_capabilities()
+    caps = _cpu_capabilities()
     return tuple(flag for flag in _NATIVE_BF16_FLAGS if caps.get(flag, False))
 
 
@@ -126,7 +179,7 @@ def cpu_avx512():
         return False
     if _onednn_capped(_ONEDNN_ISAS_WITHOUT_AVX512):
         return False
-    return bool(torch.cpu.get_capabilities().get("avx512_f", False))
+    return bool(_cpu_capabilities().get("avx512_f", False))
 
 
 def resolve_precision(precision, device):
