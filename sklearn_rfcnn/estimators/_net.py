@@ -193,10 +193,10 @@ class _RFCNNNet(NeuralNet):
         """Hand back now what an earlier CPU training left to release.
 
         Called before a whole ``fit``: its heap then grows from pages handed
-        back rather than around the buffers the previous call kept, which
-        raised the peak of a float32 fit at the paper's width by 15%
-        (``benchmarks/bench_malloc.py``); ``partial_fit`` calls in a row
-        keep them.
+        back rather than around the buffers the previous call kept (which
+        raised the peak of a float32 fit at the paper's width from 2.9 to
+        3.3 GB, ``benchmarks/bench_malloc.py``); ``partial_fit`` calls in a
+        row keep them.
         """
         if torch.device(self.device).type == "cpu":
             release_freed_memory()
