@@ -31,12 +31,6 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 _EXTENSIONS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_fp16")
 
 
-def _cpu_flags():
-    from sklearn_rfcnn.utils._torch import proc_cpuinfo_flags
-
-    return proc_cpuinfo_flags()
-
-
 def _cpu_model():
     try:
         out = subprocess.run(
@@ -63,7 +57,9 @@ def machine_info():
     """
     import torch
 
-    flags = _cpu_flags()
+    from sklearn_rfcnn.utils._torch import proc_cpuinfo_flags
+
+    flags = proc_cpuinfo_flags()
     try:
         capability = torch.backends.cpu.get_cpu_capability()
     except AttributeError:  # pragma: no cover - old torch

@@ -72,8 +72,12 @@ def _child(config, n_clips, epochs, threads):
     before = faults()
     clf.fit(X, Y)
     fit_faults = faults() - before
-    page = os.sysconf("SC_PAGE_SIZE")
-    rss_after = int(Path("/proc/self/statm").read_text().split()[1]) * page
+
+    def rss_mb():
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    rss_after = rss_mb()
     durations = [float(d) for d in clf.history_[:, "dur"]]
     predict = []
     for _ in range(3):
@@ -92,7 +96,7 @@ def _child(config, n_clips, epochs, threads):
         clf.partial_fit(X[:two], Y[:two])
         partial_released.append(time.perf_counter() - t0)
     release_freed_memory()  # what RELEASE_DELAY_S seconds of idleness do
-    rss_idle = int(Path("/proc/self/statm").read_text().split()[1]) * page
+    rss_idle = rss_mb()
     return {
         "epoch_s": durations,
         "epoch_s_median": statistics.median(durations[1:] or durations),
@@ -102,8 +106,8 @@ def _child(config, n_clips, epochs, threads):
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "partial_fit_s": statistics.median(partial),
         "partial_fit_released_s": statistics.median(partial_released),
-        "rss_after_fit_mb": rss_after / 2**20,
-        "rss_idle_mb": rss_idle / 2**20,
+        "rss_after_fit_mb": rss_after,
+        "rss_idle_mb": rss_idle,
     }
 
 

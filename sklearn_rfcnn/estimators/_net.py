@@ -68,6 +68,11 @@ def _inference_pass(method):
     return run
 
 
+def _on_cpu(device):
+    """Whether ``device`` is the CPU (where the host allocator is tuned)."""
+    return torch.device(device).type == "cpu"
+
+
 def _embed(module, x):
     """Pooled embedding of a batch: ``forward_head(map, pre_logits=True)``."""
     return module.forward_head(module.forward_features(x), pre_logits=True)
@@ -186,8 +191,7 @@ class _RFCNNNet(NeuralNet):
 
     def _keep_freed_memory(self, release):
         """Freed buffers stay mapped during a CPU pass (:mod:`~.utils._malloc`)."""
-        cpu = torch.device(self.device).type == "cpu"
-        return keep_freed_memory(cpu, release=release)
+        return keep_freed_memory(_on_cpu(self.device), release=release)
 
     def release_freed_memory(self):
         """Hand back now what an earlier CPU training left to release.
@@ -198,7 +202,7 @@ class _RFCNNNet(NeuralNet):
         3.3 GB, ``benchmarks/bench_malloc.py``); ``partial_fit`` calls in a
         row keep them.
         """
-        if torch.device(self.device).type == "cpu":
+        if _on_cpu(self.device):
             release_freed_memory()
 
     def partial_fit(self, X, y=None, classes=None, **fit_params):

@@ -200,6 +200,14 @@ def _trim(libc):
         libc.malloc_trim(0)
 
 
+def _cancel_timer():
+    """Stop the scheduled release, if any (``_lock`` held)."""
+    global _timer
+    if _timer is not None:
+        _timer.cancel()
+        _timer = None
+
+
 def _release_when_idle(libc):
     """Timer target: trim unless a block started since it was scheduled."""
     global _timer
@@ -231,14 +239,11 @@ def release_freed_memory():
     >>> release_freed_memory()  # nothing is pending any more
     False
     """
-    global _timer
     libc = _glibc()
     with _lock:
         if libc is None or _depth or not _release:
             return False
-        if _timer is not None:
-            _timer.cancel()
-            _timer = None
+        _cancel_timer()
         _trim(libc)
         return True
 
@@ -279,9 +284,7 @@ def keep_freed_memory(enabled=True, release=True):
         yield
         return
     with _lock:
-        if _timer is not None:  # a pending release waits for this block
-            _timer.cancel()
-            _timer = None
+        _cancel_timer()  # a pending release waits for this block
         _depth += 1
         _release = _release or bool(release)
         if _depth == 1:
