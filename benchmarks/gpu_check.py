@@ -247,17 +247,25 @@ def missing_distributions():
     ]
 
 
+class InstallError(RuntimeError):
+    """The missing distributions could not be installed from the wheel folder."""
+
+
 def install_missing(missing, wheels):
-    """``pip install --no-index --find-links wheels`` the ``missing`` ones."""
+    """``pip install --no-index --find-links wheels`` the ``missing`` ones.
+
+    Raises :class:`InstallError` (naming ``make gpu-wheels``, or with the
+    tail of pip's output) when the folder has no wheels or pip fails.
+    """
     wheels = Path(wheels)
     if not any(wheels.glob("*.whl")):
-        raise SystemExit(
+        raise InstallError(
             f"gpu-check: {', '.join(missing)} not installed and no wheels in "
             f"{wheels}; run `make gpu-wheels` where pip reaches an index and "
             "bring the folder along."
         )
     print(f"gpu-check: installing {', '.join(missing)} from {wheels}", flush=True)
-    subprocess.run(
+    proc = subprocess.run(
         [
             sys.executable,
             "-m",
@@ -269,9 +277,41 @@ def install_missing(missing, wheels):
             str(wheels),
             *missing,
         ],
-        check=True,
+        capture_output=True,
+        text=True,
     )
+    if proc.returncode != 0:
+        raise InstallError(
+            f"gpu-check: pip could not install {', '.join(missing)} from {wheels} "
+            f"(exit {proc.returncode}); rebuild the folder with `make gpu-wheels`. "
+            f"pip said:\n{(proc.stdout + proc.stderr)[-3000:]}"
+        )
     importlib.invalidate_caches()
+
+
+def record_install_failure(error, *, device, missing, started, out=None):
+    """Write the check's JSON for a run whose install failed; return its path.
+
+    The one file a lent GPU machine sends back then says why nothing ran:
+    ``install_error`` (pip's output), the distributions that were missing
+    and the GPU (read from torch alone: the library cannot be imported).
+    """
+    from _common import write_results
+
+    gpu = None
+    if device == "cuda":
+        import torch
+
+        props = torch.cuda.get_device_properties(0)
+        gpu = {"name": props.name, "memory_gib": props.total_memory / 2**30}
+    results = {
+        "device": device,
+        "gpu": gpu,
+        "missing": list(missing),
+        "installed_from_wheels": [],
+        "install_error": str(error),
+    }
+    return write_results("gpu_check", results, started=started, path=out)
 
 
 def gpu_test_files():
@@ -471,11 +511,19 @@ def main(argv=None):
         return 0
 
     started = time.time()
-    missing = missing_distributions()
-    if missing:
-        install_missing(missing, args.wheels)
     sys.path.insert(0, str(HERE))
     sys.path.insert(0, str(ROOT))
+    missing = missing_distributions()
+    if missing:
+        try:
+            install_missing(missing, args.wheels)
+        except InstallError as exc:
+            print(exc, flush=True)
+            path = record_install_failure(
+                exc, device=device, missing=missing, started=started, out=args.out
+            )
+            print(f"gpu-check: nothing ran; wrote {path}")
+            return 1
     from _common import write_results
     from speed import gpu_info, report
 

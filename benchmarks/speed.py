@@ -94,6 +94,11 @@ from _common import RESULTS_DIR, format_machine, machine_info, write_results
 from bench_model import count_flops, plain_cp_resnet
 
 from sklearn_rfcnn.models import create_model
+from sklearn_rfcnn.utils._conv_grad import (
+    has_wide_convs,
+    nchw_weight_grads,
+    nchw_weight_grads_pay,
+)
 from sklearn_rfcnn.utils._torch import (
     AMP_DTYPES,
     cpu_native_bf16,
@@ -202,6 +207,20 @@ def _autocast(device, precision):
     return torch.autocast(torch.device(device).type, dtype=dtype)
 
 
+def _training_forward(model, device, precision, channels_last):
+    """The context of a training forward pass, as the estimators' net enters it.
+
+    :class:`~sklearn_rfcnn.utils._conv_grad.nchw_weight_grads` where
+    ``nchw_weight_grads_pay`` and the network has a wide convolution (float32
+    channels-last training on an AVX2 CPU without AVX-512), else nothing.
+    """
+    if nchw_weight_grads_pay(device, precision, channels_last) and has_wide_convs(
+        model
+    ):
+        return nchw_weight_grads()
+    return contextlib.nullcontext()
+
+
 def matmul_peak(device="cpu", precisions=("32", "bf16"), seconds=1.0):
     """This machine's measured matrix-multiply rate (FLOP/s) per precision.
 
@@ -292,7 +311,10 @@ def _steps(model, x, y, precision, channels_last, device="cpu"):
         x = xs[0]
         model.train()
         model.zero_grad(set_to_none=True)
-        with _autocast(device, precision):
+        with (
+            _autocast(device, precision),
+            _training_forward(model, device, precision, layout.current),
+        ):
             out = model(x)
         F.binary_cross_entropy_with_logits(out.float(), y).backward()
 
@@ -472,7 +494,12 @@ class _BareLoop:
         for x, y in batches:
             x, y = self._input(x), y.to(self.device, non_blocking=self.cuda)
             self.opt.zero_grad(set_to_none=True)
-            with _autocast(self.device, self.precision):
+            with (
+                _autocast(self.device, self.precision),
+                _training_forward(
+                    self.model, self.device, self.precision, self.layout.current
+                ),
+            ):
                 out = self.model(x)
             F.binary_cross_entropy_with_logits(out.float(), y).backward()
             self.opt.step()

@@ -195,7 +195,7 @@ def _speed_module(monkeypatch):
 
 
 def test_speed_runs_each_phase_in_the_layout_auto_picks(monkeypatch):
-    """On an AVX2-only CPU "auto" trains in NCHW and infers in channels-last:
+    """On a CPU without AVX2 "auto" trains in NCHW and infers in channels-last:
     speed.py's model steps and bare loop (the estimator's baselines) do too."""
     import torch
 
@@ -204,6 +204,7 @@ def test_speed_runs_each_phase_in_the_layout_auto_picks(monkeypatch):
 
     speed = _speed_module(monkeypatch)
     monkeypatch.setattr(_torch, "cpu_avx512", lambda: False)
+    monkeypatch.setattr(_torch, "cpu_avx2", lambda: False)
     monkeypatch.setattr(_torch, "cpu_native_bf16", lambda: ())
     precision, layout = speed.auto_mode("cpu")
     assert (precision, layout) == ("32", [False, True])
@@ -234,6 +235,56 @@ def test_speed_runs_each_phase_in_the_layout_auto_picks(monkeypatch):
         run()
         assert weights_cl(model) is inference
         assert seen[-1] is not inference
+
+
+def test_speed_trains_with_nchw_weight_grads_where_the_estimator_does(monkeypatch):
+    """On an AVX2 CPU without AVX-512, float32 channels-last: the model steps
+    and the bare loop re-route the wide convolutions as the estimator's net."""
+    import torch
+
+    from sklearn_rfcnn.models import create_model
+    from sklearn_rfcnn.utils import _conv_grad
+
+    speed = _speed_module(monkeypatch)
+    caps = {"avx2": True, "avx512_f": False, "avx512_bf16": False, "amx_bf16": False}
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: dict(caps))
+    assert speed.auto_mode("cpu") == ("32", True)
+    monkeypatch.setattr(_conv_grad, "MIN_IN_CHANNELS", 4)
+    seen = []
+    apply = _conv_grad._Conv2dNCHWWeightGrad.apply
+    monkeypatch.setattr(
+        _conv_grad._Conv2dNCHWWeightGrad,
+        "apply",
+        lambda x, *a: seen.append(x.shape[1]) or apply(x, *a),
+    )
+    model = create_model("cp_resnet", rho=2, width=4, n_classes=3)
+    x, y = torch.randn(2, 1, 16, 20), torch.zeros(2, 3)
+    train_step, forward = speed._steps(model, x, y, "32", True)
+    train_step()
+    assert seen and min(seen) >= 4  # the wide ones, not the 1-channel stem
+    per_step = len(seen)
+    forward()  # inference: nothing
+    speed._BareLoop(model, "32", True).predict([(x, y)])
+    assert len(seen) == per_step
+    speed._BareLoop(model, "32", True).train([(x, y)])
+    assert len(seen) == 2 * per_step
+    speed._BareLoop(model, "32", False).train([(x, y)])  # NCHW: nothing
+    assert len(seen) == 2 * per_step
+
+
+@pytest.mark.slow
+def test_bench_conv_grad_quick_times_both_sections(tmp_path):
+    out = tmp_path / "bench_conv_grad_quick.json"
+    _run_quick("bench_conv_grad.py", "--threads", "1", "--out", str(out))
+    res = _read_results(out, "bench_conv_grad")["results"]
+    assert isinstance(res["nchw_weight_grads_pay"], bool)
+    assert set(res["kernels"]) == {"quick_wide", "quick_narrow"}
+    for row in res["kernels"].values():
+        assert all(row[k] > 0 for k in row if k != "shape")
+    step = res["step"]["tiny"]
+    assert set(step) == {"nchw", "channels_last", "channels_last_nchw_weight_grads"}
+    assert step["nchw"]["speedup_vs_nchw_median"] == pytest.approx(1.0)
+    assert all(len(v["seconds"]) == 2 and v["median_s"] > 0 for v in step.values())
 
 
 def test_speed_op_shares_split_the_profiled_time(monkeypatch):
@@ -301,8 +352,32 @@ def test_gpu_check_finds_the_gpu_tests_and_reads_junit(tmp_path):
 
 def test_gpu_check_without_wheels_names_the_make_target(tmp_path):
     gpu_check = _gpu_check_module()
-    with pytest.raises(SystemExit, match="make gpu-wheels"):
+    with pytest.raises(gpu_check.InstallError, match="make gpu-wheels"):
         gpu_check.install_missing(["skorch"], tmp_path)
+
+
+def test_gpu_check_records_a_failed_install_in_its_json(tmp_path):
+    """A pip failure on the GPU machine still leaves the one JSON file, with
+    pip's words, instead of a traceback and nothing to fetch."""
+    gpu_check = _gpu_check_module()
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "not_a_real-1.0-py3-none-any.whl").write_bytes(b"not a zip")
+    with pytest.raises(gpu_check.InstallError, match="pip could not install") as info:
+        gpu_check.install_missing(["no-such-distribution-rfcnn"], wheels)
+    assert "no-such-distribution-rfcnn" in str(info.value)
+    out = tmp_path / "gpu_check.json"
+    path = gpu_check.record_install_failure(
+        info.value,
+        device="cpu",
+        missing=["no-such-distribution-rfcnn"],
+        started=0.0,
+        out=out,
+    )
+    res = _read_results(path, "gpu_check")["results"]
+    assert res["missing"] == ["no-such-distribution-rfcnn"]
+    assert res["installed_from_wheels"] == [] and res["gpu"] is None
+    assert "pip could not install" in res["install_error"]
 
 
 @pytest.mark.slow

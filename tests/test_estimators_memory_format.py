@@ -230,12 +230,16 @@ def test_file_without_the_key_loads_with_default(data, tmp_path):
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
 
 
-@pytest.fixture
-def avx2_only(monkeypatch):
-    """This CPU as an AVX2-only one for the layout decision (float32 there)."""
-    from sklearn_rfcnn.utils import _torch
+#: ``torch.cpu.get_capabilities()`` of a CPU without AVX2 (not x86: ARM, say).
+NO_AVX2 = {"avx2": False, "avx512_f": False, "avx512_bf16": False, "amx_bf16": False}
+#: ... and of an AVX2-only x86 CPU.
+AVX2_ONLY = {**NO_AVX2, "avx2": True}
 
-    monkeypatch.setattr(_torch, "cpu_avx512", lambda: False)
+
+@pytest.fixture
+def no_avx2(monkeypatch):
+    """This CPU as one without AVX2 (float32, per-phase layouts under "auto")."""
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: dict(NO_AVX2))
 
 
 def _weights_layout(est):
@@ -255,8 +259,8 @@ def _weights_layout(est):
         (True, "32", (True, True)),
     ],
 )
-def test_auto_layout_per_phase_on_an_avx2_only_cpu(
-    data, avx2_only, channels_last, precision, expected
+def test_auto_layout_per_phase_on_a_cpu_without_avx2(
+    data, no_avx2, channels_last, precision, expected
 ):
     X, y = data
     clf = RFCNNClassifier(**FAST, precision=precision, channels_last=channels_last).fit(
@@ -266,8 +270,8 @@ def test_auto_layout_per_phase_on_an_avx2_only_cpu(
     assert clf.net_.inference_channels_last is expected[1]
 
 
-def test_trains_in_one_layout_and_predicts_in_the_other(data, avx2_only):
-    """auto on an AVX2-only CPU, float32: batches and weights follow the phase."""
+def test_trains_in_one_layout_and_predicts_in_the_other(data, no_avx2):
+    """auto on a CPU without AVX2, float32: batches and weights follow the phase."""
     X, y = data
     clf = RFCNNClassifier(
         **FAST,
@@ -310,7 +314,7 @@ def test_trains_in_one_layout_and_predicts_in_the_other(data, avx2_only):
     assert proba.shape == (24, 3)
 
 
-def test_inference_in_between_leaves_training_unchanged(data, avx2_only):
+def test_inference_in_between_leaves_training_unchanged(data, no_avx2):
     """The round trip of the weights' layout copies them exactly: a partial_fit
     after predictions trains exactly as one without them."""
     X, y = data
@@ -326,7 +330,7 @@ def test_inference_in_between_leaves_training_unchanged(data, avx2_only):
         np.testing.assert_array_equal(wa.numpy(), wb.numpy(), err_msg=name)
 
 
-def test_per_phase_layout_survives_pickle_and_save(data, avx2_only, tmp_path):
+def test_per_phase_layout_survives_pickle_and_save(data, no_avx2, tmp_path):
     import pickle
 
     X, y = data
@@ -354,3 +358,68 @@ def test_net_pickled_before_per_phase_layouts_still_predicts(data):
     del clf.net_.inference_channels_last
     np.testing.assert_array_equal(clf.predict_proba(X), proba)
     assert _weights_layout(clf) == "cl"
+
+
+@pytest.fixture
+def rerouted(monkeypatch):
+    """Shapes of the inputs of the convolutions ``nchw_weight_grads`` re-routes.
+
+    The threshold is lowered to 4 channels so that FAST's width-4 network
+    has wide convolutions (its stem, on ``data``'s 2 channels, stays narrow).
+    """
+    from sklearn_rfcnn.utils import _conv_grad
+
+    monkeypatch.setattr(_conv_grad, "MIN_IN_CHANNELS", 4)
+    shapes = []
+    apply = _conv_grad._Conv2dNCHWWeightGrad.apply
+
+    def spy(x, *args):
+        shapes.append(tuple(x.shape))
+        return apply(x, *args)
+
+    monkeypatch.setattr(_conv_grad._Conv2dNCHWWeightGrad, "apply", spy)
+    return shapes
+
+
+@pytest.mark.parametrize(
+    "caps, precision, expected_layout, expected_rerouted",
+    [
+        (AVX2_ONLY, "32", True, True),
+        (AVX2_ONLY, "bf16", True, False),  # autocast: oneDNN's own gradients
+        ({**AVX2_ONLY, "avx512_f": True}, "32", True, False),
+        (NO_AVX2, "32", False, False),
+    ],
+)
+def test_avx2_cpu_trains_in_channels_last_with_nchw_weight_grads(
+    data, monkeypatch, rerouted, caps, precision, expected_layout, expected_rerouted
+):
+    """On an AVX2 oneDNN without AVX-512, "auto" trains float32 in channels-last
+    and the wide convolutions' weight gradients are computed in NCHW; the
+    network's first epoch is the one it trains without the re-routing (up to
+    rounding; the gradients themselves are compared in ``test_utils``)."""
+    X, y = data
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: dict(caps))
+    params = dict(**FAST, precision=precision, validation_fraction=None)
+    clf = RFCNNClassifier(**params).fit(X, y)
+    assert clf.channels_last_ is expected_layout and clf.inference_channels_last_
+    assert bool(rerouted) is expected_rerouted
+    if not expected_rerouted:
+        return
+    n_fit = len(rerouted)
+    assert {s[1] for s in rerouted} == {4}  # not the 2-channel stem
+    clf.predict_proba(X)
+    assert len(rerouted) == n_fit  # inference is not re-routed
+    clf.partial_fit(X, y)
+    assert len(rerouted) > n_fit  # nor is it only the first fit
+
+    from sklearn_rfcnn.utils import _conv_grad
+
+    n_before = len(rerouted)
+    monkeypatch.setattr(_conv_grad, "MIN_IN_CHANNELS", 10**6)  # nothing re-routed
+    ref = RFCNNClassifier(**params).fit(X, y)
+    assert len(rerouted) == n_before
+    # the first epoch's batches train on the same gradients up to rounding
+    # (later ones drift apart: Adam amplifies rounding, see the module notes)
+    np.testing.assert_allclose(
+        clf.history_[0]["train_loss"], ref.history_[0]["train_loss"], rtol=1e-5
+    )

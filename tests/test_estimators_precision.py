@@ -26,6 +26,8 @@ FAST = dict(FAST_CNN_PARAMS)
 AVX2_ONLY = {"avx2": True, "avx512_f": False, "avx512_bf16": False, "amx_bf16": False}
 AVX512_BF16 = {"avx2": True, "avx512_f": True, "avx512_bf16": True, "amx_bf16": False}
 AMX = {"avx2": True, "avx512_f": True, "avx512_bf16": True, "amx_bf16": True}
+#: ... and a CPU that is not x86 (ARM, say).
+NO_AVX2 = {"avx2": False, "avx512_f": False, "avx512_bf16": False, "amx_bf16": False}
 
 
 @pytest.fixture
@@ -139,7 +141,8 @@ def test_auto_precision_elsewhere_is_float32():
 @pytest.mark.parametrize(
     "caps, device, precision, expected",
     [
-        (AVX2_ONLY, "cpu", "32", False),  # measured slower training there
+        (AVX2_ONLY, "cpu", "32", True),  # with NCHW weight gradients (_conv_grad)
+        (NO_AVX2, "cpu", "32", False),  # not measured: the default layout
         (AVX2_ONLY, "cpu", "bf16", True),
         (AVX512_BF16, "cpu", "32", True),
         (AVX512_BF16, "cpu", "bf16", True),
@@ -160,7 +163,8 @@ def test_auto_channels_last(cpu_caps, caps, device, precision, expected):
 @pytest.mark.parametrize(
     "caps, precision, channels_last, dtype",
     [
-        (AVX2_ONLY, "32", False, torch.float32),
+        (AVX2_ONLY, "32", True, torch.float32),
+        (NO_AVX2, "32", False, torch.float32),
         (AVX512_BF16, "bf16", True, torch.bfloat16),
         (AMX, "bf16", True, torch.bfloat16),
     ],

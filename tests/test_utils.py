@@ -512,3 +512,130 @@ def test_keep_freed_memory_saves_the_page_faults_of_a_reallocated_buffer():
     # 96 MiB is ~24,000 pages of 4 KiB, faulted twice outside; reused inside
     assert outside > 20_000
     assert inside < outside / 10
+
+
+# --------------------------------------------------------------------------
+# utils._conv_grad: weight gradients of channels-last convolutions in NCHW
+# --------------------------------------------------------------------------
+
+
+def _conv_grads(conv, x, grad, mode=None):
+    """Output, grad_fn's name and the gradients of ``conv(x)`` against ``grad``."""
+    import contextlib
+
+    import torch
+
+    with mode if mode is not None else contextlib.nullcontext():
+        out = conv(x)
+    wrt = [t for t in (x, conv.weight, conv.bias) if t is not None and t.requires_grad]
+    return out, type(out.grad_fn).__name__, torch.autograd.grad(out, wrt, grad)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"stride": 2, "padding": (1, 2)},
+        {"dilation": 2, "padding": 2, "groups": 4},
+        {"bias": True, "padding": 1},
+    ],
+)
+@pytest.mark.parametrize("input_grad", [True, False])
+def test_nchw_weight_grads_give_the_convolutions_gradients(kwargs, input_grad):
+    import torch
+
+    from sklearn_rfcnn.utils._conv_grad import nchw_weight_grads
+
+    torch.manual_seed(0)
+    kwargs = dict(kwargs)
+    conv = torch.nn.Conv2d(64, 32, 3, bias=kwargs.pop("bias", False), **kwargs)
+    conv = conv.to(memory_format=torch.channels_last)
+    x = torch.randn(2, 64, 17, 19).contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(input_grad)
+    with torch.no_grad():
+        grad = torch.randn_like(conv(x))
+    out, name, expected = _conv_grads(conv, x, grad)
+    assert name == "ConvolutionBackward0"
+    out2, name2, got = _conv_grads(conv, x, grad, nchw_weight_grads())
+    assert name2 == "_Conv2dNCHWWeightGradBackward"  # it was re-routed
+    torch.testing.assert_close(out2, out, rtol=0, atol=0)  # the same forward
+    assert len(got) == len(expected) == 1 + input_grad + (conv.bias is not None)
+    for g, e in zip(got, expected):
+        torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-4)
+    if input_grad:  # the input gradient stays in channels-last
+        assert got[0].is_contiguous(memory_format=torch.channels_last)
+
+
+def test_nchw_weight_grads_leave_other_convolutions_alone():
+    import torch
+
+    from sklearn_rfcnn.utils._conv_grad import nchw_weight_grads
+
+    cl = torch.channels_last
+    wide = torch.nn.Conv2d(64, 8, 3).to(memory_format=cl)
+    narrow = torch.nn.Conv2d(16, 8, 3).to(memory_format=cl)
+    x64 = torch.randn(2, 64, 9, 9)
+    x16 = torch.randn(2, 16, 9, 9)
+    cases = {
+        "NCHW input": (wide, x64),
+        "too few channels": (narrow, x16.contiguous(memory_format=cl)),
+        "bf16 autocast": (wide, x64.contiguous(memory_format=cl)),
+        "no autograd": (wide, x64.contiguous(memory_format=cl)),
+        "string padding": (wide, x64.contiguous(memory_format=cl)),
+    }
+    for case, (conv, x) in cases.items():
+        with nchw_weight_grads():
+            if case == "bf16 autocast":
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    out = conv(x)
+            elif case == "no autograd":
+                with torch.no_grad():
+                    out = conv(x)
+            elif case == "string padding":
+                out = torch.nn.functional.conv2d(x, conv.weight, padding="same")
+            else:
+                out = conv(x)
+        name = type(out.grad_fn).__name__ if out.grad_fn is not None else None
+        assert name != "_Conv2dNCHWWeightGradBackward", case
+    # the narrow one is re-routed with a lower threshold
+    with nchw_weight_grads(min_in_channels=16):
+        out = narrow(x16.contiguous(memory_format=cl))
+    assert type(out.grad_fn).__name__ == "_Conv2dNCHWWeightGradBackward"
+
+
+def test_has_wide_convs_finds_a_nested_convolution():
+    import torch
+
+    from sklearn_rfcnn.models import create_model
+    from sklearn_rfcnn.utils._conv_grad import MIN_IN_CHANNELS, has_wide_convs
+
+    assert MIN_IN_CHANNELS == 64
+    assert has_wide_convs(create_model("cp_resnet", rho=2, width=16, n_classes=3))
+    assert not has_wide_convs(create_model("cp_resnet", rho=2, width=8, n_classes=3))
+    nested = torch.nn.Sequential(torch.nn.Sequential(torch.nn.Conv2d(64, 1, 1)))
+    assert has_wide_convs(nested) and not has_wide_convs(nested, min_in_channels=65)
+
+
+@pytest.mark.parametrize(
+    "caps, isa, device, precision, channels_last, expected",
+    [
+        ({"avx2": True, "avx512_f": False}, "", "cpu", "32", True, True),
+        ({"avx2": True, "avx512_f": True}, "AVX2", "cpu", "32", True, True),
+        ({"avx2": True, "avx512_f": True}, "", "cpu", "32", True, False),
+        ({"avx2": True, "avx512_f": False}, "", "cpu", "32", False, False),
+        ({"avx2": True, "avx512_f": False}, "", "cpu", "bf16", True, False),
+        ({"avx2": False, "avx512_f": False}, "", "cpu", "32", True, False),
+        ({"avx2": True, "avx512_f": True}, "AVX", "cpu", "32", True, False),
+        ({"avx2": True, "avx512_f": False}, "", "cuda", "32", True, False),
+    ],
+)
+def test_nchw_weight_grads_pay_only_on_an_avx2_onednn_in_float32(
+    monkeypatch, caps, isa, device, precision, channels_last, expected
+):
+    import torch
+
+    from sklearn_rfcnn.utils._conv_grad import nchw_weight_grads_pay
+
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: dict(caps))
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", isa)
+    assert nchw_weight_grads_pay(device, precision, channels_last) is expected

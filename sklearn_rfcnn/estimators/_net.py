@@ -2,7 +2,7 @@
 
 Nothing here is public: :class:`~sklearn_rfcnn.RFCNNClassifier` and
 :class:`~sklearn_rfcnn.RFCNNEmbedder` build a :class:`_RFCNNNet` in ``fit`` and
-keep it as ``net_``.  The net differs from skorch's ``NeuralNet`` in six ways:
+keep it as ``net_``.  The net differs from skorch's ``NeuralNet`` in these ways:
 
 * the training step applies the augmentations of :mod:`._augment` on the
   batch: a random circular roll along time (per example) and mixup with a
@@ -14,6 +14,9 @@ keep it as ``net_``.  The net differs from skorch's ``NeuralNet`` in six ways:
 * all randomness of the augmentations comes from a numpy ``Generator`` owned
   by the net (seeded from the estimator's ``random_state``);
 * forward passes run under :func:`torch.autocast` when mixed precision is on;
+  float32 channels-last training on an AVX2 CPU without AVX-512 computes the
+  weight gradients of wide convolutions in NCHW
+  (:mod:`~sklearn_rfcnn.utils._conv_grad`);
 * with ``channels_last`` the module's 4-D weights and every input batch use
   the ``torch.channels_last`` memory format (faster convolutions on CPU and
   with cuDNN); inference passes may use another layout
@@ -48,6 +51,11 @@ from sklearn_rfcnn.estimators._augment import AUGMENTATIONS, draw_mixup
 from sklearn_rfcnn.estimators._data import _BucketBatchSampler
 from sklearn_rfcnn.estimators._length import aggregate_windows
 from sklearn_rfcnn.estimators.callbacks import ScientificPrintLog
+from sklearn_rfcnn.utils._conv_grad import (
+    has_wide_convs,
+    nchw_weight_grads,
+    nchw_weight_grads_pay,
+)
 from sklearn_rfcnn.utils._malloc import keep_freed_memory, release_freed_memory
 
 __all__ = []
@@ -156,6 +164,7 @@ class _RFCNNNet(NeuralNet):
         if self.channels_last:
             self.module_ = self.module_.to(memory_format=torch.channels_last)
         self._module_channels_last = bool(self.channels_last)
+        self._wide_convs = has_wide_convs(self.module_)
         return self
 
     def _module_layout(self):
@@ -246,6 +255,25 @@ class _RFCNNNet(NeuralNet):
             return contextlib.nullcontext()
         device_type = torch.device(self.device).type
         return torch.autocast(device_type=device_type, dtype=self.amp_dtype)
+
+    def _weight_grad_mode(self):
+        """:class:`~sklearn_rfcnn.utils._conv_grad.nchw_weight_grads` where it pays.
+
+        On an AVX2 CPU without AVX-512, float32 channels-last training
+        (:func:`~sklearn_rfcnn.utils._conv_grad.nchw_weight_grads_pay`) of a
+        network with a wide convolution (``has_wide_convs``, decided when the
+        module is built); not with ``compile=True``, whose graph the mode
+        would break.
+        """
+        precision = "32" if self.amp_dtype is None else "mixed"
+        if getattr(self, "compile", False) or not nchw_weight_grads_pay(
+            self.device, precision, self._module_layout()
+        ):
+            return contextlib.nullcontext()
+        wide = getattr(self, "_wide_convs", None)
+        if wide is None:  # a net pickled before the mode existed
+            wide = self._wide_convs = has_wide_convs(self.module_)
+        return nchw_weight_grads() if wide else contextlib.nullcontext()
 
     def prepare_input(self, Xi):
         """Move a batch ``(B, C, F, T)`` to the device in the module's memory format.
@@ -348,7 +376,7 @@ class _RFCNNNet(NeuralNet):
         if self._module_layout():
             # the roll (gather) and mixup may return a contiguous tensor
             Xi = Xi.contiguous(memory_format=torch.channels_last)
-        with self._autocast():
+        with self._autocast(), self._weight_grad_mode():
             y_pred = self.module_(Xi)
         num, den = self._loss_terms(y_pred, yi, lam, perm)
         loss = num / self._train_denominator(den).clamp_min(1e-12)

@@ -169,10 +169,12 @@ _PARAMETERS_DOC = """arch : str, default="cp_resnet"
         module's weights are converted after it is built (and after loading)
         and every input batch is made channels-last before the forward pass.
         ``"auto"`` is True on CPUs where it was measured faster
-        (``benchmarks/speed.py``): with bf16, and in float32 on AVX-512
-        CPUs; on AVX2-only CPUs it trains in the default layout (channels-last
-        trained slower at width 128 there) and predicts in channels-last
-        (1.5-1.6x faster inference there); True on CUDA with mixed precision.
+        (``benchmarks/speed.py``): with bf16, and in float32 on x86 CPUs
+        with AVX-512 or AVX2 (on the latter the weight gradients of
+        convolutions with 64 or more input channels are computed in NCHW,
+        where oneDNN's channels-last kernel is slow); elsewhere it trains in
+        the default layout and predicts in channels-last; True on CUDA with
+        mixed precision.
         The choices are ``channels_last_`` (training) and
         ``inference_channels_last_`` (prediction, embedding); an explicit
         bool sets both.

@@ -14,6 +14,7 @@ from sklearn.utils import check_random_state
 from sklearn_rfcnn.exceptions import ParameterError
 
 __all__ = [
+    "cpu_avx2",
     "cpu_avx512",
     "cpu_native_bf16",
     "proc_cpuinfo_flags",
@@ -35,6 +36,8 @@ _NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 _ONEDNN_ISAS_WITHOUT_AVX512 = frozenset(
     {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2"}
 )
+#: ... and those that stop it below AVX2.
+_ONEDNN_ISAS_WITHOUT_AVX2 = frozenset({"SSE41", "AVX"})
 #: ... and those that stop it below native bf16.
 _ONEDNN_ISAS_WITHOUT_BF16 = _ONEDNN_ISAS_WITHOUT_AVX512 | {
     "AVX512_CORE",
@@ -167,6 +170,24 @@ def cpu_native_bf16():
     return tuple(flag for flag in _NATIVE_BF16_FLAGS if caps.get(flag, False))
 
 
+def cpu_avx2():
+    """Whether oneDNN can use AVX2 on this CPU (x86-64 ``avx2``, not capped below).
+
+    True also where AVX-512 is there (:func:`cpu_avx512`); False on other
+    architectures.
+
+    Examples
+    --------
+    >>> isinstance(cpu_avx2(), bool)
+    True
+    """
+    if not torch.backends.mkldnn.is_available():
+        return False
+    if _onednn_capped(_ONEDNN_ISAS_WITHOUT_AVX2):
+        return False
+    return bool(_cpu_capabilities().get("avx2", False))
+
+
 def cpu_avx512():
     """Whether oneDNN can use AVX-512 on this CPU (``avx512_f``, not capped).
 
@@ -227,15 +248,15 @@ def resolve_channels_last(channels_last, device, precision, inference=False):
     On the CPU, ``"auto"`` is True where channels-last was measured faster
     for CP-ResNet (``benchmarks/speed.py``): with bf16 autocast (AMX Xeon,
     AVX-512-BF16 EPYC: 1.2-2x on top of bf16), in float32 where oneDNN has
-    AVX-512 (1.2-1.6x training), and for inference everywhere.  For
-    *training* it is False on CPUs with AVX2 only, where the training step at
-    the paper's width measured 0.65-0.9x the default layout under an
-    AVX2-capped oneDNN, so "auto" keeps the layout that is never slower
-    there; their inference gained 1.5-1.6x at widths 24 and 128, so with
-    ``inference=True`` it is True on every CPU.  On CUDA it is True with
-    mixed precision (tensor-core convolutions in cuDNN want NHWC) and False
-    in float32, for both phases; on other devices False.  An explicit bool
-    is returned as is.
+    AVX-512 (1.2-1.6x training) or AVX2 (training 1.06x at the paper's width
+    and 1.5x at width 24, with the weight gradients of the wide convolutions
+    computed in NCHW, :mod:`~sklearn_rfcnn.utils._conv_grad`; without that,
+    0.65-0.9x at the paper's width), and for inference everywhere (1.5-1.6x
+    on an AVX2 oneDNN).  For *training* it is False on CPUs without AVX2
+    (other architectures), where it was not measured.  On CUDA it is True
+    with mixed precision (tensor-core convolutions in cuDNN want NHWC) and
+    False in float32, for both phases; on other devices False.  An explicit
+    bool is returned as is.
 
     Parameters
     ----------
@@ -265,7 +286,7 @@ def resolve_channels_last(channels_last, device, precision, inference=False):
         return bool(channels_last)
     kind = torch.device(device).type
     if kind == "cpu":
-        return precision == "bf16" or cpu_avx512() or bool(inference)
+        return precision == "bf16" or cpu_avx2() or bool(inference)
     if kind == "cuda":
         return precision != "32"
     return False
