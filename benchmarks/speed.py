@@ -18,6 +18,10 @@ same run*, interleaved, so that the ratios survive a shared, noisy machine:
     channels-last, and ``auto``: what ``precision="auto",
     channels_last="auto"`` picks on this CPU.  bf16 modes are skipped on a
     CPU without native bf16 (emulated, ~10x slower) unless ``--modes`` asks.
+    Our channels-last float32 training steps (and the bare loop's) run as
+    the estimators' do: on an AVX2 CPU without AVX-512 with the wide
+    convolutions' weight gradients in NCHW (``_training_forward``;
+    ``bench_conv_grad.py`` compares with and without).
 ``estimator``
     ``RFCNNClassifier.fit`` throughput (training clips per second over the
     epochs after the first; 128 clips = 4 batches) against a bare training
