@@ -253,10 +253,10 @@ def resolve_channels_last(channels_last, device, precision, inference=False):
     wide convolutions computed in NCHW, :mod:`~sklearn_rfcnn.utils._conv_grad`;
     without that, 0.65-0.9x at the paper's width), and for inference
     everywhere (1.5-1.6x on an AVX2 oneDNN).  For *training* it is False on
-    CPUs without AVX2 (other architectures), where it was not measured.  On CUDA it is True
-    with mixed precision (tensor-core convolutions in cuDNN want NHWC) and
-    False in float32, for both phases; on other devices False.  An explicit
-    bool is returned as is.
+    CPUs without AVX2 (other architectures), where it was not measured.  On
+    CUDA it is True with mixed precision (tensor-core convolutions in cuDNN
+    want NHWC) and False in float32, for both phases; on other devices
+    False.  An explicit bool is returned as is.
 
     Parameters
     ----------
