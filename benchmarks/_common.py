@@ -11,6 +11,7 @@ threads) and writes one JSON document with :func:`write_results`::
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -20,8 +21,10 @@ __all__ = [
     "RESULTS_DIR",
     "format_machine",
     "machine_info",
+    "machine_slug",
     "read_jsonl",
     "time_rounds",
+    "write_and_report",
     "write_results",
 ]
 
@@ -119,6 +122,40 @@ def write_results(name, results, *, started, path=None):
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(doc, indent=2, default=float) + "\n")
     os.replace(tmp, path)
+    return path
+
+
+def machine_slug(info):
+    """A file-name part naming the CPU and its kind: ``amd-epyc-avx512bf16``.
+
+    The kind is the best of AMX, AVX-512-BF16, AVX-512, AVX2; a oneDNN capped
+    with ``ONEDNN_MAX_CPU_ISA`` is named by the cap (``amd-epyc-capped-avx2``).
+    """
+    cpu = re.sub(r"[^a-z0-9]+", "-", info["cpu"].lower()).strip("-")
+    ext = info["vector_extensions"]
+    kinds = [
+        ("amx_bf16", "amx"),
+        ("avx512_bf16", "avx512bf16"),
+        ("avx512f", "avx512"),
+        ("avx2", "avx2"),
+    ]
+    kind = next((name for flag, name in kinds if flag in ext), "generic")
+    cap = info.get("onednn_max_cpu_isa")
+    if cap:
+        kind = "capped-" + re.sub(r"[^a-z0-9]+", "-", cap.lower()).strip("-")
+    return f"{cpu}-{kind}"
+
+
+def write_and_report(name, results, report, *, started, info, out=None):
+    """Write ``results`` (:func:`write_results`), print ``report`` of them; the path.
+
+    The file is ``out``, or ``RESULTS_DIR / f"{name}_{machine_slug(info)}.json"``;
+    ``report`` turns the written document into text.
+    """
+    path = Path(out) if out else RESULTS_DIR / f"{name}_{machine_slug(info)}.json"
+    path = write_results(name, results, started=started, path=path)
+    print(report(json.loads(Path(path).read_text())))
+    print(f"wrote {path}")
     return path
 
 

@@ -34,15 +34,13 @@ to ``benchmarks/results/bench_conv_grad_<cpu>.json`` (``--out`` overrides).
 
 import argparse
 import contextlib
-import json
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from _common import RESULTS_DIR, format_machine, machine_info, write_results
+from _common import format_machine, machine_info, time_rounds, write_and_report
 
 from sklearn_rfcnn.models import create_model
 from sklearn_rfcnn.utils._conv_grad import nchw_weight_grads, nchw_weight_grads_pay
@@ -150,12 +148,7 @@ def step_times(config, iters=5):
     steps = {name: _train_step(config, *v) for name, v in STEP_VARIANTS.items()}
     for fn in steps.values():
         fn()
-    times = {name: [] for name in steps}
-    for _ in range(iters):
-        for name, fn in steps.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
+    times = time_rounds(steps, iters)
     base = statistics.median(times["nchw"])
     return {
         name: {
@@ -245,13 +238,9 @@ def main(argv=None):
         iters=args.iters,
         configs=args.configs or STEP_CONFIGS,
     )
-    from speed import _machine_slug
-
-    slug = _machine_slug(info)
-    out = Path(args.out) if args.out else RESULTS_DIR / f"bench_conv_grad_{slug}.json"
-    path = write_results("bench_conv_grad", results, started=started, path=out)
-    print(report(json.loads(Path(path).read_text())))
-    print(f"wrote {path}")
+    write_and_report(
+        "bench_conv_grad", results, report, started=started, info=info, out=args.out
+    )
     return 0
 
 

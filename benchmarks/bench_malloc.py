@@ -42,7 +42,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import RESULTS_DIR, format_machine, machine_info, write_results
+from _common import format_machine, machine_info, write_and_report
 
 #: setting -> environment of its child.
 SETTINGS = {"keep": {}, "glibc": {"RFCNN_KEEP_FREED_MEMORY": "0"}}
@@ -244,13 +244,9 @@ def main(argv=None):
     configs = args.configs or (["small"] if args.quick else ["paper", "small"])
     rounds = args.rounds or (1 if args.quick else 3)
     results = run(configs, rounds, args.threads, quick=args.quick)
-    from speed import _machine_slug
-
-    slug = _machine_slug(info)
-    out = Path(args.out) if args.out else RESULTS_DIR / f"bench_malloc_{slug}.json"
-    path = write_results("bench_malloc", results, started=started, path=out)
-    print(report(json.loads(Path(path).read_text())))
-    print(f"wrote {path}")
+    write_and_report(
+        "bench_malloc", results, report, started=started, info=info, out=args.out
+    )
     return 0
 
 

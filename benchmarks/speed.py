@@ -94,7 +94,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _common import RESULTS_DIR, format_machine, machine_info, write_results
+from _common import (
+    RESULTS_DIR,
+    format_machine,
+    machine_info,
+    machine_slug,
+    write_results,
+)
 from bench_model import count_flops, plain_cp_resnet
 
 from sklearn_rfcnn.models import create_model
@@ -862,23 +868,6 @@ def _adamw_step_ms(model, device, repeats=10):
 # --------------------------------------------------------------------------
 # report
 # --------------------------------------------------------------------------
-def _machine_slug(info):
-    cpu = re.sub(r"[^a-z0-9]+", "-", info["cpu"].lower()).strip("-")
-    ext = info["vector_extensions"]
-    kind = (
-        "amx"
-        if "amx_bf16" in ext
-        else "avx512bf16"
-        if "avx512_bf16" in ext
-        else "avx512"
-        if "avx512f" in ext
-        else "avx2"
-        if "avx2" in ext
-        else "generic"
-    )
-    return f"{cpu}-{kind}"
-
-
 def _peak_text(rec):
     frac = rec.get("peak_fraction")
     return "" if frac is None else f"{frac:>7.2f}"
@@ -1213,7 +1202,7 @@ def main(argv=None):
         calls_iters=args.calls_iters,
     )
     results["load_average"] = os.getloadavg()
-    slug = _machine_slug(info) + ("_quick" if args.quick else "")
+    slug = machine_slug(info) + ("_quick" if args.quick else "")
     if torch.device(args.device).type == "cuda":
         slug = re.sub(r"[^a-z0-9]+", "-", results["gpu"]["name"].lower()).strip("-")
     out = Path(args.out) if args.out else RESULTS_DIR / f"speed_{slug}.json"

@@ -194,6 +194,18 @@ def _speed_module(monkeypatch):
     return _load_benchmark("speed.py", "_speed_under_test")
 
 
+def test_machine_slug_names_the_cpu_kind_and_a_onednn_cap(monkeypatch):
+    common = _speed_module(monkeypatch).machine_slug.__globals__
+    slug = common["machine_slug"]
+    info = {"cpu": "AMD EPYC 9R14", "vector_extensions": ["avx2", "avx512f"]}
+    assert slug(info) == "amd-epyc-9r14-avx512"
+    assert slug({**info, "vector_extensions": ["avx2"]}) == "amd-epyc-9r14-avx2"
+    capped = {**info, "onednn_max_cpu_isa": "AVX2"}
+    assert slug(capped) == "amd-epyc-9r14-capped-avx2"
+    amx = {"cpu": "Intel Xeon", "vector_extensions": ["avx512_bf16", "amx_bf16"]}
+    assert slug(amx) == "intel-xeon-amx"
+
+
 def test_speed_runs_each_phase_in_the_layout_auto_picks(monkeypatch):
     """On a CPU without AVX2 "auto" trains in NCHW and infers in channels-last:
     speed.py's model steps and bare loop (the estimator's baselines) do too."""
