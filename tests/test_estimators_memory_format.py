@@ -423,3 +423,17 @@ def test_avx2_cpu_trains_in_channels_last_with_nchw_weight_grads(
     np.testing.assert_allclose(
         clf.history_[0]["train_loss"], ref.history_[0]["train_loss"], rtol=1e-5
     )
+
+
+@pytest.mark.parametrize(
+    "caps, said", [(AVX2_ONLY, True), ({**AVX2_ONLY, "avx512_f": True}, False)]
+)
+def test_verbose_fit_says_when_weight_gradients_go_through_nchw(
+    data, monkeypatch, rerouted, capsys, caps, said
+):
+    X, y = data
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: dict(caps))
+    RFCNNClassifier(**{**FAST, "verbose": 1, "max_epochs": 1}, precision="32").fit(X, y)
+    first = capsys.readouterr().out.splitlines()[0]
+    assert "channels-last memory format" in first
+    assert ("weight gradients of wide convolutions in NCHW" in first) is said

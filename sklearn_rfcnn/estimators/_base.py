@@ -379,7 +379,7 @@ class _BaseRFCNN(
                     self._init_output_bias(net.module_, y_enc, mask, class_weight)
             self.receptive_field_ = receptive_field(module)
             if self.verbose and (accelerator is None or accelerator.is_main_process):
-                summary = self._execution_summary(device)
+                summary = self._execution_summary(device, module)
                 if accelerator is not None:
                     summary += (
                         f"; data parallel over {accelerator.num_processes} "

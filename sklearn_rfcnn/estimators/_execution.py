@@ -6,6 +6,7 @@ Also the Accelerate set-up of a data-parallel fit.
 import torch
 
 from sklearn_rfcnn.exceptions import ParameterError
+from sklearn_rfcnn.utils._conv_grad import has_wide_convs, nchw_weight_grads_pay
 from sklearn_rfcnn.utils._torch import (
     cpu_native_bf16,
     resolve_channels_last,
@@ -65,8 +66,13 @@ class _ExecutionMixin:
             return {}
         return {"optimizer__fused": True}
 
-    def _execution_summary(self, device):
-        """One line saying how the net runs on ``device`` and why (``fit``)."""
+    def _execution_summary(self, device, module=None):
+        """One line saying how the net runs on ``device`` and why (``fit``).
+
+        With ``module`` (the network), it also says when the training computes
+        the weight gradients of its wide convolutions in NCHW
+        (:mod:`~sklearn_rfcnn.utils._conv_grad`).
+        """
         name = {"32": "float32", "bf16": "bf16 autocast", "16": "float16 autocast"}
         text = f"{type(self).__name__}: {device}, {name[self.precision_]}"
         if self.precision == "auto" and device.startswith("cpu"):
@@ -78,6 +84,12 @@ class _ExecutionMixin:
             )
         names = {True: "channels-last", False: "contiguous (NCHW)"}
         text += f", {names[self.channels_last_]} memory format"
+        if (
+            module is not None
+            and nchw_weight_grads_pay(device, self.precision_, self.channels_last_)
+            and has_wide_convs(module)
+        ):
+            text += " (the weight gradients of wide convolutions in NCHW)"
         if self.inference_channels_last_ != self.channels_last_:
             text += f" ({names[self.inference_channels_last_]} for inference)"
         auto = [p for p in ("precision", "channels_last") if getattr(self, p) == "auto"]
