@@ -104,11 +104,7 @@ from _common import (
 from bench_model import count_flops, plain_cp_resnet
 
 from sklearn_rfcnn.models import create_model
-from sklearn_rfcnn.utils._conv_grad import (
-    has_wide_convs,
-    nchw_weight_grads,
-    nchw_weight_grads_pay,
-)
+from sklearn_rfcnn.utils._conv_grad import nchw_weight_grads, nchw_weight_grads_pay
 from sklearn_rfcnn.utils._torch import (
     AMP_DTYPES,
     cpu_native_bf16,
@@ -221,13 +217,11 @@ def _training_forward(model, device, precision, channels_last):
     """The context of a training forward pass, as the estimators' net enters it.
 
     :class:`~sklearn_rfcnn.utils._conv_grad.nchw_weight_grads` where
-    ``nchw_weight_grads_pay`` and the network has a wide convolution (float32
-    channels-last training on an AVX2 CPU without AVX-512), else nothing.
+    ``nchw_weight_grads_pay`` (float32 channels-last training on an AVX2 CPU
+    without AVX-512), else nothing.
     """
-    if nchw_weight_grads_pay(device, precision, channels_last) and has_wide_convs(
-        model
-    ):
-        return nchw_weight_grads()
+    if nchw_weight_grads_pay(device, precision, channels_last):
+        return nchw_weight_grads(model)
     return contextlib.nullcontext()
 
 

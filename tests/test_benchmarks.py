@@ -262,6 +262,7 @@ def test_speed_trains_with_nchw_weight_grads_where_the_estimator_does(monkeypatc
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: dict(caps))
     assert speed.auto_mode("cpu") == ("32", True)
     monkeypatch.setattr(_conv_grad, "MIN_IN_CHANNELS", 4)
+    monkeypatch.setattr(_conv_grad, "MIN_PIXELS", 1)
     seen = []
     apply = _conv_grad._Conv2dNCHWWeightGrad.apply
     monkeypatch.setattr(

@@ -364,12 +364,14 @@ def test_net_pickled_before_per_phase_layouts_still_predicts(data):
 def rerouted(monkeypatch):
     """Shapes of the inputs of the convolutions ``nchw_weight_grads`` re-routes.
 
-    The threshold is lowered to 4 channels so that FAST's width-4 network
-    has wide convolutions (its stem, on ``data``'s 2 channels, stays narrow).
+    The thresholds are lowered to 4 channels and 1 position so that FAST's
+    width-4 network on ``data``'s small maps has wide convolutions (its stem,
+    on 2 channels, stays narrow).
     """
     from sklearn_rfcnn.utils import _conv_grad
 
     monkeypatch.setattr(_conv_grad, "MIN_IN_CHANNELS", 4)
+    monkeypatch.setattr(_conv_grad, "MIN_PIXELS", 1)
     shapes = []
     apply = _conv_grad._Conv2dNCHWWeightGrad.apply
 

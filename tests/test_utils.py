@@ -550,13 +550,13 @@ def test_nchw_weight_grads_give_the_convolutions_gradients(kwargs, input_grad):
     kwargs = dict(kwargs)
     conv = torch.nn.Conv2d(64, 32, 3, bias=kwargs.pop("bias", False), **kwargs)
     conv = conv.to(memory_format=torch.channels_last)
-    x = torch.randn(2, 64, 17, 19).contiguous(memory_format=torch.channels_last)
+    x = torch.randn(2, 64, 33, 35).contiguous(memory_format=torch.channels_last)
     x.requires_grad_(input_grad)
     with torch.no_grad():
         grad = torch.randn_like(conv(x))
     out, name, expected = _conv_grads(conv, x, grad)
     assert name == "ConvolutionBackward0"
-    out2, name2, got = _conv_grads(conv, x, grad, nchw_weight_grads())
+    out2, name2, got = _conv_grads(conv, x, grad, nchw_weight_grads(conv))
     assert name2 == "_Conv2dNCHWWeightGradBackward"  # it was re-routed
     torch.testing.assert_close(out2, out, rtol=0, atol=0)  # the same forward
     assert len(got) == len(expected) == 1 + input_grad + (conv.bias is not None)
@@ -574,33 +574,81 @@ def test_nchw_weight_grads_leave_other_convolutions_alone():
     cl = torch.channels_last
     wide = torch.nn.Conv2d(64, 8, 3).to(memory_format=cl)
     narrow = torch.nn.Conv2d(16, 8, 3).to(memory_format=cl)
-    x64 = torch.randn(2, 64, 9, 9)
-    x16 = torch.randn(2, 16, 9, 9)
+    same = torch.nn.Conv2d(64, 8, 3, padding="same").to(memory_format=cl)
+    reflect = torch.nn.Conv2d(64, 8, 3, padding=1, padding_mode="reflect")
+
+    class OwnConv(torch.nn.Conv2d):  # computes the convolution itself
+        def forward(self, x):
+            return super().forward(x) * 2
+
+    own = OwnConv(64, 8, 3).to(memory_format=cl)
+    x64 = torch.randn(2, 64, 32, 32)
+    x16 = torch.randn(2, 16, 32, 32)
+    x64_cl = x64.contiguous(memory_format=cl)
     cases = {
         "NCHW input": (wide, x64),
+        "small map": (wide, torch.randn(2, 64, 31, 32).contiguous(memory_format=cl)),
         "too few channels": (narrow, x16.contiguous(memory_format=cl)),
-        "bf16 autocast": (wide, x64.contiguous(memory_format=cl)),
-        "no autograd": (wide, x64.contiguous(memory_format=cl)),
-        "string padding": (wide, x64.contiguous(memory_format=cl)),
+        "bf16 autocast": (wide, x64_cl),
+        "no autograd": (wide, x64_cl),
+        "string padding": (same, x64_cl),
+        "reflect padding": (reflect.to(memory_format=cl), x64_cl),
+        "own forward": (own, x64_cl),
     }
+
+    def run(case, net, x):
+        if case == "bf16 autocast":
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return net(x)
+        if case == "no autograd":
+            with torch.no_grad():
+                return net(x)
+        return net(x)
+
     for case, (conv, x) in cases.items():
-        with nchw_weight_grads():
-            if case == "bf16 autocast":
-                with torch.autocast("cpu", dtype=torch.bfloat16):
-                    out = conv(x)
-            elif case == "no autograd":
-                with torch.no_grad():
-                    out = conv(x)
-            elif case == "string padding":
-                out = torch.nn.functional.conv2d(x, conv.weight, padding="same")
-            else:
-                out = conv(x)
+        net = torch.nn.Sequential(conv)
+        with nchw_weight_grads(net):
+            out = run(case, net, x)
         name = type(out.grad_fn).__name__ if out.grad_fn is not None else None
         assert name != "_Conv2dNCHWWeightGradBackward", case
-    # the narrow one is re-routed with a lower threshold
-    with nchw_weight_grads(min_in_channels=16):
+        # the same values as outside the block
+        torch.testing.assert_close(out, run(case, net, x), rtol=0, atol=0)
+    # the narrow one and the small map are re-routed with lower thresholds
+    with nchw_weight_grads(narrow, min_in_channels=16):
         out = narrow(x16.contiguous(memory_format=cl))
     assert type(out.grad_fn).__name__ == "_Conv2dNCHWWeightGradBackward"
+    with nchw_weight_grads(wide, min_pixels=31 * 32):
+        out = wide(torch.randn(2, 64, 31, 32).contiguous(memory_format=cl))
+    assert type(out.grad_fn).__name__ == "_Conv2dNCHWWeightGradBackward"
+
+
+def test_nchw_weight_grads_leaves_the_network_as_it_was():
+    """Forward hooks still run inside the block; on exit (also by an
+    exception) no layer keeps the instance forward, and a pickle has none."""
+    import pickle
+
+    import torch
+
+    from sklearn_rfcnn.utils._conv_grad import nchw_weight_grads
+
+    cl = torch.channels_last
+    net = torch.nn.Sequential(torch.nn.Conv2d(64, 64, 3), torch.nn.Conv2d(64, 8, 3))
+    net = net.to(memory_format=cl)
+    seen = []
+    hook = net[1].register_forward_hook(lambda m, args, out: seen.append(out.shape))
+    x = torch.randn(2, 64, 36, 36).contiguous(memory_format=cl)
+    with nchw_weight_grads(net):
+        assert all("forward" in vars(conv) for conv in net)
+        out = net(x)
+    assert seen == [out.shape]
+    assert type(out.grad_fn).__name__ == "_Conv2dNCHWWeightGradBackward"
+    assert not any("forward" in vars(conv) for conv in net)
+    with pytest.raises(RuntimeError, match="boom"), nchw_weight_grads(net):
+        raise RuntimeError("boom")
+    assert not any("forward" in vars(conv) for conv in net)
+    hook.remove()  # (a lambda does not pickle)
+    assert not any("forward" in vars(c) for c in pickle.loads(pickle.dumps(net)))
+    assert type(net(x).grad_fn).__name__ == "ConvolutionBackward0"
 
 
 def test_has_wide_convs_finds_a_nested_convolution():

@@ -51,11 +51,7 @@ from sklearn_rfcnn.estimators._augment import AUGMENTATIONS, draw_mixup
 from sklearn_rfcnn.estimators._data import _BucketBatchSampler
 from sklearn_rfcnn.estimators._length import aggregate_windows
 from sklearn_rfcnn.estimators.callbacks import ScientificPrintLog
-from sklearn_rfcnn.utils._conv_grad import (
-    has_wide_convs,
-    nchw_weight_grads,
-    nchw_weight_grads_pay,
-)
+from sklearn_rfcnn.utils._conv_grad import nchw_weight_grads, nchw_weight_grads_pay
 from sklearn_rfcnn.utils._malloc import keep_freed_memory, release_freed_memory
 
 __all__ = []
@@ -164,7 +160,6 @@ class _RFCNNNet(NeuralNet):
         if self.channels_last:
             self.module_ = self.module_.to(memory_format=torch.channels_last)
         self._module_channels_last = bool(self.channels_last)
-        self._wide_convs = has_wide_convs(self.module_)
         return self
 
     def _module_layout(self):
@@ -260,20 +255,15 @@ class _RFCNNNet(NeuralNet):
         """:class:`~sklearn_rfcnn.utils._conv_grad.nchw_weight_grads` where it pays.
 
         On an AVX2 CPU without AVX-512, float32 channels-last training
-        (:func:`~sklearn_rfcnn.utils._conv_grad.nchw_weight_grads_pay`) of a
-        network with a wide convolution (``has_wide_convs``, decided when the
-        module is built); not with ``compile=True``, whose graph the mode
-        would break.
+        (:func:`~sklearn_rfcnn.utils._conv_grad.nchw_weight_grads_pay`); not
+        with ``compile=True``, whose graph would not see it.
         """
         precision = "32" if self.amp_dtype is None else "mixed"
         if getattr(self, "compile", False) or not nchw_weight_grads_pay(
             self.device, precision, self._module_layout()
         ):
             return contextlib.nullcontext()
-        wide = getattr(self, "_wide_convs", None)
-        if wide is None:  # a net pickled before the mode existed
-            wide = self._wide_convs = has_wide_convs(self.module_)
-        return nchw_weight_grads() if wide else contextlib.nullcontext()
+        return nchw_weight_grads(self.module_)
 
     def prepare_input(self, Xi):
         """Move a batch ``(B, C, F, T)`` to the device in the module's memory format.

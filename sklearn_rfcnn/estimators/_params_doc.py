@@ -171,8 +171,9 @@ _PARAMETERS_DOC = """arch : str, default="cp_resnet"
         ``"auto"`` is True on CPUs where it was measured faster
         (``benchmarks/speed.py``): with bf16, and in float32 on x86 CPUs
         with AVX-512 or AVX2 (on the latter the weight gradients of
-        convolutions with 64 or more input channels are computed in NCHW,
-        where oneDNN's channels-last kernel is slow); elsewhere it trains in
+        convolutions with 64 or more input channels and maps of 1024
+        positions or more are computed in NCHW, where oneDNN's channels-last
+        kernel is slow); elsewhere it trains in
         the default layout and predicts in channels-last; True on CUDA with
         mixed precision.
         The choices are ``channels_last_`` (training) and

@@ -248,8 +248,8 @@ def resolve_channels_last(channels_last, device, precision, inference=False):
     On the CPU, ``"auto"`` is True where channels-last was measured faster
     for CP-ResNet (``benchmarks/speed.py``): with bf16 autocast (AMX Xeon,
     AVX-512-BF16 EPYC: 1.2-2x on top of bf16), in float32 where oneDNN has
-    AVX-512 (1.2-1.6x training) or AVX2 (training 1.03-1.07x at the
-    paper's width and 1.3-1.5x at width 24, with the weight gradients of the
+    AVX-512 (1.2-1.6x training) or AVX2 (training 0.97-1.06x at the
+    paper's width and 1.4x at width 24, with the weight gradients of the
     wide convolutions computed in NCHW, :mod:`~sklearn_rfcnn.utils._conv_grad`;
     without that, 0.65-0.9x at the paper's width), and for inference
     everywhere (1.5-1.6x on an AVX2 oneDNN).  For *training* it is False on
