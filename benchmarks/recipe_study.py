@@ -124,6 +124,9 @@ CONFIGS = {
     # issue 12: precision at the same memory format (the default recipe otherwise)
     "fp32": {"precision": "32", "channels_last": True},
     "bf16": {"precision": "bf16", "channels_last": True},
+    # issue 27: float32 in the default layout (what "auto" trained on AVX2
+    # CPUs before they were given channels-last)
+    "fp32_nchw": {"precision": "32", "channels_last": False},
     # issue 24: the default rho (and per-axis rho_f / rho_t) at each budget
     **{f"rho{r}": {"rho": r} for r in (3, 5, 7, 9, 10, 12, 14, 16)},
     "rf5_rt12": {"rho_f": 5, "rho_t": 12},

@@ -104,6 +104,17 @@ def _onednn_capped(isas):
     )
 
 
+def _onednn_isa(flag, capped_below):
+    """Whether oneDNN can use the CPU capability ``flag``.
+
+    False without oneDNN, or when ``ONEDNN_MAX_CPU_ISA`` is one of
+    ``capped_below``.
+    """
+    if not torch.backends.mkldnn.is_available() or _onednn_capped(capped_below):
+        return False
+    return bool(_cpu_capabilities().get(flag, False))
+
+
 def resolve_device(device="auto"):
     """Turn ``"auto"`` into ``"cuda"`` when a GPU is present, else ``"cpu"``.
 
@@ -181,11 +192,7 @@ def cpu_avx2():
     >>> isinstance(cpu_avx2(), bool)
     True
     """
-    if not torch.backends.mkldnn.is_available():
-        return False
-    if _onednn_capped(_ONEDNN_ISAS_WITHOUT_AVX2):
-        return False
-    return bool(_cpu_capabilities().get("avx2", False))
+    return _onednn_isa("avx2", _ONEDNN_ISAS_WITHOUT_AVX2)
 
 
 def cpu_avx512():
@@ -196,11 +203,7 @@ def cpu_avx512():
     >>> isinstance(cpu_avx512(), bool)
     True
     """
-    if not torch.backends.mkldnn.is_available():
-        return False
-    if _onednn_capped(_ONEDNN_ISAS_WITHOUT_AVX512):
-        return False
-    return bool(_cpu_capabilities().get("avx512_f", False))
+    return _onednn_isa("avx512_f", _ONEDNN_ISAS_WITHOUT_AVX512)
 
 
 def resolve_precision(precision, device):
