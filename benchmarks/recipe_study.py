@@ -39,6 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS_DIR, format_machine, machine_info, write_results
 from _data import available_soundfonts, load_features, load_spectrograms
 
+from sklearn_rfcnn.utils import _conv_grad
+from sklearn_rfcnn.utils._torch import resolve_channels_last, resolve_precision
+
 BUDGETS = {
     "b25": dict(rho=5, width=24, max_epochs=25, batch_size=32),
     "b60": dict(rho=7, width=32, max_epochs=60),
@@ -127,6 +130,11 @@ CONFIGS = {
     # issue 27: float32 in the default layout (what "auto" trained on AVX2
     # CPUs before they were given channels-last)
     "fp32_nchw": {"precision": "32", "channels_last": False},
+    # ... and channels-last float32 with every convolution of 16 channels or
+    # more on maps of 256 positions or more re-routed through the NCHW
+    # weight gradient (REROUTED; at width 24 the library's thresholds leave
+    # all of them alone): the accuracy of that gradient path
+    "fp32_rerouted": {"precision": "32", "channels_last": True},
     # issue 24: the default rho (and per-axis rho_f / rho_t) at each budget
     **{f"rho{r}": {"rho": r} for r in (3, 5, 7, 9, 10, 12, 14, 16)},
     "rf5_rt12": {"rho_f": 5, "rho_t": 12},
@@ -154,6 +162,12 @@ CONFIGS = {
 }
 
 
+#: config -> (MIN_IN_CHANNELS, MIN_PIXELS) of ``sklearn_rfcnn.utils._conv_grad``
+#: for its runs.
+REROUTED = {"fp32_rerouted": (16, 256)}
+_LIBRARY_THRESHOLDS = (_conv_grad.MIN_IN_CHANNELS, _conv_grad.MIN_PIXELS)
+
+
 def run_one(config, budget, soundfont, seed, threads=1):
     """Fit one configuration and return its record (runs in a worker)."""
     import torch
@@ -167,6 +181,14 @@ def run_one(config, budget, soundfont, seed, threads=1):
 
     X_train, Y_train, X_test, Y_test, _ = load_features(soundfont, verbose=False)
     params = {**BUDGETS[budget], **CONFIGS[config]}
+    # set for every run: a worker process runs several configurations
+    thresholds = REROUTED.get(config, _LIBRARY_THRESHOLDS)
+    _conv_grad.MIN_IN_CHANNELS, _conv_grad.MIN_PIXELS = thresholds
+    precision = resolve_precision(params.get("precision", "auto"), "cpu")
+    layout = resolve_channels_last(
+        params.get("channels_last", "auto"), "cpu", precision
+    )
+    pays = _conv_grad.nchw_weight_grads_pay("cpu", precision, layout)
     if config == "paper":  # the paper's batch size, over the budget's epochs
         params["batch_size"] = PAPER["batch_size"]
     clf = RFCNNClassifier(**params, verbose=0, random_state=seed, device="cpu")
@@ -187,6 +209,8 @@ def run_one(config, budget, soundfont, seed, threads=1):
         "train_loss_last": float(clf.history_[-1, "train_loss"]),
         "fit_s": round(fit_s, 1),
         "threads": threads,
+        # (MIN_IN_CHANNELS, MIN_PIXELS) where the NCHW weight gradient ran
+        "nchw_weight_grads": list(thresholds) if pays else None,
     }
 
 
