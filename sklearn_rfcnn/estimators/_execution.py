@@ -6,7 +6,7 @@ Also the Accelerate set-up of a data-parallel fit.
 import torch
 
 from sklearn_rfcnn.exceptions import ParameterError
-from sklearn_rfcnn.utils._conv_grad import has_wide_convs, nchw_weight_grads_pay
+from sklearn_rfcnn.utils import _conv_grad
 from sklearn_rfcnn.utils._torch import (
     cpu_native_bf16,
     resolve_channels_last,
@@ -86,10 +86,15 @@ class _ExecutionMixin:
         text += f", {names[self.channels_last_]} memory format"
         if (
             module is not None
-            and nchw_weight_grads_pay(device, self.precision_, self.channels_last_)
-            and has_wide_convs(module)
+            and _conv_grad.nchw_weight_grads_pay(
+                device, self.precision_, self.channels_last_
+            )
+            and _conv_grad.has_wide_convs(module)
         ):
-            text += " (the weight gradients of wide convolutions in NCHW)"
+            text += (
+                " (the weight gradients of wide convolutions in NCHW, on maps"
+                f" of {_conv_grad.MIN_PIXELS} positions or more)"
+            )
         if self.inference_channels_last_ != self.channels_last_:
             text += f" ({names[self.inference_channels_last_]} for inference)"
         auto = [p for p in ("precision", "channels_last") if getattr(self, p) == "auto"]
