@@ -314,6 +314,32 @@ def test_a_trial_created_past_the_total_is_surplus_and_fits_nothing():
         objective(fifth)
 
 
+def test_a_first_trial_enqueued_twice_by_racing_workers_is_fitted_once():
+    """Two workers opening a fresh study at once both enqueue its first trials
+    (``skip_if_exists`` reads before it writes): the second copy is surplus."""
+    from sklearn.datasets import load_iris
+
+    from sklearn_rfcnn.search._scheduler import _SurplusTrial, is_surplus
+
+    X, y = load_iris(return_X_y=True)
+    search = c_search(c_range=(0.1, 10), n_trials=3, cv=2)
+    splits, _ = search._splits(X, y, None)
+    objective = search._make_objective(X, y, splits, {})
+    study = create_or_load_study(make_storage("memory"), "race")
+    for _ in range(2):  # what each worker found missing and wrote
+        study.enqueue_trial({"C": 1.0}, skip_if_exists=False)
+    first, copy = study.ask(), study.ask()
+    assert not is_surplus(first, 3)
+    assert is_surplus(copy, 3) and is_surplus(copy, None)
+    with pytest.raises(_SurplusTrial):
+        objective(copy)
+    study.tell(copy, state=TrialState.FAIL)
+    study.tell(first, objective(first))
+    third = study.ask()  # sampled: not a copy, and a place is still free
+    assert not is_surplus(third, 3)
+    assert objective(third) > 0.5
+
+
 class _SlowLogisticRegression(LogisticRegression):
     """Half a second per fit, so that a second worker process has time to start."""
 

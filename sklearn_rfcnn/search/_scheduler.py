@@ -60,7 +60,11 @@ def is_surplus(trial, n_trials):
 
     A trial runs only if fewer than ``n_trials`` live or finished trials
     precede it in the study's numbering, which the storage assigns atomically,
-    so workers racing for the last place never exceed the total.
+    so workers racing for the last place never exceed the total.  A trial
+    enqueued with the same fixed parameters as a live or finished one before
+    it is surplus too: two workers that open a fresh study at once both
+    enqueue its first trials (Optuna's ``skip_if_exists`` reads, then
+    writes), and the second copy must not be fitted again.
 
     Parameters
     ----------
@@ -73,16 +77,25 @@ def is_surplus(trial, n_trials):
     -------
     bool
     """
-    if n_trials is None:
-        return False
     optuna = _import_optuna()
     TrialState = optuna.trial.TrialState
+    trials = trial.study.get_trials(deepcopy=False)
     before = [
         t
-        for t in trial.study.get_trials(deepcopy=False)
+        for t in trials
         if t.number < trial.number and _count_towards_total(t, TrialState)
     ]
-    return len(before) >= n_trials
+    fixed = next(
+        (
+            t.system_attrs.get("fixed_params")
+            for t in trials
+            if t.number == trial.number
+        ),
+        None,
+    )
+    if fixed and any(t.system_attrs.get("fixed_params") == fixed for t in before):
+        return True
+    return n_trials is not None and len(before) >= n_trials
 
 
 class _QuietSurplus(logging.Filter):
