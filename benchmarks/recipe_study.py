@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS_DIR, format_machine, machine_info, write_results
 from _data import available_soundfonts, load_features, load_spectrograms
 
+from sklearn_rfcnn.models import _batch_norm
 from sklearn_rfcnn.utils import _conv_grad
 from sklearn_rfcnn.utils._torch import resolve_channels_last, resolve_precision
 
@@ -135,6 +136,11 @@ CONFIGS = {
     # weight gradient (REROUTED; at width 24 the library's thresholds leave
     # all of them alone): the accuracy of that gradient path
     "fp32_rerouted": {"precision": "32", "channels_last": True},
+    # ... and bf16 channels-last with torch's batch-norm kernel for every
+    # layer (TORCH_BATCH_NORM): "bf16" at b25 (width 24) normalises its
+    # 24-channel maps of 1 M values or more on wide rows
+    # (``sklearn_rfcnn.models._batch_norm``)
+    "bf16_torch_bn": {"precision": "bf16", "channels_last": True},
     # issue 24: the default rho (and per-axis rho_f / rho_t) at each budget
     **{f"rho{r}": {"rho": r} for r in (3, 5, 7, 9, 10, 12, 14, 16)},
     "rf5_rt12": {"rho_f": 5, "rho_t": 12},
@@ -165,6 +171,8 @@ CONFIGS = {
 #: config -> (MIN_IN_CHANNELS, MIN_PIXELS) of ``sklearn_rfcnn.utils._conv_grad``
 #: for its runs.
 REROUTED = {"fp32_rerouted": (16, 256)}
+#: configs run with ``RFCNN_WIDE_ROW_BATCH_NORM=0``.
+TORCH_BATCH_NORM = {"bf16_torch_bn"}
 _LIBRARY_THRESHOLDS = (_conv_grad.MIN_IN_CHANNELS, _conv_grad.MIN_PIXELS)
 
 
@@ -183,6 +191,7 @@ def run_one(config, budget, soundfont, seed, threads=1):
     params = {**BUDGETS[budget], **CONFIGS[config]}
     # set for every run: a worker process runs several configurations
     thresholds = REROUTED.get(config, _LIBRARY_THRESHOLDS)
+    os.environ[_batch_norm.ENV_VAR] = "0" if config in TORCH_BATCH_NORM else "1"
     _conv_grad.MIN_IN_CHANNELS, _conv_grad.MIN_PIXELS = thresholds
     precision = resolve_precision(params.get("precision", "auto"), "cpu")
     layout = resolve_channels_last(
@@ -211,6 +220,7 @@ def run_one(config, budget, soundfont, seed, threads=1):
         "threads": threads,
         # (MIN_IN_CHANNELS, MIN_PIXELS) where the NCHW weight gradient ran
         "nchw_weight_grads": list(thresholds) if pays else None,
+        "wide_row_batch_norm": config not in TORCH_BATCH_NORM,
     }
 
 

@@ -300,6 +300,23 @@ def test_bench_conv_grad_quick_times_both_sections(tmp_path):
     assert all(len(v["seconds"]) == 2 and v["median_s"] > 0 for v in step.values())
 
 
+@pytest.mark.slow
+def test_bench_batch_norm_quick_times_both_sections(tmp_path):
+    out = tmp_path / "bench_batch_norm_quick.json"
+    _run_quick("bench_batch_norm.py", "--threads", "1", "--out", str(out))
+    res = _read_results(out, "bench_batch_norm")["results"]
+    assert set(res["kernels"]) == {"bf16_c8", "bf16_c24", "float32_c8", "float32_c24"}
+    for row in res["kernels"].values():
+        assert row["torch_ms"] > 0 and row["wide_rows_ms"] > 0
+        assert row["wide_rows_taken"] is False  # quick maps are below MIN_VALUES
+    assert len(res["sizes"]) == 2
+    assert all(r["values"] < 2**20 and r["torch_ms"] > 0 for r in res["sizes"].values())
+    (step,) = res["step"].values()
+    taken, total = step["batch_norms_on_wide_rows"]
+    assert total >= 5 and taken == 0
+    assert all(len(ts) == 2 for ts in step["seconds"].values())
+
+
 def test_speed_op_shares_split_the_profiled_time(monkeypatch):
     speed = _speed_module(monkeypatch)
     out = speed.op_shares("tiny", "fp32", steps=1)

@@ -1,8 +1,10 @@
 """Building blocks shared by the networks.
 
-Pooling that tolerates tiny inputs, the frequency coordinate channel, the
-Shake-Shake autograd function, a probe switch for RF measurements, and the
-conversion of torch layers to :class:`~sklearn_rfcnn.receptive_field.LayerSpec`.
+Pooling that tolerates tiny inputs, the batch norm of every network (see
+``_batch_norm`` for its channels-last CPU path), the frequency coordinate
+channel, the Shake-Shake autograd function, a probe switch for RF
+measurements, and the conversion of torch layers to
+:class:`~sklearn_rfcnn.receptive_field.LayerSpec`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sklearn_rfcnn.models._batch_norm import wide_row_batch_norm, wide_rows
 from sklearn_rfcnn.receptive_field import LayerSpec
 from sklearn_rfcnn.utils._arith_checks import check_int
 
@@ -111,7 +114,11 @@ class BatchNorm2d(nn.BatchNorm2d):
     map, e.g. the last mini-batch of a tiny input) has no variance, and
     ``nn.BatchNorm2d`` raises.  Here such a batch is normalised with the
     running statistics instead (as in eval mode) and leaves them unchanged;
-    every other batch behaves exactly like ``nn.BatchNorm2d``.
+    every other batch behaves exactly like ``nn.BatchNorm2d``.  In training,
+    channels-last CPU maps with a channel count torch's kernel runs slowly
+    (:func:`~sklearn_rfcnn.models._batch_norm.wide_rows`) are normalised by
+    :func:`~sklearn_rfcnn.models._batch_norm.wide_row_batch_norm`, the same
+    function computed faster.
 
     Examples
     --------
@@ -121,18 +128,41 @@ class BatchNorm2d(nn.BatchNorm2d):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training and x.numel() <= x.shape[1]:
-            return F.batch_norm(
-                x,
-                self.running_mean,
-                self.running_var,
-                self.weight,
-                self.bias,
-                False,
-                0.0,
-                self.eps,
-            )
+        if self.training:
+            if x.numel() <= x.shape[1]:
+                return F.batch_norm(
+                    x,
+                    self.running_mean,
+                    self.running_var,
+                    self.weight,
+                    self.bias,
+                    False,
+                    0.0,
+                    self.eps,
+                )
+            k = wide_rows(x)
+            if k is not None:
+                return self._wide_row_forward(x, k)
         return super().forward(x)
+
+    def _wide_row_forward(self, x, k):
+        """``nn.BatchNorm2d.forward`` in training, by :func:`wide_row_batch_norm`."""
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.track_running_stats and self.num_batches_tracked is not None:
+            self.num_batches_tracked.add_(1)
+            if self.momentum is None:  # cumulative moving average
+                factor = 1.0 / float(self.num_batches_tracked)
+        track = self.track_running_stats
+        return wide_row_batch_norm(
+            x,
+            self.weight,
+            self.bias,
+            self.running_mean if track else None,
+            self.running_var if track else None,
+            factor,
+            self.eps,
+            k,
+        )
 
 
 class TinySafeMaxPool2d(nn.Module):
