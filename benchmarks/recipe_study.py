@@ -171,7 +171,8 @@ CONFIGS = {
 #: config -> (MIN_IN_CHANNELS, MIN_PIXELS) of ``sklearn_rfcnn.utils._conv_grad``
 #: for its runs.
 REROUTED = {"fp32_rerouted": (16, 256)}
-#: configs run with ``RFCNN_WIDE_ROW_BATCH_NORM=0``.
+#: configs run with ``RFCNN_WIDE_ROW_BATCH_NORM=0``; the others with the
+#: wide rows on one thread too (``_batch_norm.MIN_THREADS = 1``).
 TORCH_BATCH_NORM = {"bf16_torch_bn"}
 _LIBRARY_THRESHOLDS = (_conv_grad.MIN_IN_CHANNELS, _conv_grad.MIN_PIXELS)
 
@@ -192,6 +193,9 @@ def run_one(config, budget, soundfont, seed, threads=1):
     # set for every run: a worker process runs several configurations
     thresholds = REROUTED.get(config, _LIBRARY_THRESHOLDS)
     os.environ[_batch_norm.ENV_VAR] = "0" if config in TORCH_BATCH_NORM else "1"
+    # the runs' single thread would keep torch's kernel (MIN_THREADS): the
+    # study tests the wide rows' numerics, so it lets them run on one
+    _batch_norm.MIN_THREADS = 1
     _conv_grad.MIN_IN_CHANNELS, _conv_grad.MIN_PIXELS = thresholds
     precision = resolve_precision(params.get("precision", "auto"), "cpu")
     layout = resolve_channels_last(

@@ -15,8 +15,16 @@ CL = torch.channels_last
 
 @pytest.fixture
 def small_maps(monkeypatch):
-    """Wide rows for maps of any size, so that the numerics are tested small."""
+    """Wide rows for maps of any size, so that the numerics are tested small
+    (and on the tests' single thread)."""
     monkeypatch.setattr(_batch_norm, "MIN_VALUES", 0)
+    monkeypatch.setattr(_batch_norm, "MIN_THREADS", 1)
+
+
+@pytest.fixture
+def two_threads(monkeypatch):
+    """The thread floor met, whatever the tests' thread count."""
+    monkeypatch.setattr(_batch_norm, "MIN_THREADS", 1)
 
 
 def _map(shape, dtype, seed=0, loc=1.5, scale=3.0):
@@ -166,13 +174,23 @@ def test_an_nchw_upstream_gradient_is_accepted(small_maps):
         ),
     ],
 )
-def test_torch_kernel_is_kept_where_it_is_fast_or_the_view_does_not_fit(case, x):
+def test_torch_kernel_is_kept_where_it_is_fast_or_the_view_does_not_fit(
+    case, x, two_threads
+):
     if x.dim() == 4 and case != "NCHW":
         x = x.contiguous(memory_format=CL)
     assert wide_rows(x) is None, case
 
 
-def test_maps_of_min_values_take_wide_rows():
+def test_one_thread_keeps_torch_kernel(monkeypatch):
+    x = torch.zeros(8, 24, 64, 86, dtype=torch.bfloat16).contiguous(memory_format=CL)
+    monkeypatch.setattr(_batch_norm, "MIN_THREADS", 1)
+    assert wide_rows(x) == 4
+    monkeypatch.setattr(_batch_norm, "MIN_THREADS", torch.get_num_threads() + 1)
+    assert wide_rows(x) is None
+
+
+def test_maps_of_min_values_take_wide_rows(two_threads):
     x = torch.zeros(8, 24, 64, 86, dtype=torch.bfloat16)  # 1 056 768 values
     assert x.numel() >= _batch_norm.MIN_VALUES
     assert wide_rows(x.contiguous(memory_format=CL)) == 4

@@ -6,7 +6,8 @@ it runs element by element.  For CP-ResNet's width-24 first stage in bf16
 (32x24x63x107) the forward and backward pass took 9-21 ms against 4.5-7 ms
 here, with the freed buffers kept as the estimators train
 (``benchmarks/bench_batch_norm.py``); counts that are multiples of 16 run
-fast in the native kernel and keep it.
+fast in the native kernel and keep it, and so does a single thread, on
+which torch's kernel was not slow.
 
 The memory of a channels-last map ``(N, C, H, W)`` is a row-major
 ``(N*H*W, C)`` matrix, viewed here without a copy as ``(N*H*W/k, k*C)``
@@ -37,6 +38,7 @@ from torch.autograd.function import once_differentiable
 
 __all__ = [
     "ENV_VAR",
+    "MIN_THREADS",
     "MIN_VALUES",
     "positions_per_row",
     "wide_row_batch_norm",
@@ -51,6 +53,11 @@ ENV_VAR = "RFCNN_WIDE_ROW_BATCH_NORM"
 #: (CP-ResNet's width-24 maps of 15x26 at batch 32); from 1.3 M on wide rows
 #: measured 1.3-2.1x in bf16.
 MIN_VALUES = 2**20
+#: With fewer torch threads torch's kernel is kept: on one thread it ran
+#: these maps about as fast as the wide rows (x1.05 at 24 channels in bf16,
+#: x0.85 at 40), and the step did not change (x0.99); the slow case is its
+#: parallel run, 11.5 ms on two threads against 8.7 ms on one.
+MIN_THREADS = 2
 #: Channel counts that are multiples of this run fast in torch's kernel.
 _FAST_MULTIPLE = 16
 #: Each view row holds a multiple of this many values.
@@ -73,8 +80,9 @@ def positions_per_row(channels: int) -> int:
 def wide_rows(x: torch.Tensor) -> int | None:
     """The positions per view row for a training batch norm of ``x``, or None.
 
-    None (torch's kernel) unless ``x`` is a 4-d channels-last CPU map of at
-    least :data:`MIN_VALUES` values, in bf16 or float16 with a channel count
+    None (torch's kernel) unless torch runs on at least :data:`MIN_THREADS`
+    threads and ``x`` is a 4-d channels-last CPU map of at least
+    :data:`MIN_VALUES` values, in bf16 or float16 with a channel count
     that is not a multiple of 16, or in float32 with fewer than 16 channels,
     whose ``N*H*W`` positions split into rows of ``k`` (``k*C`` a multiple
     of 32); and when
@@ -93,8 +101,9 @@ def wide_rows(x: torch.Tensor) -> int | None:
     Examples
     --------
     >>> x = torch.zeros(32, 24, 63, 107, dtype=torch.bfloat16)
-    >>> wide_rows(x.contiguous(memory_format=torch.channels_last))
-    4
+    >>> cl = x.contiguous(memory_format=torch.channels_last)
+    >>> wide_rows(cl) == (4 if torch.get_num_threads() >= MIN_THREADS else None)
+    True
     >>> wide_rows(x) is None  # NCHW: torch's kernel
     True
     >>> small = x[:4, :, :16].contiguous(memory_format=torch.channels_last)
@@ -105,6 +114,8 @@ def wide_rows(x: torch.Tensor) -> int | None:
         return None
     n, c, h, w = x.shape
     if c % _FAST_MULTIPLE == 0 or h * w == 1 or x.numel() < MIN_VALUES:
+        return None
+    if torch.get_num_threads() < MIN_THREADS:
         return None
     if x.dtype not in (torch.bfloat16, torch.float16) and not (
         x.dtype == torch.float32 and c < _FAST_MULTIPLE
