@@ -1,13 +1,18 @@
 """Training-mode batch norm of channels-last CPU maps with few channels.
 
-torch's CPU kernel for a channels-last map vectorises along the channels:
-with a channel count that is not a multiple of 16 (24, 40, 8, ...) much of
-it runs element by element.  For CP-ResNet's width-24 first stage in bf16
-(32x24x63x107) the forward and backward pass took 9-21 ms against 4.5-7 ms
-here, with the freed buffers kept as the estimators train
-(``benchmarks/bench_batch_norm.py``); counts that are multiples of 16 run
-fast in the native kernel and keep it, and so does a single thread, on
-which torch's kernel was not slow.
+torch's CPU kernel for a channels-last map (torch 2.x,
+``batch_norm_kernel.cpp``) runs its vector loop along the channels in
+steps of a whole vector (32 bf16 values with AVX-512), the rest element by
+element, and accumulates each thread's sums in a row of ``C`` floats of
+one buffer: unless ``4 * C`` bytes is a multiple of the 64-byte cache line
+(``C`` a multiple of 16), neighbouring threads' rows share a line, which
+every position's update then passes back and forth between the cores.  For
+CP-ResNet's width-24 first stage in bf16 (32x24x63x107) the forward and
+backward pass took 11.5 ms on two threads, more than on one (8.7 ms),
+against 7.4 ms here (4.3 against 17.1 ms with an AVX2 torch), with the freed
+buffers kept as the estimators train (``benchmarks/bench_batch_norm.py``).
+Counts that are multiples of 16 keep torch's kernel, which is faster there,
+and so does a single thread, where it was not slow.
 
 The memory of a channels-last map ``(N, C, H, W)`` is a row-major
 ``(N*H*W, C)`` matrix, viewed here without a copy as ``(N*H*W/k, k*C)``
