@@ -8,6 +8,7 @@ threads) and writes one JSON document with :func:`write_results`::
      "wall_s": ..., "results": ...}
 """
 
+import argparse
 import json
 import os
 import platform
@@ -19,10 +20,12 @@ from pathlib import Path
 
 __all__ = [
     "RESULTS_DIR",
+    "bench_parser",
     "format_machine",
     "machine_info",
     "machine_slug",
     "read_jsonl",
+    "run_benchmark",
     "time_rounds",
     "write_and_report",
     "write_results",
@@ -157,6 +160,42 @@ def write_and_report(name, results, report, *, started, info, out=None):
     print(report(json.loads(Path(path).read_text())))
     print(f"wrote {path}")
     return path
+
+
+def bench_parser(doc, sections, *, reps, iters, quick_help):
+    """The command line of a sectioned benchmark: the options they all take.
+
+    ``--sections`` (``sections``, all by default), ``--threads`` (2),
+    ``--reps`` and ``--iters`` (defaults ``reps`` and ``iters``),
+    ``--quick`` and ``--out``; the script adds its own.
+    """
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument(
+        "--sections", nargs="+", choices=list(sections), default=list(sections)
+    )
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--reps", type=int, default=reps)
+    p.add_argument("--iters", type=int, default=iters)
+    p.add_argument("--quick", action="store_true", help=quick_help)
+    p.add_argument("--out", default=None)
+    return p
+
+
+def run_benchmark(name, args, run, report):
+    """Run ``run()`` on ``args.threads`` torch threads, write and print its results.
+
+    The machine is printed first; the JSON goes where :func:`write_and_report`
+    puts it (``args.out`` if given).  Returns 0, the script's exit status.
+    """
+    import torch
+
+    torch.set_num_threads(args.threads)
+    started = time.time()
+    info = machine_info()
+    print(format_machine(info))
+    results = run()
+    write_and_report(name, results, report, started=started, info=info, out=args.out)
+    return 0
 
 
 def time_rounds(calls, rounds):

@@ -18,10 +18,11 @@ the estimators keep them (``keep_freed_memory``):
   change), with the wide rows on and off (``RFCNN_WIDE_ROW_BATCH_NORM``),
   interleaved for ``--iters`` rounds.
 
-Whether a layer takes the wide rows is ``wide_rows``' rule (bf16 or float16
-with a channel count that is not a multiple of 16, float32 below 16
-channels); the kernels section measures every count in both dtypes
-regardless, so that the rule can be checked on another CPU.  To stand in for
+Whether a layer takes the wide rows is ``wide_rows``' rule (two torch
+threads or more, maps of ``MIN_VALUES`` values or more, bf16 or float16 with
+a channel count that is not a multiple of 16, float32 below 16 channels);
+the kernels and sizes sections measure every case regardless, so that the
+rule can be checked on another CPU or thread count (``--threads``).  To stand in for
 an AVX2-only CPU on a newer one::
 
     ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 \\
@@ -36,16 +37,14 @@ The machine (``_common.machine_info``) is printed with the figures; results go
 to ``benchmarks/results/bench_batch_norm_<cpu>.json`` (``--out`` overrides).
 """
 
-import argparse
 import copy
 import os
 import statistics
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
-from _common import format_machine, machine_info, time_rounds, write_and_report
+from _common import bench_parser, format_machine, run_benchmark, time_rounds
 
 from sklearn_rfcnn.models import create_model
 from sklearn_rfcnn.models._batch_norm import (
@@ -226,6 +225,13 @@ def run(sections, quick=False, reps=11, iters=7, widths=STEP_WIDTHS):
     return results
 
 
+def _kernel_row(label, r):
+    return (
+        f"  {label} {r['torch_ms']:7.2f} / {r['wide_rows_ms']:7.2f}  "
+        f"x{r['speedup']:.2f}" + (" *" if r["wide_rows_taken"] else "")
+    )
+
+
 def report(doc):
     res = doc["results"]
     lines = [format_machine(doc["machine"])]
@@ -235,22 +241,18 @@ def report(doc):
             f"{tuple(res['kernel_map'])} maps, median ms: "
             "torch's kernel / wide rows (speed-up; * = wide_rows takes it)"
         )
-        for r in res["kernels"].values():
-            lines.append(
-                f"  {r['dtype']:7s} C={r['channels']:<3d} {r['torch_ms']:7.2f} / "
-                f"{r['wide_rows_ms']:7.2f}  x{r['speedup']:.2f}"
-                + (" *" if r["wide_rows_taken"] else "")
-            )
+        lines += [
+            _kernel_row(f"{r['dtype']:7s} C={r['channels']:<3d}", r)
+            for r in res["kernels"].values()
+        ]
     if "sizes" in res:
         lines.append(
             "the same, bf16, 24 channels, by map size: torch's kernel / wide rows"
         )
-        for r in res["sizes"].values():
-            lines.append(
-                f"  {tuple(r['shape'])} ({r['values'] / 1e6:.2f} M values): "
-                f"{r['torch_ms']:.2f} / {r['wide_rows_ms']:.2f}  x{r['speedup']:.2f}"
-                + (" *" if r["wide_rows_taken"] else "")
-            )
+        lines += [
+            _kernel_row(f"{tuple(r['shape'])} ({r['values'] / 1e6:.2f} M values)", r)
+            for r in res["sizes"].values()
+        ]
     if "step" in res:
         lines.append(
             "CP-ResNet training step in auto, wide rows on vs off (median, best)"
@@ -268,35 +270,27 @@ def report(doc):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument(
-        "--sections",
-        nargs="+",
-        choices=["kernels", "sizes", "step"],
-        default=["kernels", "sizes", "step"],
+    p = bench_parser(
+        __doc__,
+        ["kernels", "sizes", "step"],
+        reps=11,
+        iters=7,
+        quick_help="small maps, tiny network",
     )
     p.add_argument("--widths", nargs="+", type=int, default=list(STEP_WIDTHS))
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--reps", type=int, default=11)
-    p.add_argument("--iters", type=int, default=7)
-    p.add_argument("--quick", action="store_true", help="small maps, tiny network")
-    p.add_argument("--out", default=None)
     args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    started = time.time()
-    info = machine_info()
-    print(format_machine(info))
-    results = run(
-        args.sections,
-        quick=args.quick,
-        reps=2 if args.quick else args.reps,
-        iters=args.iters,
-        widths=tuple(args.widths),
+    return run_benchmark(
+        "bench_batch_norm",
+        args,
+        lambda: run(
+            args.sections,
+            quick=args.quick,
+            reps=2 if args.quick else args.reps,
+            iters=args.iters,
+            widths=tuple(args.widths),
+        ),
+        report,
     )
-    write_and_report(
-        "bench_batch_norm", results, report, started=started, info=info, out=args.out
-    )
-    return 0
 
 
 if __name__ == "__main__":

@@ -33,7 +33,6 @@ The machine (``_common.machine_info``) is printed with the figures; results go
 to ``benchmarks/results/bench_conv_grad_<cpu>.json`` (``--out`` overrides).
 """
 
-import argparse
 import contextlib
 import statistics
 import sys
@@ -41,7 +40,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from _common import format_machine, machine_info, time_rounds, write_and_report
+from _common import bench_parser, format_machine, run_benchmark, time_rounds
 
 from sklearn_rfcnn.models import create_model
 from sklearn_rfcnn.utils._conv_grad import nchw_weight_grads, nchw_weight_grads_pay
@@ -237,35 +236,27 @@ def report(doc):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument(
-        "--sections",
-        nargs="+",
-        choices=["kernels", "step"],
-        default=["kernels", "step"],
+    p = bench_parser(
+        __doc__,
+        ["kernels", "step"],
+        reps=3,
+        iters=5,
+        quick_help="small shapes, tiny network",
     )
     p.add_argument("--configs", nargs="+", choices=list(STEP_CONFIGS), default=None)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--reps", type=int, default=3)
-    p.add_argument("--iters", type=int, default=5)
-    p.add_argument("--quick", action="store_true", help="small shapes, tiny network")
-    p.add_argument("--out", default=None)
     args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    started = time.time()
-    info = machine_info()
-    print(format_machine(info))
-    results = run(
-        args.sections,
-        quick=args.quick,
-        reps=1 if args.quick else args.reps,
-        iters=args.iters,
-        configs=args.configs or STEP_CONFIGS,
+    return run_benchmark(
+        "bench_conv_grad",
+        args,
+        lambda: run(
+            args.sections,
+            quick=args.quick,
+            reps=1 if args.quick else args.reps,
+            iters=args.iters,
+            configs=args.configs or STEP_CONFIGS,
+        ),
+        report,
     )
-    write_and_report(
-        "bench_conv_grad", results, report, started=started, info=info, out=args.out
-    )
-    return 0
 
 
 if __name__ == "__main__":
