@@ -90,9 +90,8 @@ def wide_rows(x: torch.Tensor) -> int | None:
     :data:`MIN_VALUES` values, in bf16 or float16 with a channel count
     that is not a multiple of 16, or in float32 with fewer than 16 channels,
     whose ``N*H*W`` positions split into rows of ``k`` (``k*C`` a multiple
-    of 32); and when
-    ``RFCNN_WIDE_ROW_BATCH_NORM=0``, under ``torch.compile`` or in
-    TorchScript.
+    of 32).  Also None with ``RFCNN_WIDE_ROW_BATCH_NORM=0``, under
+    ``torch.compile`` and in TorchScript.
 
     Parameters
     ----------
