@@ -317,6 +317,23 @@ def test_bench_batch_norm_quick_times_both_sections(tmp_path):
     assert all(len(ts) == 2 for ts in step["seconds"].values())
 
 
+@pytest.mark.slow
+def test_bench_inference_quick_times_both_sections(tmp_path):
+    out = tmp_path / "bench_inference_quick.json"
+    _run_quick("bench_inference.py", "--threads", "1", "--out", str(out))
+    res = _read_results(out, "bench_inference")["results"]
+    assert {r["dtype"] for r in res["pool"].values()} == {"bf16", "float32"}
+    for row in res["pool"].values():
+        assert row["torch_ms"] > 0 and row["strided_ms"] > 0
+        assert row["strided_taken"] is True  # 24 channels
+    (inference,) = res["inference"].values()
+    before, after = inference["batch_norms"]
+    assert before > 5 and after == 1  # only the classifier's is left
+    assert set(inference["speedup_median"]) == {"folded", "folded_pool"}
+    assert all(len(ts) == 2 for ts in inference["seconds"].values())
+    assert all(d < 0.1 for d in inference["max_abs_diff_over_max_abs"].values())
+
+
 def test_speed_op_shares_split_the_profiled_time(monkeypatch):
     speed = _speed_module(monkeypatch)
     out = speed.op_shares("tiny", "fp32", steps=1)

@@ -182,6 +182,9 @@ class ResNetBlock(nn.Module):
     torch.Size([1, 8, 5, 5])
     """
 
+    #: each batch norm reads only its convolution's output (see ``models._fold``)
+    conv_bn_pairs = (("conv1", "bn1"), ("conv2", "bn2"))
+
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(

@@ -79,6 +79,9 @@ class ResidualBranch(nn.Module):
     (5, 9)
     """
 
+    #: each batch norm reads only its convolution's output (see ``models._fold``)
+    conv_bn_pairs = (("conv1", "bn1"), ("conv2", "bn2"))
+
     def __init__(
         self,
         in_channels: int,

@@ -1,0 +1,214 @@
+"""Batch norms folded into the convolutions before them, for inference.
+
+In eval mode a batch norm is a per-channel affine map, ``y = s * (z - mean) +
+beta`` with ``s = gamma / sqrt(var + eps)``; after a convolution ``z = w * x
+(+ b)`` it can be computed by the convolution itself, with weights ``s * w``
+and bias ``s * (b - mean) + beta`` (``torch.nn.utils.fusion``).  That removes
+one pass over every activation map of an inference pass: the batch norm
+reads and writes the whole map, memory-bound work that costs more the
+faster the convolutions are.  On an AMD EPYC with AVX-512-BF16 (bf16 +
+channels-last, ``benchmarks/bench_inference.py``) batch norm is a fifth of
+CP-ResNet's inference at width 24 and 4% at width 128.
+
+:func:`folded_for_inference` gives the folded copy of a network, cached per
+network and rebuilt when any of its parameters or buffers changes (training,
+``load_state_dict``, a layout change).  The estimators use it for their
+mixed-precision inference passes only: there the batch norm already
+computes on rounded convolution outputs, and the folded pass rounds once
+less but rounds the folded weights (its error against float32 is of the
+same size, see ``tests/test_models_fold.py``).  Float32 inference keeps the
+network as it is, so its outputs stay those of earlier releases to the bit.
+
+Which pairs are folded: in an ``nn.Sequential``, a ``Conv2d`` directly
+followed by a ``BatchNorm2d`` (the output of one is the input of the next);
+in any module, the ``(conv, bn)`` attribute names its class lists in
+``conv_bn_pairs`` (its ``forward`` applies ``bn`` directly to ``conv``'s
+output and nothing else reads it).  A batch norm without running statistics
+(``track_running_stats=False``, which normalises with the batch's own in
+eval mode too) is never folded, nor a pair whose folded weights or bias
+would not be finite in the inference dtype.  ``RFCNN_FOLD_BATCH_NORM=0``
+turns the folding off.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import threading
+import weakref
+from itertools import chain, pairwise
+
+import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+__all__ = ["ENV_VAR", "conv_bn_pairs", "fold_batch_norms", "folded_for_inference"]
+
+#: Set to ``0`` to run inference through the batch norms as they are.
+ENV_VAR = "RFCNN_FOLD_BATCH_NORM"
+
+_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_cache_lock = threading.Lock()
+
+
+def conv_bn_pairs(module: nn.Module) -> list[tuple[str, str]]:
+    """The ``(conv, batch norm)`` child names of ``module`` that can be folded.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+
+    Returns
+    -------
+    pairs : list of (str, str)
+        Names of direct children: in an ``nn.Sequential`` each ``Conv2d``
+        followed by a ``BatchNorm2d``, elsewhere the class's
+        ``conv_bn_pairs``; only batch norms with running statistics.
+
+    Examples
+    --------
+    >>> block = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU())
+    >>> conv_bn_pairs(block)
+    [('0', '1')]
+    >>> conv_bn_pairs(nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.BatchNorm2d(4)))
+    []
+    """
+    children = module._modules
+    if isinstance(module, nn.Sequential):
+        names = list(children)
+        candidates = list(pairwise(names))
+    else:
+        candidates = list(getattr(type(module), "conv_bn_pairs", ()))
+    return [
+        (c, b)
+        for c, b in candidates
+        if type(children.get(c)) is nn.Conv2d
+        and isinstance(children.get(b), nn.BatchNorm2d)
+        and children[b].running_mean is not None
+        and children[b].running_var is not None
+    ]
+
+
+def fold_batch_norms(module: nn.Module, dtype: torch.dtype | None = None) -> nn.Module:
+    """An eval-mode copy of ``module`` with its batch norms folded.
+
+    Every pair of :func:`conv_bn_pairs` becomes one convolution (weights
+    ``s * w``, bias ``s * (b - mean) + beta``, by
+    :func:`torch.nn.utils.fusion.fuse_conv_bn_eval`) followed by an
+    ``nn.Identity``.  The copy's outputs equal the eval-mode outputs of
+    ``module`` up to rounding; its parameters do not require gradients and
+    keep the memory format of the originals.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Left unchanged.
+    dtype : torch.dtype or None, default=None
+        The dtype the copy will compute in (an autocast dtype): a pair whose
+        folded weights or bias overflow it is left as it is.
+
+    Returns
+    -------
+    folded : torch.nn.Module
+
+    Examples
+    --------
+    >>> g = torch.Generator().manual_seed(0)
+    >>> net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU())
+    >>> with torch.no_grad():
+    ...     _ = net[1].running_mean.uniform_(-1, 1, generator=g)
+    ...     _ = net[1].running_var.uniform_(0.5, 2, generator=g)
+    >>> net = net.eval()
+    >>> folded = fold_batch_norms(net)
+    >>> folded
+    Sequential(
+      (0): Conv2d(1, 4, kernel_size=(3, 3), stride=(1, 1))
+      (1): Identity()
+      (2): ReLU()
+    )
+    >>> x = torch.randn(2, 1, 8, 8, generator=g)
+    >>> torch.allclose(folded(x), net(x), atol=1e-6)
+    True
+    """
+    with torch.inference_mode(False), torch.no_grad():
+        folded = copy.deepcopy(module).eval()
+        for parent in list(folded.modules()):
+            for conv_name, bn_name in conv_bn_pairs(parent):
+                conv = parent._modules[conv_name]
+                fused = fuse_conv_bn_eval(conv, parent._modules[bn_name])
+                if dtype is not None and not _finite_in(fused, dtype):
+                    continue
+                if conv.weight.is_contiguous(memory_format=torch.channels_last):
+                    fused.weight.data = fused.weight.data.contiguous(
+                        memory_format=torch.channels_last
+                    )
+                parent._modules[conv_name] = fused
+                parent._modules[bn_name] = nn.Identity()
+        folded.requires_grad_(False)
+    return folded
+
+
+def _finite_in(conv: nn.Conv2d, dtype: torch.dtype) -> bool:
+    """Whether a folded convolution's weights and bias are finite in ``dtype``."""
+    return all(bool(torch.isfinite(p.to(dtype)).all()) for p in conv.parameters())
+
+
+def _has_hooks(module: nn.Module) -> bool:
+    """Whether a submodule has forward hooks (they must see the module itself)."""
+    return any(m._forward_hooks or m._forward_pre_hooks for m in module.modules())
+
+
+def _state_key(module: nn.Module, dtype) -> tuple:
+    """What a folded copy depends on: every tensor's storage and version."""
+    tensors = chain(module.parameters(), module.buffers())
+    return (dtype, tuple((t.data_ptr(), t._version) for t in tensors))
+
+
+def folded_for_inference(
+    module: nn.Module, dtype: torch.dtype | None = None
+) -> nn.Module:
+    """:func:`fold_batch_norms` of ``module``, cached until the module changes.
+
+    The copy is kept (weakly keyed by ``module``) and built again when a
+    parameter or buffer of ``module`` is updated in place (an optimizer step,
+    a training pass's running statistics, ``load_state_dict``) or replaced
+    (``module.to(...)``); the check costs about 1 µs per tensor.  With
+    ``RFCNN_FOLD_BATCH_NORM=0``, when ``module`` has no pair to fold, and
+    when a submodule has forward hooks (which must see the modules they were
+    registered on, batch norms included), ``module`` itself is returned.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+    dtype : torch.dtype or None, default=None
+        As in :func:`fold_batch_norms`.
+
+    Returns
+    -------
+    module : torch.nn.Module
+        In eval mode, to be used without gradients.
+
+    Examples
+    --------
+    >>> net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4)).eval()
+    >>> folded = folded_for_inference(net)
+    >>> folded is folded_for_inference(net)  # unchanged: the cached copy
+    True
+    >>> with torch.no_grad():
+    ...     _ = net[0].weight.mul_(2)
+    >>> folded is folded_for_inference(net)  # a new copy for the new weights
+    False
+    """
+    if os.environ.get(ENV_VAR, "1").strip() == "0" or _has_hooks(module):
+        return module
+    key = _state_key(module, dtype)
+    with _cache_lock:
+        cached = _cache.get(module)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    if not any(conv_bn_pairs(m) for m in module.modules()):
+        return module
+    folded = fold_batch_norms(module, dtype)
+    with _cache_lock:
+        _cache[module] = (key, folded)
+    return folded
