@@ -18,7 +18,9 @@ same run*, interleaved, so that the ratios survive a shared, noisy machine:
     channels-last, and ``auto``: what ``precision="auto",
     channels_last="auto"`` picks on this CPU.  bf16 modes are skipped on a
     CPU without native bf16 (emulated, ~10x slower) unless ``--modes`` asks.
-    Our channels-last float32 training steps (and the bare loop's) run as
+    Our inference passes run the network the estimators' do (batch norms
+    folded into the convolutions under mixed precision, ``models._fold``);
+    our channels-last float32 training steps (and the bare loop's) run as
     the estimators' do: on an AVX2 CPU without AVX-512 with the wide
     convolutions' weight gradients in NCHW (``_training_forward``;
     ``bench_conv_grad.py`` compares with and without).
@@ -104,6 +106,7 @@ from _common import (
 from bench_model import count_flops, plain_cp_resnet
 
 from sklearn_rfcnn.models import create_model
+from sklearn_rfcnn.models._fold import inference_module
 from sklearn_rfcnn.utils._conv_grad import nchw_weight_grads, nchw_weight_grads_pay
 from sklearn_rfcnn.utils._torch import (
     AMP_DTYPES,
@@ -301,7 +304,9 @@ def _steps(model, x, y, precision, channels_last, device="cpu"):
     """(train_step, forward) closures of one model in one mode on ``device``.
 
     Each phase runs in its own layout (``_phase_layouts``); the weights are
-    converted when the phase changes, as the estimator's net does.
+    converted when the phase changes, and inference runs
+    :func:`~sklearn_rfcnn.models._fold.inference_module` (the batch norms
+    folded under mixed precision), as the estimator's net does.
     """
     model, y = model.to(device), y.to(device)
     layout = _PhaseLayouts(model, channels_last)
@@ -326,8 +331,9 @@ def _steps(model, x, y, precision, channels_last, device="cpu"):
         layout.enter(inference=True)
         x = xs[1]
         model.eval()
+        net = inference_module(model, AMP_DTYPES[precision])
         with torch.inference_mode(), _autocast(device, precision):
-            model(x)
+            net(x)
 
     return train_step, forward
 
@@ -472,8 +478,10 @@ class _BareLoop:
     The yardstick of the estimator: the same network, precision, memory
     format and batch size, zero_grad + forward + loss + backward + AdamW
     step per batch, host batches copied to the device (from pinned memory,
-    without blocking, on a GPU) and given the memory format there -- and
-    nothing else (no validation, augmentation or bookkeeping).
+    without blocking, on a GPU) and given the memory format there, inference
+    through :func:`~sklearn_rfcnn.models._fold.inference_module` (the
+    network the estimators' inference runs) -- and nothing else (no
+    validation, augmentation or bookkeeping).
     """
 
     def __init__(self, model, precision, channels_last, device="cpu"):
@@ -511,11 +519,12 @@ class _BareLoop:
     def predict(self, batches):
         self.layout.enter(inference=True)
         self.model.eval()
+        net = inference_module(self.model, AMP_DTYPES[self.precision])
         outs = []
         with torch.inference_mode():
             for x, _ in batches:
                 with _autocast(self.device, self.precision):
-                    outs.append(self.model(self._input(x)).float().cpu())
+                    outs.append(net(self._input(x)).float().cpu())
         return outs
 
 

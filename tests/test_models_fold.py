@@ -13,6 +13,7 @@ from sklearn_rfcnn.models._fold import (
     conv_bn_pairs,
     fold_batch_norms,
     folded_for_inference,
+    inference_module,
 )
 from sklearn_rfcnn.models._layers import (
     TinySafeMaxPool2d,
@@ -181,6 +182,17 @@ def test_nothing_is_folded_when_switched_off_or_hooked(monkeypatch):
     assert folded_for_inference(model, torch.bfloat16) is not model
     plain = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU())
     assert folded_for_inference(plain) is plain
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch._dynamo's import
+def test_inference_module_folds_under_mixed_precision_only():
+    model = create_model("cp_resnet", width=4).eval()
+    assert inference_module(model, None) is model  # float32: as it is
+    for dtype in (torch.bfloat16, torch.float16):
+        assert inference_module(model, dtype) is folded_for_inference(model, dtype)
+        assert _batch_norms(inference_module(model, dtype)) == 1
+    compiled = torch.compile(model)  # compiles lazily: nothing runs here
+    assert inference_module(compiled, torch.bfloat16) is compiled
 
 
 # -- the estimators ----------------------------------------------------------

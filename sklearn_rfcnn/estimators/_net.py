@@ -26,7 +26,7 @@ keep it as ``net_``.  The net differs from skorch's ``NeuralNet`` in these ways:
   module's memory format.
 * mixed-precision inference passes run a copy of the module with every
   batch norm folded into the convolution before it
-  (:func:`~sklearn_rfcnn.models._fold.folded_for_inference`, cached until
+  (:func:`~sklearn_rfcnn.models._fold.inference_module`, cached until
   the weights change); float32 inference runs the module as it is;
 * training and inference on the CPU run in
   :func:`~sklearn_rfcnn.utils._malloc.keep_freed_memory`, so that glibc
@@ -55,7 +55,7 @@ from sklearn_rfcnn.estimators._augment import AUGMENTATIONS, draw_mixup
 from sklearn_rfcnn.estimators._data import _BucketBatchSampler
 from sklearn_rfcnn.estimators._length import aggregate_windows
 from sklearn_rfcnn.estimators.callbacks import ScientificPrintLog
-from sklearn_rfcnn.models._fold import folded_for_inference
+from sklearn_rfcnn.models._fold import inference_module
 from sklearn_rfcnn.utils._conv_grad import nchw_weight_grads, nchw_weight_grads_pay
 from sklearn_rfcnn.utils._malloc import keep_freed_memory, release_freed_memory
 
@@ -273,15 +273,13 @@ class _RFCNNNet(NeuralNet):
     def _inference_module(self):
         """The module that :meth:`forward_clips` and :meth:`forward_windows` run.
 
-        Under mixed precision, the copy with the batch norms folded into the
-        convolutions (:func:`~sklearn_rfcnn.models._fold.folded_for_inference`:
-        one pass over each map less, and one rounding less); in float32, and
-        with ``compile=True`` (whose compiled graph is the module's), the
-        module itself, so that float32 outputs stay those of earlier releases.
+        :func:`~sklearn_rfcnn.models._fold.inference_module`: under mixed
+        precision the copy with the batch norms folded into the convolutions
+        (one pass over each map less); in float32, and with ``compile=True``,
+        the module itself, so that float32 outputs stay those of earlier
+        releases.
         """
-        if self.amp_dtype is None or getattr(self, "compile", False):
-            return self.module_
-        return folded_for_inference(self.module_, self.amp_dtype)
+        return inference_module(self.module_, self.amp_dtype)
 
     def prepare_input(self, Xi):
         """Move a batch ``(B, C, F, T)`` to the device in the module's memory format.

@@ -12,8 +12,9 @@ CP-ResNet's inference at width 24 and 4% at width 128.
 
 :func:`folded_for_inference` gives the folded copy of a network, cached per
 network and rebuilt when any of its parameters or buffers changes (training,
-``load_state_dict``, a layout change).  The estimators use it for their
-mixed-precision inference passes only: there the batch norm already
+``load_state_dict``, a layout change).  :func:`inference_module` is the
+policy the estimators' inference passes (and the benchmarks' bare loops)
+follow: the folded copy under mixed precision only: there the batch norm already
 computes on rounded convolution outputs, and the folded pass rounds once
 less but rounds the folded weights (its error against float32 is of the
 same size, see ``tests/test_models_fold.py``).  Float32 inference keeps the
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 import threading
 import weakref
 from itertools import chain, pairwise
@@ -42,7 +44,13 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-__all__ = ["ENV_VAR", "conv_bn_pairs", "fold_batch_norms", "folded_for_inference"]
+__all__ = [
+    "ENV_VAR",
+    "conv_bn_pairs",
+    "fold_batch_norms",
+    "folded_for_inference",
+    "inference_module",
+]
 
 #: Set to ``0`` to run inference through the batch norms as they are.
 ENV_VAR = "RFCNN_FOLD_BATCH_NORM"
@@ -212,3 +220,40 @@ def folded_for_inference(
     with _cache_lock:
         _cache[module] = (key, folded)
     return folded
+
+
+def inference_module(module: nn.Module, amp_dtype: torch.dtype | None) -> nn.Module:
+    """The network an inference pass under ``amp_dtype`` autocast runs.
+
+    :func:`folded_for_inference` under mixed precision (``amp_dtype``
+    ``torch.bfloat16`` or ``torch.float16``); ``module`` itself in float32
+    (``amp_dtype=None``), whose outputs stay those of earlier releases to
+    the bit, and when ``module`` is compiled (``torch.compile``: its graph is
+    the module's).
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+    amp_dtype : torch.dtype or None
+
+    Returns
+    -------
+    module : torch.nn.Module
+
+    Examples
+    --------
+    >>> net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4)).eval()
+    >>> inference_module(net, None) is net
+    True
+    >>> inference_module(net, torch.bfloat16)[1]
+    Identity()
+    """
+    if amp_dtype is None or _compiled(module):
+        return module
+    return folded_for_inference(module, amp_dtype)
+
+
+def _compiled(module: nn.Module) -> bool:
+    """Whether ``module`` is a ``torch.compile`` wrapper (dynamo never loaded: no)."""
+    eval_frame = sys.modules.get("torch._dynamo.eval_frame")
+    return eval_frame is not None and isinstance(module, eval_frame.OptimizedModule)
