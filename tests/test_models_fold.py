@@ -139,36 +139,54 @@ def test_pairs_that_cannot_be_folded_are_left():
     assert _batch_norms(fold_batch_norms(huge, torch.bfloat16)) == 0
 
 
-def test_folded_copy_is_cached_until_the_network_changes():
-    model = create_model("cp_resnet", width=4).eval()
+def test_folded_copy_is_cached_and_follows_the_network():
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 1, 20, 20, generator=g)
+    model = _trained_stats(create_model("cp_resnet", width=4), x)
+
+    def check(folded):
+        """The cached copy computes what a copy folded now computes, exactly."""
+        assert _batch_norms(folded) == 1
+        with torch.no_grad():
+            assert torch.equal(folded(x), fold_batch_norms(model, torch.bfloat16)(x))
+
     first = folded_for_inference(model, torch.bfloat16)
-    assert first is not model and _batch_norms(first) == 1
+    check(first)
     assert folded_for_inference(model, torch.bfloat16) is first
-    assert folded_for_inference(model, torch.float16) is not first  # other dtype
-    second = folded_for_inference(model, torch.bfloat16)
-    # an optimizer step
+    # an optimizer step: the folded weights are recomputed into the copy
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    model(torch.randn(2, 1, 20, 20)).sum().backward()
-    opt.step()
-    third = folded_for_inference(model, torch.bfloat16)
-    assert third is not second
-    # a training pass (running statistics)
     model.train()
-    with torch.no_grad():
-        model(torch.randn(2, 1, 20, 20))
+    model(x).sum().backward()  # (a training pass: new running statistics)
+    opt.step()
     model.eval()
-    fourth = folded_for_inference(model, torch.bfloat16)
-    assert fourth is not third
-    # load_state_dict, and a layout change
-    model.load_state_dict(create_model("cp_resnet", width=4).state_dict())
-    fifth = folded_for_inference(model, torch.bfloat16)
-    assert fifth is not fourth
+    assert folded_for_inference(model, torch.bfloat16) is first
+    check(first)
+    # load_state_dict
+    model.load_state_dict(
+        _trained_stats(create_model("cp_resnet", width=4), x, 7).state_dict()
+    )
+    assert folded_for_inference(model, torch.bfloat16) is first
+    check(first)
+    # a new structure (here a layout change) gives a new copy
     model.to(memory_format=CL)
-    sixth = folded_for_inference(model, torch.bfloat16)
-    assert sixth is not fifth
-    x = torch.randn(2, 1, 20, 20)
+    second = folded_for_inference(model, torch.bfloat16)
+    assert second is not first
+    assert second.stage1.block1.branch1.conv1.weight.is_contiguous(memory_format=CL)
+    check(second)
+    # another dtype: rebuilt, and back
+    assert folded_for_inference(model, torch.float16) is not second
+
+
+def test_a_refresh_that_would_overflow_builds_the_copy_again():
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU()).eval()
+    first = folded_for_inference(model, torch.float16)
+    assert isinstance(first[1], nn.Identity)
     with torch.no_grad():
-        torch.testing.assert_close(sixth(x), model(x), atol=1e-5, rtol=1e-4)
+        model[1].weight.fill_(1e4)
+        model[1].running_var.fill_(1e-6)
+    second = folded_for_inference(model, torch.float16)
+    assert second is not first
+    assert isinstance(second[1], nn.BatchNorm2d)  # left unfolded
 
 
 def test_nothing_is_folded_when_switched_off_or_hooked(monkeypatch):

@@ -10,8 +10,9 @@ faster the convolutions are.  On an AMD EPYC with AVX-512-BF16 (bf16 +
 channels-last, ``benchmarks/bench_inference.py``) batch norm is a fifth of
 CP-ResNet's inference at width 24 and 4% at width 128.
 
-:func:`folded_for_inference` gives the folded copy of a network, cached per
-network and rebuilt when any of its parameters or buffers changes (training,
+:func:`folded_for_inference` gives the folded copy of a network (a second
+set of its weights in memory), cached per network as long as the network
+lives and rebuilt when any of its parameters or buffers changes (training,
 ``load_state_dict``, a layout change).  :func:`inference_module` is the
 policy the estimators' inference passes (and the benchmarks' bare loops)
 follow: the folded copy under mixed precision only: there the batch norm already
@@ -42,7 +43,7 @@ from itertools import chain, pairwise
 
 import torch
 from torch import nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 __all__ = [
     "ENV_VAR",
@@ -102,7 +103,7 @@ def fold_batch_norms(module: nn.Module, dtype: torch.dtype | None = None) -> nn.
 
     Every pair of :func:`conv_bn_pairs` becomes one convolution (weights
     ``s * w``, bias ``s * (b - mean) + beta``, by
-    :func:`torch.nn.utils.fusion.fuse_conv_bn_eval`) followed by an
+    :func:`torch.nn.utils.fusion.fuse_conv_bn_weights`) followed by an
     ``nn.Identity``.  The copy's outputs equal the eval-mode outputs of
     ``module`` up to rounding; its parameters do not require gradients and
     keep the memory format of the originals.
@@ -138,27 +139,73 @@ def fold_batch_norms(module: nn.Module, dtype: torch.dtype | None = None) -> nn.
     >>> torch.allclose(folded(x), net(x), atol=1e-6)
     True
     """
+    return _fold(module, dtype)[0]
+
+
+def _fold(module, dtype):
+    """``(folded copy, [(conv name, batch norm name), ...] folded)``."""
+    folded_pairs = []
     with torch.inference_mode(False), torch.no_grad():
         folded = copy.deepcopy(module).eval()
-        for parent in list(folded.modules()):
+        for prefix, parent in list(folded.named_modules()):
             for conv_name, bn_name in conv_bn_pairs(parent):
                 conv = parent._modules[conv_name]
-                fused = fuse_conv_bn_eval(conv, parent._modules[bn_name])
-                if dtype is not None and not _finite_in(fused, dtype):
+                weight, bias = _fused(conv, parent._modules[bn_name], dtype)
+                if weight is None:
                     continue
-                if conv.weight.is_contiguous(memory_format=torch.channels_last):
-                    fused.weight.data = fused.weight.data.contiguous(
-                        memory_format=torch.channels_last
-                    )
-                parent._modules[conv_name] = fused
+                conv.weight, conv.bias = nn.Parameter(weight), nn.Parameter(bias)
                 parent._modules[bn_name] = nn.Identity()
+                dot = f"{prefix}." if prefix else ""
+                folded_pairs.append((dot + conv_name, dot + bn_name))
         folded.requires_grad_(False)
-    return folded
+    return folded, folded_pairs
 
 
-def _finite_in(conv: nn.Conv2d, dtype: torch.dtype) -> bool:
-    """Whether a folded convolution's weights and bias are finite in ``dtype``."""
-    return all(bool(torch.isfinite(p.to(dtype)).all()) for p in conv.parameters())
+def _fused(conv, bn, dtype):
+    """A pair's folded ``(weight, bias)``, ``(None, None)`` if not finite in dtype."""
+    weight, bias = fuse_conv_bn_weights(
+        conv.weight,
+        conv.bias,
+        bn.running_mean,
+        bn.running_var,
+        bn.eps,
+        bn.weight,
+        bn.bias,
+    )
+    weight, bias = weight.detach(), bias.detach()
+    if conv.weight.is_contiguous(memory_format=torch.channels_last):
+        weight = weight.contiguous(memory_format=torch.channels_last)
+    if dtype is not None and not all(
+        bool(torch.isfinite(t.to(dtype)).all()) for t in (weight, bias)
+    ):
+        return None, None
+    return weight, bias
+
+
+def _refresh(folded, folded_pairs, module, dtype) -> bool:
+    """Copy ``module``'s current weights into its folded copy, in place.
+
+    False (nothing usable) when a pair's new folded weights are not finite in
+    ``dtype``: the copy must then be built again.
+    """
+    with torch.inference_mode(False), torch.no_grad():
+        fused = [
+            _fused(module.get_submodule(c), module.get_submodule(b), dtype)
+            for c, b in folded_pairs
+        ]
+        if any(weight is None for weight, _ in fused):
+            return False
+        folded_names = set()
+        for (conv_name, _), (weight, bias) in zip(folded_pairs, fused):
+            target = folded.get_submodule(conv_name)
+            target.weight.copy_(weight)
+            target.bias.copy_(bias)
+            folded_names.update((f"{conv_name}.weight", f"{conv_name}.bias"))
+        source = dict(chain(module.named_parameters(), module.named_buffers()))
+        for name, tensor in chain(folded.named_parameters(), folded.named_buffers()):
+            if name not in folded_names:
+                tensor.copy_(source[name])
+    return True
 
 
 def _has_hooks(module: nn.Module) -> bool:
@@ -167,23 +214,36 @@ def _has_hooks(module: nn.Module) -> bool:
 
 
 def _state_key(module: nn.Module, dtype) -> tuple:
-    """What a folded copy depends on: every tensor's storage and version."""
+    """What a folded copy's values depend on: every tensor's storage and version."""
     tensors = chain(module.parameters(), module.buffers())
     return (dtype, tuple((t.data_ptr(), t._version) for t in tensors))
+
+
+def _structure_key(module: nn.Module, dtype) -> tuple:
+    """What a folded copy's structure depends on: modules, tensor shapes, layouts."""
+    modules = tuple((name, type(m)) for name, m in module.named_modules())
+    tensors = tuple(
+        (name, t.shape, t.dtype, t.device, t.stride())
+        for name, t in chain(module.named_parameters(), module.named_buffers())
+    )
+    return dtype, modules, tensors
 
 
 def folded_for_inference(
     module: nn.Module, dtype: torch.dtype | None = None
 ) -> nn.Module:
-    """:func:`fold_batch_norms` of ``module``, cached until the module changes.
+    """:func:`fold_batch_norms` of ``module``, cached and kept up to date.
 
-    The copy is kept (weakly keyed by ``module``) and built again when a
-    parameter or buffer of ``module`` is updated in place (an optimizer step,
-    a training pass's running statistics, ``load_state_dict``) or replaced
-    (``module.to(...)``); the check costs about 1 µs per tensor.  With
-    ``RFCNN_FOLD_BATCH_NORM=0``, when ``module`` has no pair to fold, and
-    when a submodule has forward hooks (which must see the modules they were
-    registered on, batch norms included), ``module`` itself is returned.
+    The copy is kept (weakly keyed by ``module``) and updated when a
+    parameter or buffer of ``module`` changed in place since the last call
+    (an optimizer step, a training pass's running statistics,
+    ``load_state_dict``): the folded weights are recomputed into the copy,
+    which costs a few milliseconds, or, when the structure changed (a
+    replaced submodule, ``module.to(...)``), built again.  Checking costs
+    about 1 µs per tensor.  With ``RFCNN_FOLD_BATCH_NORM=0``, when
+    ``module`` has no pair to fold, and when a submodule has forward hooks
+    (which must see the modules they were registered on, batch norms
+    included), ``module`` itself is returned.
 
     Parameters
     ----------
@@ -200,25 +260,33 @@ def folded_for_inference(
     --------
     >>> net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4)).eval()
     >>> folded = folded_for_inference(net)
-    >>> folded is folded_for_inference(net)  # unchanged: the cached copy
+    >>> folded is folded_for_inference(net)  # the cached copy
     True
+    >>> x = torch.randn(1, 1, 5, 5)
     >>> with torch.no_grad():
     ...     _ = net[0].weight.mul_(2)
-    >>> folded is folded_for_inference(net)  # a new copy for the new weights
-    False
+    ...     torch.allclose(folded_for_inference(net)(x), net(x), atol=1e-6)
+    True
     """
     if os.environ.get(ENV_VAR, "1").strip() == "0" or _has_hooks(module):
         return module
     key = _state_key(module, dtype)
     with _cache_lock:
         cached = _cache.get(module)
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    if not any(conv_bn_pairs(m) for m in module.modules()):
-        return module
-    folded = fold_batch_norms(module, dtype)
-    with _cache_lock:
-        _cache[module] = (key, folded)
+        if cached is not None and cached[0] == key:
+            return cached[2]
+        if not any(conv_bn_pairs(m) for m in module.modules()):
+            return module
+        structure = _structure_key(module, dtype)
+        if (
+            cached is not None
+            and cached[1] == structure
+            and _refresh(cached[2], cached[3], module, dtype)
+        ):
+            folded, folded_pairs = cached[2], cached[3]
+        else:
+            folded, folded_pairs = _fold(module, dtype)
+        _cache[module] = (key, structure, folded, folded_pairs)
     return folded
 
 
