@@ -26,6 +26,7 @@ __all__ = [
     "machine_slug",
     "read_jsonl",
     "run_benchmark",
+    "sectioned_main",
     "time_rounds",
     "write_and_report",
     "write_results",
@@ -179,6 +180,36 @@ def bench_parser(doc, sections, *, reps, iters, quick_help):
     p.add_argument("--quick", action="store_true", help=quick_help)
     p.add_argument("--out", default=None)
     return p
+
+
+def sectioned_main(
+    name, doc, sections, run, report, *, option, argv=None, quick_reps=2, **parser
+):
+    """The command line of a sectioned benchmark, run and reported.
+
+    :func:`bench_parser` (``parser``: its ``reps``, ``iters`` and
+    ``quick_help``) plus the script's own ``option``, a ``(flag,
+    add_argument keywords)`` pair; then ``run(sections, quick=, reps=,
+    iters=, <option>=)`` (``quick_reps`` rounds with ``--quick``) through
+    :func:`run_benchmark`.
+    """
+    flag, kwargs = option
+    p = bench_parser(doc, sections, **parser)
+    p.add_argument(flag, nargs="+", **kwargs)
+    args = p.parse_args(argv)
+    dest = flag.lstrip("-").replace("-", "_")
+    return run_benchmark(
+        name,
+        args,
+        lambda: run(
+            args.sections,
+            quick=args.quick,
+            reps=quick_reps if args.quick else args.reps,
+            iters=args.iters,
+            **{dest: getattr(args, dest)},
+        ),
+        report,
+    )
 
 
 def run_benchmark(name, args, run, report):

@@ -44,7 +44,7 @@ import sys
 
 import torch
 import torch.nn.functional as F
-from _common import bench_parser, format_machine, run_benchmark, time_rounds
+from _common import format_machine, sectioned_main, time_rounds
 
 from sklearn_rfcnn.models import create_model
 from sklearn_rfcnn.models._batch_norm import (
@@ -270,26 +270,17 @@ def report(doc):
 
 
 def main(argv=None):
-    p = bench_parser(
+    return sectioned_main(
+        "bench_batch_norm",
         __doc__,
         ["kernels", "sizes", "step"],
+        run,
+        report,
+        option=("--widths", {"type": int, "default": list(STEP_WIDTHS)}),
+        argv=argv,
         reps=11,
         iters=7,
         quick_help="small maps, tiny network",
-    )
-    p.add_argument("--widths", nargs="+", type=int, default=list(STEP_WIDTHS))
-    args = p.parse_args(argv)
-    return run_benchmark(
-        "bench_batch_norm",
-        args,
-        lambda: run(
-            args.sections,
-            quick=args.quick,
-            reps=2 if args.quick else args.reps,
-            iters=args.iters,
-            widths=tuple(args.widths),
-        ),
-        report,
     )
 
 

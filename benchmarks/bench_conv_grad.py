@@ -40,7 +40,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from _common import bench_parser, format_machine, run_benchmark, time_rounds
+from _common import format_machine, sectioned_main, time_rounds
 
 from sklearn_rfcnn.models import create_model
 from sklearn_rfcnn.utils._conv_grad import nchw_weight_grads, nchw_weight_grads_pay
@@ -236,26 +236,21 @@ def report(doc):
 
 
 def main(argv=None):
-    p = bench_parser(
+    return sectioned_main(
+        "bench_conv_grad",
         __doc__,
         ["kernels", "step"],
+        run,
+        report,
+        option=(
+            "--configs",
+            {"choices": list(STEP_CONFIGS), "default": list(STEP_CONFIGS)},
+        ),
+        argv=argv,
+        quick_reps=1,
         reps=3,
         iters=5,
         quick_help="small shapes, tiny network",
-    )
-    p.add_argument("--configs", nargs="+", choices=list(STEP_CONFIGS), default=None)
-    args = p.parse_args(argv)
-    return run_benchmark(
-        "bench_conv_grad",
-        args,
-        lambda: run(
-            args.sections,
-            quick=args.quick,
-            reps=1 if args.quick else args.reps,
-            iters=args.iters,
-            configs=args.configs or STEP_CONFIGS,
-        ),
-        report,
     )
 
 

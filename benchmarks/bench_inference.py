@@ -41,7 +41,7 @@ import sys
 
 import torch
 import torch.nn.functional as F
-from _common import bench_parser, format_machine, run_benchmark, time_rounds
+from _common import format_machine, sectioned_main, time_rounds
 
 from sklearn_rfcnn.models import _layers, create_model
 from sklearn_rfcnn.models._fold import fold_batch_norms
@@ -218,26 +218,17 @@ def report(doc):
 
 
 def main(argv=None):
-    p = bench_parser(
+    return sectioned_main(
+        "bench_inference",
         __doc__,
         ["pool", "inference"],
+        run,
+        report,
+        option=("--widths", {"type": int, "default": list(CONFIGS)}),
+        argv=argv,
         reps=11,
         iters=9,
         quick_help="small maps, tiny network",
-    )
-    p.add_argument("--widths", nargs="+", type=int, default=list(CONFIGS))
-    args = p.parse_args(argv)
-    return run_benchmark(
-        "bench_inference",
-        args,
-        lambda: run(
-            args.sections,
-            quick=args.quick,
-            reps=2 if args.quick else args.reps,
-            iters=args.iters,
-            widths=tuple(args.widths),
-        ),
-        report,
     )
 
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from _helpers import random_spectrograms
 from torch import nn
 
 from sklearn_rfcnn import RFCNNClassifier
@@ -218,9 +219,7 @@ def test_inference_module_folds_under_mixed_precision_only():
 
 @pytest.fixture(scope="module")
 def clips():
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(24, 16, 20)).astype(np.float32)
-    y = np.array(["bass", "drums", "voice"] * 8)
+    X, y, _ = random_spectrograms(["bass", "drums", "voice"])
     return X, y
 
 
