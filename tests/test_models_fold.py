@@ -201,6 +201,10 @@ def test_nothing_is_folded_when_switched_off_or_hooked(monkeypatch):
     assert folded_for_inference(model, torch.bfloat16) is not model
     plain = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU())
     assert folded_for_inference(plain) is plain
+    with torch.inference_mode():  # inference tensors have no version counter
+        made_inside = create_model("cp_resnet", width=4).eval()
+        assert folded_for_inference(made_inside, torch.bfloat16) is made_inside
+        made_inside(torch.randn(1, 1, 20, 20))
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch._dynamo's import

@@ -213,9 +213,15 @@ def _has_hooks(module: nn.Module) -> bool:
     return any(m._forward_hooks or m._forward_pre_hooks for m in module.modules())
 
 
-def _state_key(module: nn.Module, dtype) -> tuple:
-    """What a folded copy's values depend on: every tensor's storage and version."""
-    tensors = chain(module.parameters(), module.buffers())
+def _state_key(module: nn.Module, dtype) -> tuple | None:
+    """What a folded copy's values depend on: every tensor's storage and version.
+
+    None when a tensor was made in ``torch.inference_mode`` (a network built
+    or loaded inside it): such tensors have no version to follow.
+    """
+    tensors = list(chain(module.parameters(), module.buffers()))
+    if any(t.is_inference() for t in tensors):
+        return None
     return (dtype, tuple((t.data_ptr(), t._version) for t in tensors))
 
 
@@ -241,9 +247,10 @@ def folded_for_inference(
     which costs a few milliseconds, or, when the structure changed (a
     replaced submodule, ``module.to(...)``), built again.  Checking costs
     about 1 µs per tensor.  With ``RFCNN_FOLD_BATCH_NORM=0``, when
-    ``module`` has no pair to fold, and when a submodule has forward hooks
+    ``module`` has no pair to fold, when a submodule has forward hooks
     (which must see the modules they were registered on, batch norms
-    included), ``module`` itself is returned.
+    included), and when its tensors were made in ``torch.inference_mode``
+    (they have no version to follow), ``module`` itself is returned.
 
     Parameters
     ----------
@@ -271,6 +278,8 @@ def folded_for_inference(
     if os.environ.get(ENV_VAR, "1").strip() == "0" or _has_hooks(module):
         return module
     key = _state_key(module, dtype)
+    if key is None:
+        return module
     with _cache_lock:
         cached = _cache.get(module)
         if cached is not None and cached[0] == key:
