@@ -216,6 +216,8 @@ def test_inference_module_folds_under_mixed_precision_only():
         assert _batch_norms(inference_module(model, dtype)) == 1
     compiled = torch.compile(model)  # compiles lazily: nothing runs here
     assert inference_module(compiled, torch.bfloat16) is compiled
+    wrapped = nn.DataParallel(model)  # (on the CPU it only wraps)
+    assert inference_module(wrapped, torch.bfloat16) is wrapped
 
 
 # -- the estimators ----------------------------------------------------------

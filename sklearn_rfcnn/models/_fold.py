@@ -305,8 +305,9 @@ def inference_module(module: nn.Module, amp_dtype: torch.dtype | None) -> nn.Mod
     :func:`folded_for_inference` under mixed precision (``amp_dtype``
     ``torch.bfloat16`` or ``torch.float16``); ``module`` itself in float32
     (``amp_dtype=None``), whose outputs stay those of earlier releases to
-    the bit, and when ``module`` is compiled (``torch.compile``: its graph is
-    the module's).
+    the bit, when ``module`` is compiled (``torch.compile``: its graph is
+    the module's), and when it is wrapped for data parallelism
+    (``DataParallel``, ``DistributedDataParallel``, which must run itself).
 
     Parameters
     ----------
@@ -325,7 +326,8 @@ def inference_module(module: nn.Module, amp_dtype: torch.dtype | None) -> nn.Mod
     >>> inference_module(net, torch.bfloat16)[1]
     Identity()
     """
-    if amp_dtype is None or _compiled(module):
+    wrapped = isinstance(module, (nn.DataParallel, nn.parallel.DistributedDataParallel))
+    if amp_dtype is None or wrapped or _compiled(module):
         return module
     return folded_for_inference(module, amp_dtype)
 
