@@ -18,7 +18,8 @@ the estimators keep them (``keep_freed_memory``):
   ``folded`` (:func:`~sklearn_rfcnn.models._fold.fold_batch_norms`, torch's
   pool) and ``folded_pool`` (both, what the estimators run under mixed
   precision; in float32 they run ``before`` with the strided pool where it
-  pays).
+  pays); and what the cached folded copy costs: built afresh, brought up to
+  date after a weight changed (``folded_for_inference``), found unchanged.
 
 To stand in for an AVX2-only CPU on a newer one::
 
@@ -44,9 +45,9 @@ import torch.nn.functional as F
 from _common import format_machine, sectioned_main, time_rounds
 
 from sklearn_rfcnn.models import _layers, create_model
-from sklearn_rfcnn.models._fold import fold_batch_norms
+from sklearn_rfcnn.models._fold import fold_batch_norms, folded_for_inference
 from sklearn_rfcnn.utils._malloc import keep_freed_memory, malloc_tunable
-from sklearn_rfcnn.utils._torch import seeded_torch
+from sklearn_rfcnn.utils._torch import AMP_DTYPES, seeded_torch
 
 CL = torch.channels_last
 DTYPES = {"bf16": torch.bfloat16, "float32": torch.float32}
@@ -103,10 +104,9 @@ def inference_times(width, iters=7, quick=False, seed=0):
     from speed import MODEL_CONFIGS, _autocast, _memory_format, auto_mode
 
     cfg = copy.deepcopy(MODEL_CONFIGS["tiny" if quick else CONFIGS[width]])
-    precision, channels_last = auto_mode("cpu")
-    if not isinstance(channels_last, bool):  # (training, inference)
-        channels_last = channels_last[1]
-    inference_cl = channels_last
+    precision, inference_cl = auto_mode("cpu")
+    if not isinstance(inference_cl, bool):  # (training, inference)
+        inference_cl = inference_cl[1]
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(cfg["batch"], 1, *cfg["input"], generator=gen)
     fmt = _memory_format(inference_cl)
@@ -135,6 +135,7 @@ def inference_times(width, iters=7, quick=False, seed=0):
     outs = {name: fn().float() for name, fn in calls.items()}
     times = time_rounds(calls, iters)
     med = {name: statistics.median(ts) for name, ts in times.items()}
+    copy_ms = _folded_copy_ms(model, AMP_DTYPES[precision], 2 if quick else iters)
     scale = outs["before"].abs().max().item() or 1.0
     return {
         "config": cfg,
@@ -150,6 +151,7 @@ def inference_times(width, iters=7, quick=False, seed=0):
         },
         "seconds": {name: [round(t, 4) for t in ts] for name, ts in times.items()},
         "median_ms": {name: 1e3 * t for name, t in med.items()},
+        "folded_copy_ms": copy_ms,
         "speedup_median": {
             name: med["before"] / med[name] for name in ("folded", "folded_pool")
         },
@@ -158,6 +160,27 @@ def inference_times(width, iters=7, quick=False, seed=0):
             for name in ("folded", "folded_pool")
         },
     }
+
+
+def _folded_copy_ms(model, dtype, rounds):
+    """Median ms to fold ``model`` afresh, to bring the cached copy up to date
+    after a weight changed in place, and to find it unchanged
+    (``folded_for_inference``)."""
+    weight = next(model.parameters())
+
+    def refresh():
+        with torch.no_grad():
+            weight.add_(0.0)  # a new version: the copy must follow
+        folded_for_inference(model, dtype)
+
+    calls = {
+        "build": lambda: fold_batch_norms(model, dtype),
+        "refresh": refresh,
+        "unchanged": lambda: folded_for_inference(model, dtype),
+    }
+    folded_for_inference(model, dtype)
+    times = time_rounds(calls, rounds)
+    return {name: 1e3 * statistics.median(ts) for name, ts in times.items()}
 
 
 def run(sections, quick=False, reps=11, iters=7, widths=tuple(CONFIGS)):
@@ -213,6 +236,11 @@ def report(doc):
                 f"x{med['folded_pool']:.2f} (x{best['folded_pool']:.2f}); "
                 f"{r['median_ms']['before']:.1f} -> "
                 f"{r['median_ms']['folded_pool']:.1f} ms"
+            )
+            c = r["folded_copy_ms"]
+            lines.append(
+                f"    folded copy: built {c['build']:.1f} ms, brought up to date "
+                f"{c['refresh']:.1f} ms, found unchanged {c['unchanged']:.2f} ms"
             )
     return "\n".join(lines)
 

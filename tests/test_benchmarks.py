@@ -332,6 +332,9 @@ def test_bench_inference_quick_times_both_sections(tmp_path):
     assert set(inference["speedup_median"]) == {"folded", "folded_pool"}
     assert all(len(ts) == 2 for ts in inference["seconds"].values())
     assert all(d < 0.1 for d in inference["max_abs_diff_over_max_abs"].values())
+    copy_ms = inference["folded_copy_ms"]
+    assert set(copy_ms) == {"build", "refresh", "unchanged"}
+    assert all(v > 0 for v in copy_ms.values())
 
 
 def test_speed_op_shares_split_the_profiled_time(monkeypatch):

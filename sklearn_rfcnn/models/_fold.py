@@ -12,14 +12,16 @@ CP-ResNet's inference at width 24 and 4% at width 128.
 
 :func:`folded_for_inference` gives the folded copy of a network (a second
 set of its weights in memory), cached per network as long as the network
-lives and rebuilt when any of its parameters or buffers changes (training,
-``load_state_dict``, a layout change).  :func:`inference_module` is the
-policy the estimators' inference passes (and the benchmarks' bare loops)
-follow: the folded copy under mixed precision only: there the batch norm already
-computes on rounded convolution outputs, and the folded pass rounds once
-less but rounds the folded weights (its error against float32 is of the
-same size, see ``tests/test_models_fold.py``).  Float32 inference keeps the
-network as it is, so its outputs stay those of earlier releases to the bit.
+lives and kept up to date: recomputed in place when its weights or
+statistics change (training, ``load_state_dict``), built again when its
+structure changes (a layout change, a replaced submodule).
+:func:`inference_module` is the policy the estimators' inference passes
+(and the benchmarks' bare loops) follow: the folded copy under mixed
+precision only.  There the batch norm already computes on rounded
+convolution outputs, and the folded pass rounds once less but rounds the
+folded weights (its error against float32 is of the same size, see
+``tests/test_models_fold.py``).  Float32 inference keeps the network as it
+is, so its outputs stay those of earlier releases to the bit.
 
 Which pairs are folded: in an ``nn.Sequential``, a ``Conv2d`` directly
 followed by a ``BatchNorm2d`` (the output of one is the input of the next);
