@@ -13,7 +13,7 @@ export OMP_NUM_THREADS ?= 1
 export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: install test demo lint format bench bench-soundfonts accuracy docs clean \
-	gpu-wheels gpu-check
+	gpu-wheels gpu-check gpu-rehearse
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -85,6 +85,13 @@ gpu-wheels: $(STAMP)
 
 gpu-check:
 	@$(GPU_PYTHON) benchmarks/gpu_check.py --wheels $(GPU_WHEELS) $(GPU_CHECK_ARGS)
+
+# The check's dress rehearsal here, on the CPU: a fresh $(PYTHON312) environment
+# holding what a GPU machine holds, at its versions (torch 2.11, numpy 2.5 ...),
+# installs from $(GPU_WHEELS) without an index, as the machine will, and runs
+# the dry run (downloads about 3 GB: torch 2.11's wheel is a CUDA build).
+gpu-rehearse: $(STAMP)
+	$(BIN)/python benchmarks/gpu_check.py --rehearse $(GPU_WHEELS) --python $(PYTHON312)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache rfcnn-demo-report

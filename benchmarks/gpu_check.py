@@ -39,6 +39,15 @@ Usage::
     python benchmarks/gpu_check.py --reference ~/src/cpjku_dcase19 --out gpu.json
     python benchmarks/gpu_check.py --download-wheels .gpu-wheels
     python benchmarks/gpu_check.py --verify-wheels .gpu-wheels
+    python benchmarks/gpu_check.py --rehearse .gpu-wheels   # ~3 GB, ~5 min
+
+``--rehearse`` is the dress rehearsal: a throwaway Python 3.12 environment
+holding what a GPU machine holds, at its versions where they are known
+(:data:`GPU_MACHINE_PINS`: its torch 2.11, numpy 2.5, onnxruntime ...), runs
+``--dry-run-on-cpu`` from there, so that the check installs the missing
+distributions from the wheel folder without an index, as it will on the
+machine, and runs every test and the speed part with that machine's
+libraries (on the CPU).
 """
 
 import argparse
@@ -95,6 +104,19 @@ GPU_MACHINE_HAS = frozenset(
     pyyaml requests scikit-learn scipy setuptools six sympy tabulate
     threadpoolctl torch tqdm typing-extensions urllib3 wheel""".split()
 )
+
+#: Versions read off a GPU machine's package list (the device tool's
+#: ``KINDS.md``, 2026-11) of what the check imports; ``--rehearse`` builds
+#: its environment at these.  torch 2.11's PyPI wheel is a CUDA build
+#: (about 3 GB with its CUDA libraries); it runs on a CPU.
+GPU_MACHINE_PINS = {
+    "torch": "2.11.0",
+    "numpy": "2.5.2",
+    "onnx": "1.23.1",
+    "onnxscript": "0.7.2",
+    "onnxruntime": "1.30.0",
+    "accelerate": "1.15.0",
+}
 
 #: The file in the wheel folder naming what it leaves to the machine.
 ASSUMED_FILE = "gpu-machine-has.txt"
@@ -240,6 +262,86 @@ def verify_wheels(folder, python="python3.12", lacks=GPU_MACHINE_LACKS):
     return result.returncode == 0
 
 
+def rehearsal_requirements(folder, pins=GPU_MACHINE_PINS, lacks=GPU_MACHINE_LACKS):
+    """What ``--rehearse`` installs: what a GPU machine has, nothing it lacks.
+
+    The distributions that :data:`NEEDED` imports and the machine has, with
+    those that the wheel folder leaves to the machine
+    (``gpu-machine-has.txt``), pinned to ``pins`` where given.  The
+    distributions in ``lacks`` are left out: the check under rehearsal
+    installs them from the folder.
+
+    Returns
+    -------
+    requirements : list of str
+        ``name`` or ``name==version``, sorted.
+    """
+    lacking = {_canon(name) for name in lacks}
+    names = {_canon(d) for d in NEEDED.values()} | {_canon(d) for d in pins}
+    assumed = Path(folder) / ASSUMED_FILE
+    if assumed.exists():
+        names |= {_canon(d) for d in assumed.read_text().split()}
+    names -= lacking
+    pinned = {_canon(name): version for name, version in pins.items()}
+    return sorted(f"{n}=={pinned[n]}" if n in pinned else n for n in names)
+
+
+def rehearse(folder, python="python3.12", out=None, pins=GPU_MACHINE_PINS):
+    """The CPU dry run in a throwaway environment shaped like a GPU machine.
+
+    A virtual environment of ``python`` gets :func:`rehearsal_requirements`
+    from the index; its Python then runs this script with
+    ``--dry-run-on-cpu --wheels folder``, which finds skorch, librosa,
+    soundfile and optuna missing and installs them from ``folder`` alone
+    (``pip install --no-index``), as on the machine, and runs the CPU twins
+    of the ``gpu`` tests and the speed part against that machine's library
+    versions.
+
+    Returns
+    -------
+    returncode : int
+        The dry run's exit status (0: every step worked).
+    """
+    folder = Path(folder).resolve()
+    if not any(folder.glob("*.whl")):
+        raise InstallError(
+            f"gpu-check: no wheels in {folder}; run `make gpu-wheels` first."
+        )
+    out = Path(out or HERE / "results" / "gpu_check_rehearsal.json").resolve()
+    requirements = rehearsal_requirements(folder, pins)
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([python, "-m", "venv", f"{tmp}/venv"], check=True)
+        vpython = f"{tmp}/venv/bin/python"
+        print(f"gpu-check rehearsal: installing {' '.join(requirements)}", flush=True)
+        subprocess.run(
+            [
+                vpython,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                *requirements,
+            ],
+            check=True,
+        )
+        env = dict(os.environ)
+        env.pop("PYTHONPATH", None)
+        return subprocess.run(
+            [
+                vpython,
+                str(Path(__file__).resolve()),
+                "--dry-run-on-cpu",
+                "--wheels",
+                str(folder),
+                "--out",
+                str(out),
+            ],
+            cwd=ROOT,
+            env=env,
+        ).returncode
+
+
 def missing_distributions():
     """The distributions of :data:`NEEDED` whose import name is not found."""
     return [
@@ -296,6 +398,8 @@ def record_install_failure(error, *, device, missing, started, out=None):
     ``install_error`` (pip's output), the distributions that were missing
     and the GPU (read from torch alone: the library cannot be imported).
     """
+    if str(HERE) not in sys.path:  # called before main() put it there
+        sys.path.insert(0, str(HERE))
     from _common import write_results
 
     gpu = None
@@ -461,7 +565,12 @@ def run_speed(
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default=str(HERE / "results" / "gpu_check.json"))
+    p.add_argument(
+        "--out",
+        default=None,
+        help="the JSON file (default benchmarks/results/gpu_check.json; "
+        "gpu_check_rehearsal.json with --rehearse)",
+    )
     p.add_argument("--wheels", default=str(DEFAULT_WHEELS), metavar="DIR")
     p.add_argument("--reference", default=None, metavar="DIR")
     p.add_argument("--skip-tests", action="store_true")
@@ -469,7 +578,17 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--download-wheels", metavar="DIR", default=None)
     p.add_argument("--verify-wheels", metavar="DIR", default=None)
-    p.add_argument("--python", default="python3.12", help="for --verify-wheels")
+    p.add_argument(
+        "--rehearse",
+        metavar="DIR",
+        default=None,
+        help="the CPU dry run in a fresh Python 3.12 environment shaped like a "
+        "GPU machine (its torch, numpy, onnxruntime versions), installing from "
+        "the wheel folder DIR as the machine will (downloads about 3 GB)",
+    )
+    p.add_argument(
+        "--python", default="python3.12", help="for --verify-wheels and --rehearse"
+    )
     p.add_argument(
         "--dry-run-on-cpu",
         action="store_true",
@@ -496,6 +615,10 @@ def main(argv=None):
             f"wheel folder {args.verify_wheels}: {'complete' if ok else 'INCOMPLETE'}"
         )
         return 0 if ok else 1
+    if args.rehearse:
+        rc = rehearse(args.rehearse, python=args.python, out=args.out)
+        print(f"gpu-check rehearsal: {'passed' if rc == 0 else 'FAILED'} (exit {rc})")
+        return rc
 
     try:
         import torch

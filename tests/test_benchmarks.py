@@ -406,9 +406,10 @@ def test_gpu_check_without_wheels_names_the_make_target(tmp_path):
         gpu_check.install_missing(["skorch"], tmp_path)
 
 
-def test_gpu_check_records_a_failed_install_in_its_json(tmp_path):
+def test_gpu_check_records_a_failed_install_in_its_json(tmp_path, monkeypatch):
     """A pip failure on the GPU machine still leaves the one JSON file, with
     pip's words, instead of a traceback and nothing to fetch."""
+    monkeypatch.setattr(sys, "path", list(sys.path))  # it adds benchmarks/
     gpu_check = _gpu_check_module()
     wheels = tmp_path / "wheels"
     wheels.mkdir()
@@ -428,6 +429,28 @@ def test_gpu_check_records_a_failed_install_in_its_json(tmp_path):
     assert res["missing"] == ["no-such-distribution-rfcnn"]
     assert res["installed_from_wheels"] == [] and res["gpu"] is None
     assert "pip could not install" in res["install_error"]
+
+
+def test_gpu_check_rehearsal_installs_what_the_machine_has_and_nothing_it_lacks(
+    tmp_path,
+):
+    """The rehearsal's environment is the GPU machine's: its pinned versions,
+    what the wheel folder leaves to it, and none of what the check must
+    install from the folder (else the rehearsal would not exercise that)."""
+    gpu_check = _gpu_check_module()
+    (tmp_path / gpu_check.ASSUMED_FILE).write_text("numba\nlazy-loader\nnumpy\n")
+    reqs = gpu_check.rehearsal_requirements(tmp_path)
+    names = {r.split("==")[0] for r in reqs}
+    assert f"torch=={gpu_check.GPU_MACHINE_PINS['torch']}" in reqs
+    assert f"numpy=={gpu_check.GPU_MACHINE_PINS['numpy']}" in reqs
+    assert {"numba", "lazy-loader", "pytest", "onnxruntime"} <= names
+    lacking = {gpu_check._canon(d) for d in gpu_check.GPU_MACHINE_LACKS}
+    assert not names & lacking
+    # every import the check needs comes from the environment or the folder
+    needed = {gpu_check._canon(d) for d in gpu_check.NEEDED.values()}
+    assert needed <= names | lacking
+    with pytest.raises(gpu_check.InstallError, match="make gpu-wheels"):
+        gpu_check.rehearse(tmp_path, python=sys.executable)
 
 
 @pytest.mark.slow
