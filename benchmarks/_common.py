@@ -59,7 +59,8 @@ def machine_info():
     info : dict
         ``cpu``, ``cores``, ``vector_extensions`` (those of AVX2, AVX-512,
         AVX-512-BF16, AMX the CPU reports), ``torch``, ``torch_cpu_capability``,
-        ``torch_threads``, ``cuda`` (the device name or None), ``python``,
+        ``torch_threads``, ``onednn_max_cpu_isa``, ``omp_wait_policy`` (None:
+        OpenMP's default), ``cuda`` (the device name or None), ``python``,
         ``platform``.
     """
     import torch
@@ -80,6 +81,9 @@ def machine_info():
         "torch_threads": torch.get_num_threads(),
         # a capped oneDNN (ONEDNN_MAX_CPU_ISA=AVX2) stands in for an older CPU
         "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"),
+        # None: OpenMP's default (spin, then sleep); PASSIVE slows the many
+        # short parallel regions of small networks (benchmarks/README.md)
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -92,10 +96,12 @@ def format_machine(info):
     gpu = f"; GPU {info['cuda']}" if info["cuda"] else ""
     if info.get("onednn_max_cpu_isa"):
         ext += f"; oneDNN capped at {info['onednn_max_cpu_isa']}"
+    policy = info.get("omp_wait_policy")
+    omp = f", OMP_WAIT_POLICY={policy}" if policy else ""
     return (
         f"{info['cpu']} ({info['cores']} cores; {ext}; torch capability "
         f"{info['torch_cpu_capability']}) torch {info['torch']}, "
-        f"{info['torch_threads']} thread(s){gpu}"
+        f"{info['torch_threads']} thread(s){omp}{gpu}"
     )
 
 

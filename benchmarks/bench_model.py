@@ -46,7 +46,10 @@ from pathlib import Path
 # another process has descheduled make 2-thread runs up to ~20x slower than
 # 1 thread (measured here); passive waiting avoids that.  Must be set before
 # torch loads its OpenMP runtime; an explicit setting in the environment wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Only when run as a script: a script that imports this one (speed.py)
+# keeps its own policy, and records it.
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch
 import torch.nn.functional as F

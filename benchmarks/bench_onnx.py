@@ -41,7 +41,8 @@ from pathlib import Path
 
 # Passive OpenMP waiting on shared machines (see bench_model.py); must be set
 # before torch loads its OpenMP runtime; an explicit setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
 import torch

@@ -206,6 +206,23 @@ def test_machine_slug_names_the_cpu_kind_and_a_onednn_cap(monkeypatch):
     assert slug(amx) == "intel-xeon-amx"
 
 
+def test_speed_records_the_openmp_wait_policy_it_ran_with(monkeypatch):
+    """speed.py leaves OpenMP's wait policy to the environment and records it;
+    importing bench_model (as speed.py does, after torch has started) must not
+    set it, or the record would name a policy the run did not have."""
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    speed = _speed_module(monkeypatch)
+    _load_benchmark("bench_model.py", "_bench_model_under_test")
+    assert "OMP_WAIT_POLICY" not in os.environ
+    info = speed.machine_info()
+    assert info["omp_wait_policy"] is None
+    assert "OMP_WAIT_POLICY" not in speed.format_machine(info)
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    info = speed.machine_info()
+    assert info["omp_wait_policy"] == "PASSIVE"
+    assert "OMP_WAIT_POLICY=PASSIVE" in speed.format_machine(info)
+
+
 def test_speed_runs_each_phase_in_the_layout_auto_picks(monkeypatch):
     """On a CPU without AVX2 "auto" trains in NCHW and infers in channels-last:
     speed.py's model steps and bare loop (the estimator's baselines) do too."""
