@@ -894,6 +894,8 @@ def report(doc):
         f"device {device}; auto picks: precision={res['auto'][0]}"
         f"{_layout_text(res['auto'][1]) or ', contiguous (NCHW) layout'}"
     )
+    if res.get("unfinished"):
+        lines.append("UNFINISHED run: only the sections below were completed")
     peaks = res.get("matmul_peak_tflops")
     if peaks:
         lines.append(
@@ -1044,12 +1046,17 @@ def run(
     reference=None,
     compile_=False,
     calls_iters=None,
+    on_section=None,
 ):
     """Run the chosen sections on ``device`` and return their results (a dict).
 
-    ``benchmarks/gpu_check.py`` calls this with ``device="cuda"``.
+    ``on_section(results)``, if given, is called after each section with
+    the results so far (``main`` writes them, so that a run stopped by a
+    time limit -- ``benchmarks/gpu_check.py`` runs this with ``--device
+    cuda`` under one -- keeps the sections it finished).
     """
     sections = sections or SECTIONS
+    done = on_section or (lambda results: None)
     cuda = torch.device(device).type == "cuda"
     native = cpu_native_bf16()
     if modes is None:
@@ -1074,6 +1081,7 @@ def run(
         precisions = sorted({_mode(m, device)[0] for m in modes} | {"32"})
         peaks = matmul_peak(device, precisions, seconds=0.3 if quick else 1.0)
         results["matmul_peak_tflops"] = {p: v / 1e12 for p, v in peaks.items()}
+        done(results)
     if "model" in sections:
         _progress("model")
         model_configs = configs or (["small"] if quick else ["paper", "small"])
@@ -1102,6 +1110,7 @@ def run(
                     if "peak_fraction" in r:
                         flops = m["gflop_per_sample"][kind] * 1e9
                         r["peak_fraction"] = flops * r["best"] / peaks[rec["precision"]]
+        done(results)
     if "estimator" in sections:
         _progress("estimator")
         est_modes = [m for m in ("fp32", "auto") if m in modes or m == "fp32"]
@@ -1113,6 +1122,7 @@ def run(
             compile_=compile_,
             device=device,
         )
+        done(results)
     if "calls" in sections:
         _progress("calls")
         names = configs or (["small"] if quick else ["paper", "small", "tiny"])
@@ -1127,11 +1137,13 @@ def run(
             )
             for name in names
         }
+        done(results)
     if "profile" in sections:
         _progress("profile")
         results["profile"] = profile_calls(
             "tiny", "auto", calls=5 if quick else 20, device=device
         )
+        done(results)
     if "ops" in sections:
         _progress("ops")
         names = configs or (["small"] if quick else ["paper", "small"])
@@ -1141,6 +1153,7 @@ def run(
             )
             for name in names
         }
+        done(results)
     for section, module_name in (
         ("frontend", "bench_frontend"),
         ("onnx", "bench_onnx"),
@@ -1154,6 +1167,7 @@ def run(
             print(f"{section}: skipped ({exc})")
             continue
         results[section] = run_section(quick=quick)
+        done(results)
     return results
 
 
@@ -1197,6 +1211,23 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     info = machine_info()
     print(format_machine(info))
+    slug = machine_slug(info) + ("_quick" if args.quick else "")
+    if torch.device(args.device).type == "cuda":
+        slug = re.sub(r"[^a-z0-9]+", "-", gpu_info()["name"].lower()).strip("-")
+    out = Path(args.out) if args.out else RESULTS_DIR / f"speed_{slug}.json"
+    earlier = {}
+    if args.merge and out.exists():
+        earlier = json.loads(out.read_text())["results"]
+
+    def checkpoint(partial):
+        # the sections so far, marked unfinished until the run's end
+        write_results(
+            f"speed_{slug}",
+            {**earlier, **partial, "unfinished": True},
+            started=started,
+            path=out,
+        )
+
     results = run(
         args.sections,
         device=args.device,
@@ -1207,15 +1238,10 @@ def main(argv=None):
         reference=args.reference,
         compile_=args.compile,
         calls_iters=args.calls_iters,
+        on_section=checkpoint,
     )
     results["load_average"] = os.getloadavg()
-    slug = machine_slug(info) + ("_quick" if args.quick else "")
-    if torch.device(args.device).type == "cuda":
-        slug = re.sub(r"[^a-z0-9]+", "-", results["gpu"]["name"].lower()).strip("-")
-    out = Path(args.out) if args.out else RESULTS_DIR / f"speed_{slug}.json"
-    if args.merge and out.exists():
-        earlier = json.loads(out.read_text())["results"]
-        results = {**earlier, **results}
+    results = {**earlier, **results}
     doc_path = write_results(f"speed_{slug}", results, started=started, path=out)
     print(report(json.loads(Path(doc_path).read_text())))
     print(f"wrote {doc_path}")

@@ -470,6 +470,40 @@ def test_gpu_check_rehearsal_installs_what_the_machine_has_and_nothing_it_lacks(
         gpu_check.rehearse(tmp_path, python=sys.executable)
 
 
+def test_speed_hands_over_each_finished_section(monkeypatch):
+    """speed.run reports the results after every section, so that main can
+    write them and a run stopped by a time limit keeps what it finished."""
+    speed = _speed_module(monkeypatch)
+    seen = []
+    results = speed.run(
+        ["peak", "profile"],
+        quick=True,
+        modes=["fp32"],
+        on_section=lambda r: seen.append(sorted(r)),
+    )
+    assert len(seen) == 2
+    assert "matmul_peak_tflops" in seen[0] and "profile" not in seen[0]
+    assert "profile" in seen[1] and "profile" in results
+
+
+def test_gpu_check_keeps_the_speed_sections_a_timed_out_run_finished(
+    monkeypatch, tmp_path
+):
+    gpu_check = _gpu_check_module()
+
+    def timed_out(command, budget_s):
+        out = Path(command[command.index("--out") + 1])
+        doc = {"results": {"device": "cuda", "peak": {"32": 1.0}, "unfinished": True}}
+        out.write_text(json.dumps(doc))
+        return None, "speed: calls ..."
+
+    monkeypatch.setattr(gpu_check, "_run_from_root", timed_out)
+    rec = gpu_check.run_speed(tmp_path / "speed.json", budget_s=5)
+    assert rec["returncode"] is None and "timed out" in rec["output_tail"]
+    assert rec["results"]["unfinished"] is True
+    assert rec["results"]["peak"] == {"32": 1.0}
+
+
 @pytest.mark.slow
 def test_gpu_check_dry_run_on_cpu_writes_one_json(tmp_path):
     out = tmp_path / "gpu_check.json"
