@@ -286,6 +286,20 @@ def rehearsal_requirements(folder, pins=GPU_MACHINE_PINS, lacks=GPU_MACHINE_LACK
     return sorted(f"{n}=={pinned[n]}" if n in pinned else n for n in names)
 
 
+def _python_version(python):
+    """``"major.minor"`` of the interpreter ``python``, or None if it does not run."""
+    try:
+        proc = subprocess.run(
+            [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
 def rehearse(folder, python="python3.12", out=None, pins=GPU_MACHINE_PINS):
     """The CPU dry run in a throwaway environment shaped like a GPU machine.
 
@@ -297,6 +311,9 @@ def rehearse(folder, python="python3.12", out=None, pins=GPU_MACHINE_PINS):
     of the ``gpu`` tests and the speed part against that machine's library
     versions.
 
+    Raises :class:`InstallError` when ``folder`` holds no wheels or
+    ``python`` is not a working Python 3.12.
+
     Returns
     -------
     returncode : int
@@ -306,6 +323,14 @@ def rehearse(folder, python="python3.12", out=None, pins=GPU_MACHINE_PINS):
     if not any(folder.glob("*.whl")):
         raise InstallError(
             f"gpu-check: no wheels in {folder}; run `make gpu-wheels` first."
+        )
+    version = _python_version(python)
+    if version != "3.12":
+        raise InstallError(
+            f"gpu-check rehearsal: needs a Python 3.12 (the GPU machines' "
+            f"version); `{python}` "
+            + ("did not run" if version is None else f"is Python {version}")
+            + ": name one with --python (make gpu-rehearse PYTHON312=...)."
         )
     out = Path(out or HERE / "results" / "gpu_check_rehearsal.json").resolve()
     requirements = rehearsal_requirements(folder, pins)
@@ -618,7 +643,11 @@ def main(argv=None):
         )
         return 0 if ok else 1
     if args.rehearse:
-        rc = rehearse(args.rehearse, python=args.python, out=args.out)
+        try:
+            rc = rehearse(args.rehearse, python=args.python, out=args.out)
+        except InstallError as exc:
+            print(exc)
+            return 1
         print(f"gpu-check rehearsal: {'passed' if rc == 0 else 'FAILED'} (exit {rc})")
         return rc
 

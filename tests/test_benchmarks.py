@@ -468,6 +468,13 @@ def test_gpu_check_rehearsal_installs_what_the_machine_has_and_nothing_it_lacks(
     assert needed <= names | lacking
     with pytest.raises(gpu_check.InstallError, match="make gpu-wheels"):
         gpu_check.rehearse(tmp_path, python=sys.executable)
+    # a folder with wheels, but no Python 3.12 to build the environment with
+    (tmp_path / "skorch-1.4.0-py3-none-any.whl").write_bytes(b"")
+    with pytest.raises(gpu_check.InstallError, match="did not run"):
+        gpu_check.rehearse(tmp_path, python=str(tmp_path / "no-such-python"))
+    if gpu_check._python_version(sys.executable) != "3.12":
+        with pytest.raises(gpu_check.InstallError, match=r"needs a Python 3\.12"):
+            gpu_check.rehearse(tmp_path, python=sys.executable)
 
 
 def test_speed_hands_over_each_finished_section(monkeypatch):
