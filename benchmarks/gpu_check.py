@@ -46,8 +46,8 @@ holding what a GPU machine holds, at its versions where they are known
 (:data:`GPU_MACHINE_PINS`: its torch 2.11, numpy 2.5, onnxruntime ...), runs
 ``--dry-run-on-cpu`` from there, so that the check installs the missing
 distributions from the wheel folder without an index, as it will on the
-machine, and runs every test and the speed part with that machine's
-libraries (on the CPU).
+machine, and runs the CPU twins of the ``gpu`` tests and the speed part with
+that machine's libraries.
 """
 
 import argparse
@@ -229,6 +229,26 @@ def download_wheels(folder, lacks=GPU_MACHINE_LACKS, has=GPU_MACHINE_HAS):
     return sorted(p.name for p in folder.glob("*.whl"))
 
 
+def _throwaway_venv(python, tmp, requirements):
+    """A virtual environment of ``python`` in ``tmp`` holding ``requirements``
+    (from the index); its Python's path."""
+    subprocess.run([python, "-m", "venv", f"{tmp}/venv"], check=True)
+    vpython = f"{tmp}/venv/bin/python"
+    subprocess.run(
+        [
+            vpython,
+            "-m",
+            "pip",
+            "--disable-pip-version-check",
+            "install",
+            "--quiet",
+            *requirements,
+        ],
+        check=True,
+    )
+    return vpython
+
+
 def verify_wheels(folder, python="python3.12", lacks=GPU_MACHINE_LACKS):
     """Dry-run install of ``lacks`` from ``folder`` alone, as on a GPU machine.
 
@@ -242,12 +262,13 @@ def verify_wheels(folder, python="python3.12", lacks=GPU_MACHINE_LACKS):
     folder = Path(folder).resolve()
     present = (folder / ASSUMED_FILE).read_text().split()
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([python, "-m", "venv", f"{tmp}/venv"], check=True)
-        vpip = [f"{tmp}/venv/bin/python", "-m", "pip", "--disable-pip-version-check"]
-        subprocess.run([*vpip, "install", "--quiet", *present], check=True)
+        vpython = _throwaway_venv(python, tmp, present)
         result = subprocess.run(
             [
-                *vpip,
+                vpython,
+                "-m",
+                "pip",
+                "--disable-pip-version-check",
                 "install",
                 "--dry-run",
                 "--no-index",
@@ -334,22 +355,9 @@ def rehearse(folder, python="python3.12", out=None, pins=GPU_MACHINE_PINS):
         )
     out = Path(out or HERE / "results" / "gpu_check_rehearsal.json").resolve()
     requirements = rehearsal_requirements(folder, pins)
+    print(f"gpu-check rehearsal: installing {' '.join(requirements)}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([python, "-m", "venv", f"{tmp}/venv"], check=True)
-        vpython = f"{tmp}/venv/bin/python"
-        print(f"gpu-check rehearsal: installing {' '.join(requirements)}", flush=True)
-        subprocess.run(
-            [
-                vpython,
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                *requirements,
-            ],
-            check=True,
-        )
+        vpython = _throwaway_venv(python, tmp, requirements)
         env = dict(os.environ)
         env.pop("PYTHONPATH", None)
         return subprocess.run(
@@ -575,6 +583,7 @@ def run_speed(
         command += ["--threads", str(threads)]
     if reference:
         command += ["--reference", str(reference)]
+    Path(out).unlink(missing_ok=True)  # what comes back is this run's
     t0 = time.perf_counter()
     rc, printed = _run_from_root(command, budget_s)
     tail = printed[-6000:] if rc is not None else f"timed out after {budget_s} s"

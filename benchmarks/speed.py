@@ -92,7 +92,7 @@ from pathlib import Path
 # OpenMP's wait policy is left to the environment and recorded with every
 # figure: its default (spin, then sleep) is what a user's process gets, and
 # PASSIVE (which the other scripts set, for busy shared machines) made the
-# width-24 calls 1.15-1.3x slower (benchmarks/README.md, section 3).  On a
+# width-24 calls 1.24-1.44x slower (benchmarks/README.md, section 3).  On a
 # busy machine, run with OMP_WAIT_POLICY=PASSIVE.
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
